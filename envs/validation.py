@@ -1,0 +1,29 @@
+"""Checks of what users hand to the real worlds, raising errors that say what is accepted."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def check_frame_size(frame_size) -> tuple[int, int]:
+    """``(H, W)`` as two ints >= 4, or a ValueError that says what is accepted."""
+    try:
+        height, width = frame_size
+        # Real, so that a string such as "64" is not read digit by digit.
+        valid = all(isinstance(v, numbers.Real) and float(v) == int(v) >= 4 for v in (height, width))
+    except (TypeError, ValueError, OverflowError):
+        valid = False
+    if not valid:
+        raise ValueError(f"frame_size must be two integers (H, W), each at least 4, e.g. (64, 64); got {frame_size!r}")
+    return int(height), int(width)
+
+
+def check_action(action, names: tuple[str, ...]) -> int:
+    """A discrete action as an int in ``[0, len(names))``, or a ValueError naming the accepted ones."""
+    value = np.asarray(action)
+    if value.shape != () or not np.issubdtype(value.dtype, np.integer) or not 0 <= int(value) < len(names):
+        listing = ", ".join(f"{i} {name}" for i, name in enumerate(names))
+        raise ValueError(f"action must be one integer in [0, {len(names)}) ({listing}); got {action!r}")
+    return int(value)

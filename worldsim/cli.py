@@ -1,0 +1,214 @@
+"""The ``worldsim`` command: sub-commands that take Hydra overrides (``key=value``) from ``configs/``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+from omegaconf import DictConfig, OmegaConf
+
+CONFIG_MODULE = "worldsim.configs"
+
+
+class UsageError(Exception):
+    """A mistake in the command line, reported as one line without a traceback."""
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    run: Callable[[DictConfig, str | None], None] | None = None  # None: not built yet
+    config: str | None = None  # the config in configs/ it composes
+    modes: tuple[str, ...] = ()  # a first positional word it requires, e.g. `bench speed`
+    arrives_with: str = ""  # for a command not built yet: the issue that builds it
+    example: str = ""
+
+
+def run_collect(cfg: DictConfig, mode: str | None) -> None:
+    from worldsim.data.collect import collect
+
+    scenarios = None
+    if "scenario" in cfg:
+        from worldsim.envs.balls import SCENARIOS
+
+        value = cfg.scenario
+        scenarios = list(SCENARIOS) if value == "all" else [value] if isinstance(value, str) else list(value)
+    env_kwargs = {key: to_python(cfg[key]) for key in cfg.world.env_args}
+    summary = collect(
+        cfg.world.env_id,
+        out=cfg.out,
+        episodes=cfg.episodes,
+        env_kwargs=env_kwargs,
+        scenarios=scenarios,
+        stills=cfg.stills,
+        policy=str(cfg.policy),
+        epsilon=cfg.epsilon,
+        algo=cfg.algo,
+        seed=cfg.seed,
+        progress=cfg.progress,
+    )
+    print(summary)
+
+
+def run_demo(cfg: DictConfig, mode: str | None) -> None:
+    from worldsim.demo import run_demo as demo
+
+    demo(frame_size=tuple(cfg.frame_size), steps=cfg.steps, seed=cfg.seed, scale=cfg.scale, out=cfg.out)
+
+
+def to_python(value):
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+COMMANDS = {
+    "collect": Command(
+        "roll a policy in a real world and write episodes",
+        run_collect,
+        config="collect",
+        example="worldsim collect world=balls scenario=collision episodes=100 frame_size=[64,64] out=data/balls",
+    ),
+    "train": Command("train a world model on collected episodes", arrives_with="World model"),
+    "play": Command("play a world model with the keyboard in a pygame window", arrives_with="Pygame viewer"),
+    "bench": Command(
+        "fidelity, physics, speed and RL benchmarks",
+        modes=("fidelity", "physics", "speed", "rl"),
+        arrives_with="World simulator / Simulator-fidelity benchmarks",
+    ),
+    "agent": Command(
+        "train agents in imagination, evaluate them in the real world",
+        modes=("train", "dyna"),
+        arrives_with="Agents trained in imagination",
+    ),
+    "demo": Command("show what worldsim does, in a few minutes on a CPU", run_demo, config="demo", example="worldsim demo"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return dispatch(argv)
+    except UsageError as error:
+        print(f"worldsim: error: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as error:
+        if os.environ.get("WORLDSIM_DEBUG"):
+            raise
+        print(f"worldsim: error: {error}", file=sys.stderr)
+        return 1
+
+
+def dispatch(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        raise UsageError(f"unknown sub-command {name!r}; choose one of {', '.join(COMMANDS)}")
+    command = COMMANDS[name]
+    mode = None
+    if command.modes and not (rest and rest[0] in ("-h", "--help")):
+        if not rest or rest[0] not in command.modes:
+            given = repr(rest[0]) if rest else "nothing"
+            raise UsageError(f"`worldsim {name}` needs one of {', '.join(command.modes)} first; got {given}")
+        mode, rest = rest[0], rest[1:]
+    if rest and rest[0] in ("-h", "--help"):
+        print(command_help(name, command))
+        return 0
+    if command.run is None:
+        print(f"worldsim {name}: not built yet; it arrives with the issue {command.arrives_with!r}.", file=sys.stderr)
+        return 2
+    bad = [arg for arg in rest if "=" not in arg or arg.startswith("-")]
+    if bad:
+        raise UsageError(f"expected key=value overrides, got {bad[0]!r}; see `worldsim {name} --help`")
+    command.run(compose(command.config, rest), mode)
+    return 0
+
+
+def compose(config: str, overrides: list[str]) -> DictConfig:
+    """Composes ``configs/<config>.yaml`` with ``overrides``; a bad key or choice is a UsageError."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+
+    try:
+        with initialize_config_module(CONFIG_MODULE, version_base=None):
+            cfg = hydra_compose(config, overrides=overrides)
+            OmegaConf.resolve(cfg)
+            return cfg
+    except MissingConfigException as error:
+        group = next((g for g in config_groups() if any(o.startswith(f"{g}=") for o in overrides)), None)
+        if group is None:
+            raise UsageError(first_line(error)) from None
+        choice = next(o.split("=", 1)[1] for o in overrides if o.startswith(f"{group}="))
+        raise UsageError(f"unknown {group} {choice!r}; choose one of {', '.join(group_options(group))}") from None
+    except ConfigCompositionException as error:
+        key = str(error).split("'")[1] if str(error).startswith("Could not override '") else None
+        if key is None:
+            raise UsageError(first_line(error)) from None
+        valid = ", ".join(config_keys(config, [o for o in overrides if o.split("=")[0] in config_groups()]))
+        raise UsageError(f"unknown config key {key!r} for `{config}`; valid keys: {valid}") from None
+    except HydraException as error:
+        raise UsageError(first_line(error)) from None
+
+
+def config_keys(config: str, group_overrides: list[str]) -> list[str]:
+    """The top-level keys of a composed config, groups included as ``group=``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module(CONFIG_MODULE, version_base=None):
+        cfg = hydra_compose(config, overrides=group_overrides)
+    groups = config_groups()
+    return [f"{key}=" if key in groups else key for key in cfg] + [f"{g}=" for g in groups if g not in cfg]
+
+
+def config_groups() -> list[str]:
+    root = resources.files(CONFIG_MODULE)
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("__"))
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in resources.files(CONFIG_MODULE).joinpath(group).iterdir() if p.name.endswith(".yaml"))
+
+
+def first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [
+        "usage: worldsim <command> [mode] [key=value ...]",
+        "",
+        "A generative video model as an interactive world simulator.",
+        "",
+        "commands:",
+    ]
+    for name, command in COMMANDS.items():
+        modes = f" {'|'.join(command.modes)}" if command.modes else ""
+        status = "" if command.run else "  (not built yet)"
+        lines.append(f"  {name:<{width}}  {command.help}{modes and f' [{modes.strip()}]'}{status}")
+    lines += ["", "Each command takes Hydra overrides composed from configs/; `worldsim <command> --help` shows them."]
+    return "\n".join(lines)
+
+
+def command_help(name: str, command: Command) -> str:
+    lines = [f"usage: worldsim {name}{' ' + '|'.join(command.modes) if command.modes else ''} [key=value ...]", "", command.help]
+    if command.run is None:
+        lines.append(f"\nNot built yet: it arrives with the issue {command.arrives_with!r}.")
+        return "\n".join(lines)
+    if command.example:
+        lines += ["", f"example: {command.example}"]
+    text = resources.files(CONFIG_MODULE).joinpath(f"{command.config}.yaml").read_text()
+    lines += ["", f"configs/{command.config}.yaml:", text.rstrip()]
+    for group in config_groups():
+        if f"- {group}:" in text:
+            lines.append(f"\n{group}= choices: {', '.join(group_options(group))}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
