@@ -343,7 +343,9 @@ def sample_scene(scenario: str, rng: np.random.Generator, world_size, draw_radiu
     raise RuntimeError(f"cannot place balls of radii {radii.tolist()} and a target in a {width:.1f}x{height:.1f} box")
 
 
-def place_apart(rng: np.random.Generator, radii: np.ndarray, world_size, avoid=None, tries: int = 1000) -> np.ndarray | None:
+def place_apart(
+    rng: np.random.Generator, radii: np.ndarray, world_size, avoid=None, tries: int = 1000
+) -> np.ndarray | None:
     """Positions ``[n, 2]`` for balls of ``radii`` inside the box, not overlapping each other or
     the rectangle ``avoid``, by rejection sampling; None when a ball finds no room in ``tries``
     (the balls placed first may leave none in a small box)."""

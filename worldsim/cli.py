@@ -53,6 +53,28 @@ def run_collect(cfg: DictConfig, mode: str | None) -> None:
     print(summary)
 
 
+def run_train(cfg: DictConfig, mode: str | None) -> None:
+    from worldsim.training.config import ModelConfig, TrainConfig, from_dict
+
+    for key in ("data", "model.vae"):
+        if OmegaConf.is_missing(cfg, key) and (key == "data" or cfg.stage == "dit"):
+            raise UsageError(f"`worldsim train` needs {key}=...; see `worldsim train --help`")
+    data = [cfg.data] if isinstance(cfg.data, str) else list(cfg.data)
+    train_cfg = from_dict(TrainConfig, to_python(cfg.train), "train")
+    common = dict(data=data, out=cfg.out, steps=cfg.steps, resume=cfg.resume, device=cfg.device, progress=cfg.progress)
+    if cfg.stage == "vae":
+        from worldsim.training.vae import train_vae
+
+        path = train_vae(cfg=train_cfg, **to_python(cfg.vae), **common)
+    elif cfg.stage == "dit":
+        from worldsim.training.loop import train
+
+        path = train(model_cfg=from_dict(ModelConfig, to_python(cfg.model), "model"), cfg=train_cfg, **common).checkpoint
+    else:
+        raise UsageError(f"unknown stage {cfg.stage!r}; choose dit or vae")
+    print(f"trained {cfg.steps} steps; latest checkpoint: {path}")
+
+
 def run_demo(cfg: DictConfig, mode: str | None) -> None:
     from worldsim.demo import run_demo as demo
 
@@ -70,7 +92,12 @@ COMMANDS = {
         config="collect",
         example="worldsim collect world=balls scenario=collision episodes=100 frame_size=[64,64] out=data/balls",
     ),
-    "train": Command("train a world model on collected episodes", arrives_with="World model"),
+    "train": Command(
+        "train a world model (or its VAE codec) on collected episodes",
+        run_train,
+        config="train",
+        example="worldsim train data=data/balls model=small steps=20000 out=runs/balls",
+    ),
     "play": Command("play a world model with the keyboard in a pygame window", arrives_with="Pygame viewer"),
     "bench": Command(
         "fidelity, physics, speed and RL benchmarks",

@@ -157,10 +157,11 @@ class BucketBatchSampler(Sampler[list[int]]):
             self.groups[key].append(index)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.epoch = 0
+        self.epoch, self.skip = 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Selects the epoch's order; ``skip`` leaves out its first batches (to resume mid-epoch)."""
+        self.epoch, self.skip = epoch, skip
 
     def _batches(self) -> list[list[int]]:
         rng = random.Random(self.seed * 1_000_003 + self.epoch)
@@ -179,7 +180,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches[:usable][self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
+        return iter(self._batches()[self.skip :])
 
     def __len__(self) -> int:
+        """Batches in a whole epoch for this rank."""
         return len(self._batches())

@@ -1,0 +1,156 @@
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synthetic import PLACES, draw, make_collection
+from worldsim.model.world_model import WorldModel, load
+from worldsim.training import checkpoint, loop
+from worldsim.training.config import ModelConfig, TrainConfig
+from worldsim.training.loop import TrainingDiverged, train
+
+TINY = ModelConfig(hidden_size=32, depth=2, num_heads=2, text_dim=32, text_depth=1, text_heads=2)
+
+
+def config(**overrides) -> TrainConfig:
+    base = dict(batch_size=8, window_lengths=[3], lr=2e-3, warmup_steps=10, log_every=1, checkpoint_every=1000,
+                ema_decay=0.9, context_noise_max=0.05)  # fmt: skip
+    return TrainConfig(**{**base, **overrides})
+
+
+def losses(run: Path, key="loss") -> list[float]:
+    with (run / "metrics.csv").open() as f:
+        return [float(row[key]) for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_collection(tmp_path_factory.mktemp("synthetic") / "data")
+
+
+@pytest.fixture(scope="module")
+def overfit(data, tmp_path_factory):
+    """A tiny model trained 300 steps on the synthetic world (shared by the tests below)."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    result = train([data], out, 300, TINY, config(checkpoint_every=150), progress=False)
+    return out, result
+
+
+def test_loss_falls_below_a_bound(overfit):
+    out, _ = overfit
+    diffusion = losses(out, "diffusion")
+    assert np.mean(diffusion[-20:]) < 0.5 * np.mean(diffusion[:5])
+    assert np.mean(diffusion[-20:]) < 0.4
+
+
+def test_run_folder_holds_config_metrics_and_checkpoints(overfit):
+    out, result = overfit
+    assert (out / "config.json").is_file()
+    assert [p.name for p in checkpoint.checkpoints(out)] == ["step_0000150", "step_0000300"]
+    assert result.checkpoint == out / "checkpoints" / "step_0000300"
+    with (out / "metrics.csv").open() as f:
+        row = next(csv.DictReader(f))
+    assert {"diffusion", "reward", "termination", "lr", "grad_norm", "tokens_per_s"} <= row.keys()
+
+
+def test_actions_steer_the_prediction(overfit):
+    out, _ = overfit
+    model = load(out)  # the run folder's latest checkpoint (EMA weights)
+    context = torch.from_numpy(np.stack([draw((1, 4), "red"), draw(PLACES[2], "red")]))[None]
+    targets = [draw(place, "red").astype(float) for place in PLACES]
+    for action in range(5):
+        predicted = model.predict_next(context, torch.tensor([[2, action]]), ["a red block"], steps=8,
+                                       generator=torch.Generator().manual_seed(0))[0].numpy()  # fmt: skip
+        errors = [np.abs(predicted - target).mean() for target in targets]
+        assert int(np.argmin(errors)) == action, (action, errors)
+
+
+def test_captions_steer_a_generated_image(overfit):
+    out, _ = overfit
+    model = load(out)
+    g = torch.Generator().manual_seed(0)
+    images = model.generate_image(["a red block"] * 4 + ["a blue block"] * 4, steps=8, generator=g).float()
+    red, blue = images[:4].mean(dim=(0, 1, 2)), images[4:].mean(dim=(0, 1, 2))
+    assert red[0] > blue[0] and blue[2] > red[2]
+
+
+def test_resume_after_a_kill_continues_the_same_curve(data, tmp_path, monkeypatch):
+    args = dict(data=[data], steps=12, model_cfg=TINY, cfg=config(checkpoint_every=4), progress=False)
+    whole = train(out=tmp_path / "whole", **args)
+    real_save = checkpoint.save
+
+    def killed_after_8(*a, **k):
+        path = real_save(*a, **k)
+        if path.name == "step_0000008":
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(checkpoint, "save", killed_after_8)
+    with pytest.raises(KeyboardInterrupt):
+        train(out=tmp_path / "cut", **args)
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    with pytest.raises(ValueError, match="already holds checkpoints; pass resume=true"):
+        train(out=tmp_path / "cut", **args)
+    resumed = train(out=tmp_path / "cut", resume=True, **args)
+    np.testing.assert_allclose(losses(tmp_path / "cut"), losses(tmp_path / "whole"), rtol=1e-5, atol=1e-6)
+    for a, b in zip(whole.model.dit.parameters(), resumed.model.dit.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_corrupt_checkpoints_give_clear_errors(data, tmp_path):
+    args = dict(data=[data], steps=2, model_cfg=TINY, cfg=config(checkpoint_every=2), progress=False)
+    result = train(out=tmp_path / "run", **args)
+    (result.checkpoint / checkpoint.STATE_FILE).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="is corrupt or from another model.*delete that folder"):
+        train(out=tmp_path / "run", resume=True, **{**args, "steps": 4})
+    weights = result.checkpoint / "dit" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match="cannot load the world model .* missing or corrupt"):
+        WorldModel.from_pretrained(result.checkpoint)
+    with pytest.raises(FileNotFoundError, match="resume=true but .* has no complete checkpoint"):
+        train(out=tmp_path / "empty", resume=True, **args)
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
+    real_forward = loop.FlowMatchingLoss.forward
+    calls = {"n": 0}
+
+    def poisoned(self, batch, generator):
+        calls["n"] += 1
+        out = real_forward(self, batch, generator)
+        if calls["n"] == 4:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(loop.FlowMatchingLoss, "forward", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 4.*last good checkpoint is .*step_0000002"):
+        train([data], tmp_path / "run", 10, TINY, config(checkpoint_every=2), progress=False)
+    assert [p.name for p in checkpoint.checkpoints(tmp_path / "run")] == ["step_0000002"]
+
+
+def test_bad_data_and_settings_are_rejected(data, tmp_path):
+    with pytest.raises(ValueError, match="no full batch of 1000 windows"):
+        train([data], tmp_path / "a", 2, TINY, config(batch_size=1000), progress=False)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train([tmp_path / "missing"], tmp_path / "b", 2, TINY, config(), progress=False)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        train([data], tmp_path / "c", 0, TINY, config(), progress=False)
+
+
+def test_ddp_on_two_ranks_keeps_equal_weights(data, tmp_path):
+    script = Path(__file__).with_name("ddp_train.py")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", str(script),
+         str(data), str(tmp_path / "run")],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sums = [float((tmp_path / "run" / f"rank{r}.sum").read_text()) for r in (0, 1)]
+    assert sums[0] == sums[1]
+    assert len(losses(tmp_path / "run")) == 2

@@ -1,0 +1,298 @@
+"""SpacetimeDiT: a frame-causal diffusion transformer on spacetime patches of latent video.
+
+Latents ``[B, T, C, h, w]`` are cut into patches of ``pt`` frames by ``p x p`` pixels; each patch is
+a token with a 3-D rotary position ``(t, y, x)``. Rotary positions are relative, and relative
+positions alone cannot tell where the frame's edges are (a ball's wall, a pole's track), so each
+token also gets fixed Fourier features of its place *within the frame* (row and column as fractions
+of the frame), projected linearly: no position table, any size and aspect ratio. A token attends to every token of its own and
+earlier temporal blocks (so cached keys of past frames are exact), and cross-attends to text.
+Every frame has its own noise level (diffusion forcing); the level and the action that led into
+the frame modulate each block through adaLN-Zero. Per frame it predicts the flow-matching velocity
+of its latents, the reward and a termination logit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from einops import rearrange
+from torch import nn
+
+from worldsim.model.flow import preconditioning
+from worldsim.model.rope import apply_rotary, grid_positions, rotary_angles
+
+NUM_TRAIN_TIMESTEPS = 1000  # noise level sigma in [0, 1] is embedded as the timestep sigma * 1000
+
+
+@dataclass
+class DiTOutput:
+    """Per-frame predictions: ``velocity [B, T, C, h, w]``, ``reward [B, T]``, ``termination [B, T]`` (logits).
+
+    (Inside ``final_layer``, ``velocity`` briefly holds the raw network output, which ``forward``
+    turns into the velocity.)"""
+
+    velocity: torch.Tensor
+    reward: torch.Tensor
+    termination: torch.Tensor
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+def frame_fourier_features(height: int, width: int, bands: int, device=None) -> torch.Tensor:
+    """Fourier features ``[height * width, 4 * bands]`` of each cell's centre as fractions of the
+    frame, ``sin/cos(2^k * pi * fraction)`` for rows and columns, k < ``bands``."""
+    ys = (torch.arange(height, device=device) + 0.5) / height
+    xs = (torch.arange(width, device=device) + 0.5) / width
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)  # [h w, 2]
+    angles = grid[:, :, None] * (math.pi * 2.0 ** torch.arange(bands, device=device))  # [h w, 2, bands]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(1)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding ``[..., dim]`` of timesteps ``t [...]`` (DiT / diffusers convention)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[..., None] * freqs
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with QK-norm and 3-D rotary positions; may prepend cached keys."""
+
+    def __init__(self, dim: int, num_heads: int, theta: float):
+        super().__init__()
+        self.num_heads, self.head_dim, self.theta = num_heads, dim // num_heads, theta
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, positions, cache=None, cache_positions=None):
+        """``x [B, S, D]`` at ``positions [S, 3]``; ``cache``: earlier tokens' unrotated
+        ``(keys, values)``, each ``[B, heads, S_c, head_dim]``, at ``cache_positions [S_c, 3]``.
+
+        Returns the output ``[B, S, D]`` and this call's unrotated ``(keys, values)``.
+        """
+        q, k, v = rearrange(self.qkv(x), "b s (three h d) -> three b h s d", three=3, h=self.num_heads)
+        q, k = self.q_norm(q), self.k_norm(k)
+        keys, values, key_positions = k, v, positions
+        if cache is not None:
+            keys = torch.cat([cache[0], k], dim=2)
+            values = torch.cat([cache[1], v], dim=2)
+            key_positions = torch.cat([cache_positions, positions])
+        q = apply_rotary(q, rotary_angles(positions, self.head_dim, self.theta))
+        rotated = apply_rotary(keys, rotary_angles(key_positions, self.head_dim, self.theta))
+        causal = key_positions[None, :, 0] <= positions[:, None, 0]  # [S, S_keys]: own and earlier blocks
+        out = F.scaled_dot_product_attention(q, rotated, values, attn_mask=causal)
+        return self.proj(rearrange(out, "b h s d -> b s (h d)")), (k, v)
+
+
+class CrossAttention(nn.Module):
+    """Attention from video tokens to text tokens (padding masked)."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """``x [B, S, D]``, ``text [B, L, D]``, ``text_mask [B, L]`` -> ``[B, S, D]``."""
+        q = rearrange(self.q(x), "b s (h d) -> b h s d", h=self.num_heads)
+        k, v = rearrange(self.kv(text), "b l (two h d) -> two b h l d", two=2, h=self.num_heads)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=text_mask[:, None, None, :])
+        return self.proj(rearrange(out, "b h s d -> b s (h d)"))
+
+
+class DiTBlock(nn.Module):
+    """Self-attention, cross-attention to text and an MLP; self-attention and MLP under adaLN-Zero."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, theta: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, num_heads, theta)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.cross = CrossAttention(dim, num_heads)
+        self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+
+    def forward(self, x, cond, tokens_per_block, text, text_mask, positions, cache=None, cache_positions=None):
+        """``x [B, S, D]``; ``cond [B, S / tokens_per_block, D]``: one conditioning vector per block."""
+        mod = self.adaLN_modulation(cond).repeat_interleave(tokens_per_block, dim=1)
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)
+        attended, kv = self.attn(modulate(self.norm1(x), shift_a, scale_a), positions, cache, cache_positions)
+        x = x + gate_a * attended
+        x = x + self.cross(self.norm2(x), text, text_mask)
+        x = x + gate_m * self.mlp(modulate(self.norm3(x), shift_m, scale_m))
+        return x, kv
+
+
+class SpacetimeDiT(ModelMixin, ConfigMixin):
+    """The world model's denoiser. See the module docstring; shapes are in :meth:`forward`.
+
+    Actions are discrete (``num_actions > 0``: ids ``[B, T]``) or continuous (``action_dim > 0``:
+    vectors ``[B, T, action_dim]``). A frame whose ``action_mask`` is False (an episode's first
+    frame, a still image, or an action dropped for classifier-free guidance) gets a learned null
+    action.
+    """
+
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 3,
+        patch_size: int = 2,
+        temporal_patch_size: int = 1,
+        hidden_size: int = 256,
+        depth: int = 6,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        num_actions: int = 0,
+        action_dim: int = 0,
+        text_dim: int = 128,
+        rope_theta: float = 10000.0,
+        frequency_dim: int = 256,
+        data_std: float = 0.5,
+        position_bands: int = 6,
+    ):
+        super().__init__()
+        if (num_actions > 0) == (action_dim > 0):
+            raise ValueError(f"give exactly one of num_actions (discrete) or action_dim (continuous), got {num_actions} and {action_dim}")
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} must be divisible by num_heads {num_heads}")
+        p, pt, d = patch_size, temporal_patch_size, hidden_size
+        self.patch_embed = nn.Linear(in_channels * pt * p * p, d)
+        self.position_embed = nn.Linear(4 * position_bands, d)
+        self.sigma_embed = nn.Sequential(nn.Linear(frequency_dim, d), nn.SiLU(), nn.Linear(d, d))
+        if num_actions:
+            self.action_embed = nn.Embedding(num_actions + 1, d)  # the last id is the null action
+        else:
+            self.action_embed = nn.Linear(action_dim, d)
+            self.null_action = nn.Parameter(torch.zeros(d))
+        self.block_cond = nn.Linear(pt * d, d) if pt > 1 else nn.Identity()
+        self.text_proj = nn.Linear(text_dim, d)
+        self.blocks = nn.ModuleList([DiTBlock(d, num_heads, mlp_ratio, rope_theta) for _ in range(depth)])
+        self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
+        self.final_linear = nn.Linear(d, pt * p * p * in_channels)
+        self.heads = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 2 * pt))  # reward, termination per frame
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """Xavier for linear layers; adaLN-Zero: every block starts as the identity, output zero."""
+
+        def basic(module):
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+        self.apply(basic)
+        # Unit-scale condition embeddings: the adaLN layers start at zero, so their first
+        # gradients are proportional to these vectors (0.02-scale ones take a small model
+        # thousands of steps to wake up).
+        nn.init.normal_(self.action_embed.weight, std=1.0)
+        for block in self.blocks:
+            nn.init.zeros_(block.adaLN_modulation[-1].weight)
+            nn.init.zeros_(block.adaLN_modulation[-1].bias)
+        for layer in (self.final_modulation[-1], self.final_linear):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    # ------------------------------------------------------------------------------- conditioning
+
+    def condition(self, sigmas: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """Per-block conditioning ``[B, T / pt, D]`` from noise levels ``[B, T]`` and actions."""
+        c = self.sigma_embed(timestep_embedding(sigmas * NUM_TRAIN_TIMESTEPS, self.config.frequency_dim))
+        if self.config.num_actions:
+            ids = torch.where(action_mask, actions.long(), self.config.num_actions)
+            c = c + self.action_embed(ids)
+        else:
+            embedded = self.action_embed(actions.to(c.dtype))
+            c = c + torch.where(action_mask[..., None], embedded, self.null_action.to(c.dtype))
+        return self.block_cond(rearrange(c, "b (t pt) d -> b t (pt d)", pt=self.config.temporal_patch_size))
+
+    def encode_text(self, text: torch.Tensor) -> torch.Tensor:
+        """Text encoder tokens ``[B, L, text_dim]`` -> ``[B, L, D]`` for cross-attention."""
+        return self.text_proj(text)
+
+    # ------------------------------------------------------------------------------------ forward
+
+    def forward(
+        self,
+        latents: torch.Tensor,
+        sigmas: torch.Tensor,
+        actions: torch.Tensor,
+        action_mask: torch.Tensor,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        *,
+        block_offset: int = 0,
+        cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+        cache_positions: torch.Tensor | None = None,
+        return_kv: bool = False,
+    ):
+        """Predicts velocity, reward and termination for every frame.
+
+        Args:
+            latents: noisy latents ``[B, T, C, h, w]``; ``T`` a multiple of ``pt``, ``h`` and ``w`` of ``p``.
+            sigmas: noise level of each frame ``[B, T]`` in ``[0, 1]`` (1 = pure noise).
+            actions: int ``[B, T]`` or float ``[B, T, A]``: the action that led into each frame.
+            action_mask: bool ``[B, T]``: False where a frame has no (or a dropped) action.
+            text: text encoder tokens ``[B, L, text_dim]``; ``text_mask`` bool ``[B, L]``.
+            block_offset: temporal position of the first block of ``latents``.
+            cache: per layer, unrotated ``(keys, values)`` ``[B, heads, S_c, head_dim]`` of earlier
+                tokens (from ``return_kv``), at ``cache_positions [S_c, 3]`` (see
+                :func:`~worldsim.model.rope.grid_positions`); their blocks must precede ``block_offset``.
+            return_kv: also return this call's per-layer unrotated ``(keys, values)``.
+
+        Returns:
+            :class:`DiTOutput`, and the list of per-layer ``(keys, values)`` if ``return_kv``.
+        """
+        b, t, c, h, w = latents.shape
+        p, pt = self.config.patch_size, self.config.temporal_patch_size
+        if t % pt or h % p or w % p:
+            raise ValueError(f"latents [B, T, C, h, w] = {tuple(latents.shape)} need T divisible by {pt} and h, w by {p}")
+        c_in, c_skip, c_out = (c[:, :, None, None, None] for c in preconditioning(sigmas, self.config.data_std))
+        x = rearrange(latents * c_in, "b (t pt) c (h p1) (w p2) -> b (t h w) (pt p1 p2 c)", pt=pt, p1=p, p2=p)
+        grid = (t // pt, h // p, w // p)
+        tokens_per_block = grid[1] * grid[2]
+        place = self.position_embed(frame_fourier_features(grid[1], grid[2], self.config.position_bands, x.device))
+        x = self.patch_embed(x) + place.repeat(grid[0], 1)
+        positions = grid_positions(*grid, t_offset=block_offset, device=x.device)
+        cond = self.condition(sigmas, actions, action_mask)
+        text = self.encode_text(text)
+        kvs = []
+        for i, block in enumerate(self.blocks):
+            layer_cache = cache[i] if cache is not None else None
+            x, kv = block(x, cond, tokens_per_block, text, text_mask, positions, layer_cache, cache_positions)
+            kvs.append(kv)
+        output = self.final_layer(x, cond, tokens_per_block, grid, c)
+        # The network's output F gives the clean estimate; the velocity is what takes x there.
+        denoised = c_skip * latents + c_out * output.velocity
+        output.velocity = (latents - denoised) / sigmas[:, :, None, None, None].clamp(min=1e-6)
+        return (output, kvs) if return_kv else output
+
+    def final_layer(self, x, cond, tokens_per_block, grid, channels) -> DiTOutput:
+        shift, scale = self.final_modulation(cond).repeat_interleave(tokens_per_block, dim=1).chunk(2, dim=-1)
+        hidden = modulate(self.final_norm(x), shift, scale)
+        p, pt = self.config.patch_size, self.config.temporal_patch_size
+        velocity = rearrange(
+            self.final_linear(hidden),
+            "b (t h w) (pt p1 p2 c) -> b (t pt) c (h p1) (w p2)",
+            t=grid[0], h=grid[1], w=grid[2], pt=pt, p1=p, p2=p, c=channels,
+        )  # fmt: skip
+        pooled = rearrange(hidden, "b (t n) d -> b t n d", t=grid[0]).mean(dim=2)
+        heads = rearrange(self.heads(pooled), "b t (pt two) -> two b (t pt)", two=2)
+        return DiTOutput(velocity=velocity, reward=heads[0], termination=heads[1])
+

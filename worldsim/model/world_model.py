@@ -1,0 +1,219 @@
+"""WorldModel: codec + SpacetimeDiT + text encoder + the facts about the world they model.
+
+## A model folder (diffusers ``save_pretrained`` style, safetensors only)
+```
+MODEL/
+  worldsim.json                 WorldModelConfig: codec, world, frame size, action space, ...
+  dit/                          SpacetimeDiT (config.json + diffusion_pytorch_model.safetensors)
+  text_encoder/                 ByteTextEncoder, same layout
+  vae/                          AutoencoderKL, only for the "vae" codec
+```
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from safetensors import SafetensorError
+from torch import nn
+
+from worldsim.atomic import atomic_write
+from worldsim.model.codec import load_codec
+from worldsim.model.dit import SpacetimeDiT
+from worldsim.model.flow import add_noise, sample_frames
+from worldsim.model.text import ByteTextEncoder
+
+CONFIG_FILE = "worldsim.json"
+
+
+@dataclass
+class WorldModelConfig:
+    """What a world model needs besides its weights; stored as ``worldsim.json``."""
+
+    codec: str = "pixels"
+    env_id: str | None = None  # the real world it learned, e.g. "worldsim/Balls-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    frame_size: tuple[int, int] = (64, 64)  # (H, W) it generates by default
+    fps: int = 10
+    action_space: dict[str, Any] = field(default_factory=lambda: {"type": "discrete", "n": 5})
+    context_frames: int = 8  # the window length it was trained on
+    context_noise: float = 0.0  # noise level of context frames at inference (within training's range)
+    sampler_steps: int = 4
+
+
+class WorldModel(nn.Module):
+    """A trained world model: encode frames, predict the next ones, decode them."""
+
+    def __init__(self, config: WorldModelConfig, codec: nn.Module, dit: SpacetimeDiT, text_encoder: nn.Module):
+        super().__init__()
+        self.config = config
+        self.codec = codec
+        self.dit = dit
+        self.text_encoder = text_encoder
+
+    # ---------------------------------------------------------------------------------- storage
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Writes the model folder; it appears under ``path`` only once complete."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.dit.save_pretrained(tmp / "dit", safe_serialization=True)
+        self.text_encoder.save_pretrained(tmp / "text_encoder", safe_serialization=True)
+        self.codec.save_pretrained(tmp)
+        with atomic_write(tmp / CONFIG_FILE, "w") as f:
+            json.dump(asdict(self.config), f, indent=2)
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
+        """Loads a model folder; a missing or corrupt one raises an error that names the file."""
+        path = Path(path)
+        config_path = path / CONFIG_FILE
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{path} is not a worldsim model folder: it has no {CONFIG_FILE}")
+        try:
+            raw = json.loads(config_path.read_text())
+            config = WorldModelConfig(**{**raw, "frame_size": tuple(raw["frame_size"])})
+            dit = SpacetimeDiT.from_pretrained(path / "dit", use_safetensors=True)
+            text_encoder = ByteTextEncoder.from_pretrained(path / "text_encoder", use_safetensors=True)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
+            raise ValueError(f"cannot load the world model at {path}: missing or corrupt files ({error})") from error
+        codec = load_codec(config.codec, path)
+        return cls(config, codec, dit, text_encoder).to(device).eval()
+
+    # ---------------------------------------------------------------------------------- inference
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.dit.parameters()).device
+
+    def _guided(self, run, text, text_mask, guidance: float):
+        """Classifier-free guidance: ``run(text, text_mask, with_conditions) -> velocity`` mixed as
+        ``uncond + guidance * (cond - uncond)``; the unconditional run nulls text and actions."""
+        cond = run(text, text_mask, True)
+        if guidance == 1.0:
+            return cond
+        null_text, null_mask = self.text_encoder([""] * text.shape[0])
+        uncond = run(null_text, null_mask, False)
+        return uncond + guidance * (cond - uncond)
+
+    @torch.no_grad()
+    def predict_next(
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        captions: Sequence[str],
+        steps: int | None = None,
+        guidance: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """The next frame after ``frames``, by full recomputation of the context (no cache).
+
+        Args:
+            frames: uint8 ``[B, T, H, W, 3]`` context; its first frame is treated as an episode
+                start (no incoming action).
+            actions: ``[B, T]`` (or ``[B, T, A]``): the action taken at each context frame; the
+                last one leads into the predicted frame.
+            captions: B strings ("" for none).
+            guidance: classifier-free guidance scale on text and actions (1 = none).
+        Returns:
+            uint8 ``[B, H, W, 3]``.
+        """
+        steps = steps or self.config.sampler_steps
+        device = self.device
+        context = self.codec.encode(frames.to(device))
+        b, t = context.shape[:2]
+        noise = torch.randn(context.shape, generator=generator).to(device)
+        context_sigmas = torch.full((b, t), self.config.context_noise, device=device)
+        context = add_noise(context, noise, context_sigmas)
+        # Frame i's incoming action is the one taken at frame i - 1.
+        incoming = torch.cat([torch.zeros_like(actions[:, :1]), actions], dim=1).to(device)
+        mask = torch.ones(incoming.shape[:2], dtype=torch.bool, device=device)
+        mask[:, 0] = False
+        text, text_mask = self.text_encoder(list(captions))
+
+        def denoise(x: torch.Tensor, sigma: float) -> torch.Tensor:
+            latents = torch.cat([context, x], dim=1)
+            sigmas = torch.cat([context_sigmas, torch.full((b, 1), sigma, device=device)], dim=1)
+
+            def run(text, text_mask, conditioned):
+                return self.dit(latents, sigmas, incoming, mask & conditioned, text, text_mask).velocity[:, -1:]
+
+            return self._guided(run, text, text_mask, guidance)
+
+        new = sample_frames(denoise, (b, 1, *context.shape[2:]), steps, generator=generator, device=device)
+        return self.codec.decode(new)[:, 0]
+
+    @torch.no_grad()
+    def generate_image(
+        self,
+        captions: Sequence[str],
+        frame_size: tuple[int, int] | None = None,
+        steps: int | None = None,
+        guidance: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """First frames from text alone (an image is a one-frame video): uint8 ``[B, H, W, 3]``."""
+        height, width = frame_size or self.config.frame_size
+        d, b, device = self.codec.downsample, len(captions), self.device
+        if height % d or width % d:
+            raise ValueError(f"frame_size {(height, width)} must be divisible by the codec's downsampling {d}")
+        text, text_mask = self.text_encoder(list(captions))
+        discrete = self.config.action_space["type"] == "discrete"
+        actions = torch.zeros((b, 1) if discrete else (b, 1, *self.config.action_space["shape"]), device=device)
+        no_action = torch.zeros(b, 1, dtype=torch.bool, device=device)
+
+        def denoise(x: torch.Tensor, sigma: float) -> torch.Tensor:
+            sigmas = torch.full((b, 1), sigma, device=device)
+
+            def run(text, text_mask, conditioned):
+                return self.dit(x, sigmas, actions, no_action, text, text_mask).velocity
+
+            return self._guided(run, text, text_mask, guidance)
+
+        shape = (b, 1, self.codec.latent_channels, height // d, width // d)
+        return self.codec.decode(sample_frames(denoise, shape, steps or self.config.sampler_steps, generator, device))[:, 0]
+
+
+def latest_checkpoint(run: Path) -> Path:
+    """The newest complete checkpoint folder of a training run folder."""
+    checkpoints = sorted(p for p in (run / "checkpoints").glob("step_*") if (p / CONFIG_FILE).is_file())
+    if not checkpoints:
+        raise FileNotFoundError(f"run folder {run} has no complete checkpoint yet")
+    return checkpoints[-1]
+
+
+def shipped_models() -> dict[str, Path]:
+    """Models shipped with the package, by name."""
+    root = Path(__file__).resolve().parents[1] / "shipped"
+    return {p.name: p for p in sorted(root.iterdir()) if (p / CONFIG_FILE).is_file()} if root.is_dir() else {}
+
+
+def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
+    """A WorldModel from a shipped model's name, a model folder, or a training run folder (its
+    latest checkpoint)."""
+    path = Path(name_or_path)
+    if (path / CONFIG_FILE).is_file():
+        return WorldModel.from_pretrained(path, device)
+    if (path / "vae" / "config.json").is_file() and not (path / CONFIG_FILE).is_file():
+        raise ValueError(f"{path} is a VAE codec run, not a world model; pass it as model.vae={path} to `worldsim train`")
+    if (path / "checkpoints").is_dir():
+        return WorldModel.from_pretrained(latest_checkpoint(path), device)
+    shipped = shipped_models()
+    if str(name_or_path) in shipped:
+        return WorldModel.from_pretrained(shipped[str(name_or_path)], device)
+    names = ", ".join(shipped) or "none yet"
+    raise FileNotFoundError(
+        f"no world model {str(name_or_path)!r}: not a shipped model (shipped: {names}), "
+        "a model folder (with worldsim.json) or a run folder (with checkpoints/)"
+    )

@@ -1,0 +1,285 @@
+"""Training the world model (``worldsim train``): flow matching on windows of real episodes.
+
+One readable loop, nanoGPT style: build the data, the model and its loss; then for each step draw
+micro-batches, accumulate gradients, clip, step AdamW under warmup + cosine, update the EMA, log a
+CSV row, and now and then write a checkpoint. Under ``torchrun`` it runs DDP (gloo on CPU, NCCL on
+GPU) with no change: every rank draws its own batches of one shared order, rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from worldsim.data.collection import Collection
+from worldsim.data.dataset import BucketBatchSampler, WindowDataset
+from worldsim.model.codec import load_codec
+from worldsim.model.dit import SpacetimeDiT
+from worldsim.model.flow import NoiseSchedule, add_noise, loss_weight, velocity_target
+from worldsim.model.text import ByteTextEncoder
+from worldsim.model.world_model import WorldModel, WorldModelConfig
+from worldsim.training import checkpoint
+from worldsim.training.config import ModelConfig, TrainConfig
+
+METRICS = ("step", "epoch", "loss", "diffusion", "reward", "termination", "lr", "grad_norm", "steps_per_s", "tokens_per_s")
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` leaves: the newest checkpoint folder and the model in memory (raw weights)."""
+
+    checkpoint: Path | None
+    model: WorldModel
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run stopped without writing a checkpoint."""
+
+
+# ------------------------------------------------------------------------------------ building
+
+
+def describe_world(roots: list[str | Path]) -> WorldModelConfig:
+    """World facts for the model (env, frame size, action space) from the collections' settings."""
+    collections = [Collection(root) for root in roots]
+    env_ids = {c.settings.get("env_id") for c in collections}
+    if len(env_ids) > 1:
+        raise ValueError(f"the collections come from different worlds {sorted(map(str, env_ids))}; train one world per model")
+    settings = collections[0].settings
+    env_id, env_kwargs = settings.get("env_id"), dict(settings.get("env_kwargs") or {})
+    frame_size = tuple(collections[0].refs()[0].frame_size)
+    if env_id is None:
+        raise ValueError(f"collection {collections[0].root} names no env_id; worldsim needs the real world's action space")
+    env = gym.make(env_id, **env_kwargs)
+    space = env.action_space
+    env.close()
+    if isinstance(space, gym.spaces.Discrete):
+        action_space = {"type": "discrete", "n": int(space.n)}
+    elif isinstance(space, gym.spaces.Box):
+        action_space = {"type": "box", "shape": list(space.shape), "low": space.low.tolist(), "high": space.high.tolist()}
+    else:
+        raise ValueError(f"{env_id} has action space {space}; worldsim models support Discrete and Box")
+    fps = gym.spec(env_id).kwargs.get("render_fps") or env.metadata.get("render_fps", 10)
+    return WorldModelConfig(env_id=env_id, env_kwargs=env_kwargs, frame_size=frame_size, fps=int(fps), action_space=action_space)
+
+
+def build_world_model(model: ModelConfig, world: WorldModelConfig) -> WorldModel:
+    """A freshly initialised WorldModel of the given sizes for the given world."""
+    codec = load_codec(model.codec, model.vae)
+    discrete = world.action_space["type"] == "discrete"
+    dit = SpacetimeDiT(
+        in_channels=codec.latent_channels,
+        patch_size=model.patch_size,
+        temporal_patch_size=model.temporal_patch_size,
+        hidden_size=model.hidden_size,
+        depth=model.depth,
+        num_heads=model.num_heads,
+        mlp_ratio=model.mlp_ratio,
+        num_actions=world.action_space["n"] if discrete else 0,
+        action_dim=0 if discrete else math.prod(world.action_space["shape"]),
+        text_dim=model.text_dim,
+    )
+    text_encoder = ByteTextEncoder(dim=model.text_dim, depth=model.text_depth, num_heads=model.text_heads)
+    return WorldModel(replace(world, codec=model.codec), codec, dit, text_encoder)
+
+
+class FlowMatchingLoss(nn.Module):
+    """The training objective of a WorldModel on a batch of windows (the module DDP wraps).
+
+    Returns a dict of scalar losses: ``loss`` (the weighted sum), ``diffusion`` (velocity MSE over
+    all frames), ``reward`` (MSE) and ``termination`` (BCE) on frames at context noise levels.
+    """
+
+    def __init__(self, model: WorldModel, cfg: TrainConfig):
+        super().__init__()
+        self.dit, self.text_encoder, self.codec = model.dit, model.text_encoder, model.codec
+        self.cfg = cfg
+        self.schedule = NoiseSchedule(cfg.context_prob, cfg.context_noise_max, cfg.logit_mean, cfg.logit_std)
+
+    def forward(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        device = next(self.dit.parameters()).device
+        with torch.no_grad():
+            x0 = self.codec.encode(batch["frames"].to(device))
+        b, t = x0.shape[:2]
+        sigmas = self.schedule.sample(b, t, generator, device)
+        noise = torch.randn(x0.shape, generator=generator).to(device)
+        keep_text = torch.rand(b, generator=generator) >= self.cfg.text_dropout
+        keep_actions = (torch.rand(b, generator=generator) >= self.cfg.action_dropout).to(device)
+        captions = [c if keep else "" for c, keep in zip(batch["caption"], keep_text.tolist())]
+        text, text_mask = self.text_encoder(captions)
+        action_mask = batch["action_mask"].to(device) & keep_actions[:, None]
+        out = self.dit(add_noise(x0, noise, sigmas), sigmas, batch["actions"].to(device), action_mask, text, text_mask)
+        weight = loss_weight(sigmas, self.dit.config.data_std)[:, :, None, None, None]
+        diffusion = (weight * (out.velocity.float() - velocity_target(x0, noise)) ** 2).mean()
+        heads = (sigmas <= self.cfg.context_noise_max) & ~batch["is_image"].to(device)[:, None]
+        reward = masked_mean((out.reward.float() - batch["rewards"].to(device)) ** 2, heads)
+        termination = masked_mean(
+            F.binary_cross_entropy_with_logits(out.termination.float(), batch["terminated"].to(device).float(), reduction="none"),
+            heads,
+        )
+        loss = diffusion + self.cfg.reward_weight * reward + self.cfg.termination_weight * termination
+        return {"loss": loss, "diffusion": diffusion, "reward": reward, "termination": termination}
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+def lr_lambda(warmup: int, total: int, min_ratio: float):
+    """Linear warmup to 1, then cosine decay to ``min_ratio`` at ``total`` steps."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+# ------------------------------------------------------------------------------------ the loop
+
+
+def setup_distributed(device: str) -> tuple[int, int, torch.device]:
+    """``(rank, world_size, device)``; joins the torchrun process group when launched by torchrun."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if "RANK" not in os.environ:
+        return 0, 1, torch.device(device)
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if device == "cuda":
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+    the_device = torch.device("cuda", local_rank) if device == "cuda" else torch.device("cpu")
+    return dist.get_rank(), dist.get_world_size(), the_device
+
+
+def batches(loader: DataLoader, sampler: BucketBatchSampler, epoch: int, skip: int) -> Iterator[tuple[int, int, dict]]:
+    """``(epoch, index in epoch, batch)`` forever, starting ``skip`` batches into ``epoch``."""
+    while True:
+        sampler.set_epoch(epoch, skip=skip)
+        for i, batch in enumerate(loader, start=skip):
+            yield epoch, i, batch
+        epoch, skip = epoch + 1, 0
+
+
+def train(
+    data: list[str | Path],
+    out: str | Path,
+    steps: int,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    resume: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+) -> TrainResult:
+    """Trains a world model on the collections ``data`` for ``steps`` optimizer steps into the run
+    folder ``out`` (``config.json``, ``metrics.csv``, ``checkpoints/step_NNNNNNN/``). ``resume`` continues from the newest checkpoint exactly: weights, optimizer,
+    schedule, EMA, data position and random state."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    out = Path(out)
+    rank, world_size, device = setup_distributed(device)
+    dataset = WindowDataset(data, cfg.window_lengths, images=cfg.images)
+    sampler = BucketBatchSampler(dataset.buckets, cfg.batch_size, drop_last=True, seed=cfg.seed, rank=rank, world_size=world_size)
+    if len(sampler) == 0:
+        raise ValueError(f"no full batch of {cfg.batch_size} windows per rank: collect more episodes or lower batch_size")
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers)
+
+    torch.manual_seed(cfg.seed)
+    model = build_world_model(model_cfg, describe_world(data))
+    model.config.context_frames = max(cfg.window_lengths)
+    model.to(device)
+    objective = FlowMatchingLoss(model, cfg).to(device)
+    trainable = nn.ModuleDict({"dit": model.dit, "text_encoder": model.text_encoder})
+    ddp = DistributedDataParallel(objective) if world_size > 1 else objective
+    optimizer = torch.optim.AdamW(trainable.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.warmup_steps, steps, cfg.min_lr_ratio))
+    ema = AveragedModel(trainable, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    generator = torch.Generator()
+
+    parts = {"trainable": trainable, "optimizer": optimizer, "schedule": schedule, "ema": ema}
+    start = checkpoint.State()
+    if resume:
+        start = checkpoint.load_state(out, parts)
+    elif checkpoint.has_checkpoints(out):
+        raise ValueError(f"{out} already holds checkpoints; pass resume=true to continue it or choose another out=")
+    if rank == 0:
+        checkpoint.write_run_config(out, data=[str(d) for d in data], steps=steps, model=model_cfg, train=cfg, world=model.config)
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+    metrics = checkpoint.MetricsWriter(out / "metrics.csv", METRICS, enabled=rank == 0, keep_until=start.step)
+    stream = batches(loader, sampler, start.epoch, start.batch)
+    step, epoch, index = start.step, start.epoch, start.batch
+    bar = tqdm(total=steps, initial=step, desc=f"train {out.name}", disable=not progress or rank != 0, unit="step")
+    tick, tokens = time.perf_counter(), 0
+    last = None
+    while step < steps:
+        totals = {}
+        # Noise, levels and dropout of a step follow from (seed, rank, step): resume needs no RNG state.
+        generator.manual_seed(step_seed(cfg.seed, rank, step))
+        for _ in range(cfg.grad_accum):
+            epoch, index, batch = next(stream)
+            with autocast:
+                losses = ddp(batch, generator)
+            (losses["loss"] / cfg.grad_accum).backward()
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0.0) + value.item() / cfg.grad_accum
+            tokens += tokens_in(batch, model)
+        if not all(math.isfinite(v) for v in totals.values()):
+            last_good = checkpoint.newest(out)
+            raise TrainingDiverged(
+                f"loss became {totals['loss']} at step {step + 1}; stopped without saving. "
+                f"The last good checkpoint is {last_good or 'none (no checkpoint yet)'}; try a lower lr (now {cfg.lr})"
+            )
+        grad_norm = float(nn.utils.clip_grad_norm_(trainable.parameters(), cfg.grad_clip))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        schedule.step()
+        ema.update_parameters(trainable)
+        step += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == steps:
+            elapsed = time.perf_counter() - tick
+            rate = cfg.log_every / elapsed if step % cfg.log_every == 0 else 0.0
+            row = {"step": step, "epoch": epoch, **totals, "lr": schedule.get_last_lr()[0], "grad_norm": grad_norm,
+                   "steps_per_s": rate, "tokens_per_s": tokens / elapsed}  # fmt: skip
+            metrics.write(row)
+            bar.set_postfix(loss=f"{totals['loss']:.4f}", steps_per_s=f"{rate:.2f}")
+            tick, tokens = time.perf_counter(), 0
+        if step % cfg.checkpoint_every == 0 or step == steps:
+            state = checkpoint.State(step=step, epoch=epoch, batch=index + 1)
+            if rank == 0:
+                last = checkpoint.save(out, model, ema, parts, state, cfg.keep_checkpoints)
+            if world_size > 1:
+                dist.barrier()
+    bar.close()
+    metrics.close()
+    return TrainResult(checkpoint=last or checkpoint.newest(out), model=model)
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+
+
+def tokens_in(batch: dict, model: WorldModel) -> int:
+    """Spacetime tokens the DiT saw in a batch (for throughput)."""
+    b, t, h, w, _ = batch["frames"].shape
+    p, d = model.dit.config.patch_size, model.codec.downsample
+    return b * t * (h // d // p) * (w // d // p)
