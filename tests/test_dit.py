@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from worldsim.model.dit import SpacetimeDiT
+from worldsim.model.flow import preconditioning
 from worldsim.model.rope import grid_positions
 from worldsim.model.text import ByteTextEncoder
 
@@ -104,10 +105,14 @@ def test_actions_and_text_reach_the_output():
     assert not torch.allclose(base, model(**dict(x, text=x["text"].flip(0), text_mask=x["text_mask"].flip(0))).velocity)
 
 
-def test_fresh_model_predicts_zero_velocity():
+def test_fresh_model_outputs_only_the_preconditioning_skip():
     torch.manual_seed(0)
     model = SpacetimeDiT(in_channels=3, patch_size=2, hidden_size=32, depth=2, num_heads=2, num_actions=5, text_dim=32)
-    assert model(**inputs()).velocity.abs().max() == 0  # adaLN-Zero and a zero final layer
+    x = inputs()
+    # adaLN-Zero and a zero final layer: the network adds nothing to the skip c_skip * x.
+    _, c_skip, _ = preconditioning(x["sigmas"], model.config.data_std)
+    s, c_skip = x["sigmas"][:, :, None, None, None], c_skip[:, :, None, None, None]
+    torch.testing.assert_close(model(**x).velocity, (1 - c_skip) * x["latents"] / s)
 
 
 def test_bad_configs_are_rejected():

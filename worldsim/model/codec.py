@@ -125,5 +125,5 @@ def load_codec(name: str, path: str | Path | None = None) -> PixelCodec | VAECod
     if name == "vae":
         if path is None or not (Path(path) / "vae" / "config.json").is_file():
             raise FileNotFoundError(f"vae codec: no trained VAE at {path}/vae; train one with `worldsim train stage=vae`")
-        return VAECodec(AutoencoderKL.from_pretrained(Path(path) / "vae"))
+        return VAECodec(AutoencoderKL.from_pretrained(Path(path) / "vae", use_safetensors=True, low_cpu_mem_usage=False))
     raise ValueError(f"unknown codec {name!r}; choose one of {', '.join(CODECS)}")

@@ -26,19 +26,23 @@ class NoiseSchedule:
     With probability ``context_prob`` a sample is "clean context, noisy last frame": all frames but
     the last share one small level drawn from ``[0, context_noise_max]`` (context noise
     augmentation; the model sees the level), the last frame gets a level from the main law. Other
-    samples draw every frame's level independently (diffusion forcing). The main law is logit-normal
-    (``logit_mean``, ``logit_std``), which favours the middle levels where the task is hardest.
+    samples draw every frame's level independently (diffusion forcing). The main law mixes a
+    logit-normal (``logit_mean``, ``logit_std``) with a share ``uniform_prob`` of uniform levels, so
+    that the highest levels, where sampling starts and the context decides everything, are trained.
     """
 
     context_prob: float = 0.5
     context_noise_max: float = 0.1
-    logit_mean: float = 0.0
-    logit_std: float = 1.0
+    logit_mean: float = 0.5
+    logit_std: float = 1.2
+    uniform_prob: float = 0.25
 
     def sample(self, batch: int, frames: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """Noise levels ``[batch, frames]`` in (0, 1)."""
+        """Noise levels ``[batch, frames]`` in (0, 1]."""
         normal = torch.randn(batch, frames, generator=generator) * self.logit_std + self.logit_mean
-        sigmas = torch.sigmoid(normal)
+        uniform = 1 - torch.rand(batch, frames, generator=generator)  # (0, 1]
+        pick = torch.rand(batch, frames, generator=generator) < self.uniform_prob
+        sigmas = torch.where(pick, uniform, torch.sigmoid(normal))
         context = torch.rand(batch, generator=generator) < self.context_prob
         context &= frames > 1
         levels = torch.rand(batch, 1, generator=generator) * self.context_noise_max

@@ -84,8 +84,8 @@ class WorldModel(nn.Module):
         try:
             raw = json.loads(config_path.read_text())
             config = WorldModelConfig(**{**raw, "frame_size": tuple(raw["frame_size"])})
-            dit = SpacetimeDiT.from_pretrained(path / "dit", use_safetensors=True)
-            text_encoder = ByteTextEncoder.from_pretrained(path / "text_encoder", use_safetensors=True)
+            dit = SpacetimeDiT.from_pretrained(path / "dit", use_safetensors=True, low_cpu_mem_usage=False)
+            text_encoder = ByteTextEncoder.from_pretrained(path / "text_encoder", use_safetensors=True, low_cpu_mem_usage=False)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
             raise ValueError(f"cannot load the world model at {path}: missing or corrupt files ({error})") from error
         codec = load_codec(config.codec, path)

@@ -41,8 +41,9 @@ class TrainConfig:
     action_dropout: float = 0.1  # samples whose actions are all nulled (guidance on actions)
     context_prob: float = 0.5  # share of "clean context + noisy last frame" samples
     context_noise_max: float = 0.1  # context noise augmentation: levels drawn from [0, this]
-    logit_mean: float = 0.5  # noise levels of noisy frames: sigmoid(normal(logit_mean, logit_std));
-    logit_std: float = 1.2  # a positive mean favours the high levels where the context must be used
+    logit_mean: float = 0.5  # noise levels of noisy frames: sigmoid(normal(logit_mean, logit_std)),
+    logit_std: float = 1.2  # a positive mean favouring the high levels where the context must be used,
+    uniform_prob: float = 0.25  # mixed with this share of uniform levels in (0, 1]
     reward_weight: float = 1.0
     termination_weight: float = 1.0
     log_every: int = 10

@@ -109,7 +109,7 @@ class FlowMatchingLoss(nn.Module):
         super().__init__()
         self.dit, self.text_encoder, self.codec = model.dit, model.text_encoder, model.codec
         self.cfg = cfg
-        self.schedule = NoiseSchedule(cfg.context_prob, cfg.context_noise_max, cfg.logit_mean, cfg.logit_std)
+        self.schedule = NoiseSchedule(cfg.context_prob, cfg.context_noise_max, cfg.logit_mean, cfg.logit_std, cfg.uniform_prob)
 
     def forward(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
         device = next(self.dit.parameters()).device
