@@ -84,3 +84,19 @@ def test_scenario_all_cycles_through_every_scenario(capsys, tmp_path):
                      f"out={tmp_path / 'd'}")  # fmt: skip
     assert code == 0
     assert Collection(tmp_path / "d").settings["scenarios"] == ["uniform", "collision", "parabola", "push"]
+
+
+def test_train_runs_from_the_command_line(capsys, tmp_path):
+    from synthetic import make_collection
+
+    data = make_collection(tmp_path / "data", episodes=4)
+    argv = ["train", f"data={data}", "model=tiny", "train=smoke", "steps=3", "progress=false", f"out={tmp_path / 'run'}"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "trained 3 steps; latest checkpoint:" in out
+    assert (tmp_path / "run" / "checkpoints" / "step_0000003" / "worldsim.json").is_file()
+    code, _, err = run(capsys, "train", "model=tiny")
+    assert code == 2 and "`worldsim train` needs data=..." in err
+    code, _, err = run(capsys, "train", f"data={data}", "model=huge")
+    assert code == 2 and "unknown model 'huge'; choose one of base, small, tiny" in err
+    code, _, err = run(capsys, "train", f"data={data}", "train.colour=red")
+    assert code == 2 and "unknown config key" in err

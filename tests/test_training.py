@@ -154,3 +154,16 @@ def test_ddp_on_two_ranks_keeps_equal_weights(data, tmp_path):
     sums = [float((tmp_path / "run" / f"rank{r}.sum").read_text()) for r in (0, 1)]
     assert sums[0] == sums[1]
     assert len(losses(tmp_path / "run")) == 2
+
+
+def test_worldsim_load_finds_models_and_explains_misses(overfit, tmp_path):
+    import worldsim
+
+    out, result = overfit
+    assert isinstance(worldsim.load(out), worldsim.WorldModel)  # a run folder: its newest checkpoint
+    assert isinstance(worldsim.load(result.checkpoint), worldsim.WorldModel)  # a model folder
+    with pytest.raises(FileNotFoundError, match="no world model 'nowhere': not a shipped model"):
+        worldsim.load("nowhere")
+    (tmp_path / "empty_run" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="has no complete checkpoint yet"):
+        worldsim.load(tmp_path / "empty_run")

@@ -73,17 +73,13 @@ class WindowDataset(Dataset):
                 self.windows.extend(Window(ref, 0, 1) for ref in collection.refs("stills"))
         if not self.windows:
             raise ValueError(f"no windows of length {lengths} in {[str(r) for r in roots]}: are the episodes shorter?")
+        self.buckets = [window.bucket for window in self.windows]  # (T, H, W) per item, for the sampler
         self.action_shape, self.action_dtype = check_actions_agree(collections)
         self.cache = cache
         self._episodes: dict[Path, Episode] = {}
 
     def __len__(self) -> int:
         return len(self.windows)
-
-    @property
-    def buckets(self) -> list[tuple[int, int, int]]:
-        """The ``(T, H, W)`` of every item, for :class:`BucketBatchSampler`."""
-        return [window.bucket for window in self.windows]
 
     def __getitem__(self, index: int) -> dict:
         window = self.windows[index]
