@@ -134,6 +134,11 @@ class BallsEnv(gym.Env):
         self.speed_range = check_range("speed_range", speed_range, speed_bounds, minimum=0.0)
         self.radius_bounds = (float(radius_bounds[0]), float(radius_bounds[1]))
         self.speed_bounds = (float(speed_bounds[0]), float(speed_bounds[1]))
+        if split == "ood" and (self.radius_range == self.radius_bounds or self.speed_range == self.speed_bounds):
+            raise ValueError(
+                "the ood split draws radii and speeds outside radius_range / speed_range but within "
+                "radius_bounds / speed_bounds; make the bounds wider than the ranges"
+            )
         if max_steps is not None and (not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
             raise ValueError(f"max_steps must be a positive integer or None, got {max_steps!r}")
         self.scenario = scenario

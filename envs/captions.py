@@ -27,7 +27,7 @@ UNIFORM = (
     "a {size} red ball glides {direction} at a steady pace",
     "one red ball, {size}, travelling {direction} {speed}",
     "a red ball drifting {direction} in a straight line",
-    "a {size} red ball slides {direction} without slowing down",
+    "a {size} red ball slides {direction} at constant speed",
 )
 COLLISION = (
     "a {size0} red ball moving right hits a {size1} blue ball moving left",
@@ -45,8 +45,8 @@ PARABOLA = (
 PUSH = (
     "push the red ball into the green square at the {where}",
     "the red ball must reach the green target at the {where}",
-    "steer the {size} red ball to the green zone at the {where}, past a blue ball",
-    "move the red ball onto the green square; a {size1} blue ball is in the way",
+    "steer the {size} red ball to the green zone at the {where}",
+    "move the red ball onto the green square at the {where}; a {size1} blue ball rests in the box",
 )
 STILL = (
     "{scene}",

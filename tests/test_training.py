@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from synthetic import PLACES, draw, make_collection
+from worldsim.data.collection import Collection
+from worldsim.data.episode import Episode
 from worldsim.model.world_model import WorldModel, load
 from worldsim.training import checkpoint, loop
 from worldsim.training.config import ModelConfig, TrainConfig
@@ -167,3 +169,69 @@ def test_worldsim_load_finds_models_and_explains_misses(overfit, tmp_path):
     (tmp_path / "empty_run" / "checkpoints").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="has no complete checkpoint yet"):
         worldsim.load(tmp_path / "empty_run")
+
+
+def test_reward_head_learns_the_reward(overfit, data):
+    from torch.utils.data import default_collate
+
+    from worldsim.data.dataset import WindowDataset
+
+    _, result = overfit
+    model = result.model.eval()
+    dataset = WindowDataset(data, window_lengths=3, images=False)
+    batch = default_collate([dataset[i] for i in range(len(dataset))])
+    with torch.no_grad():
+        latents = model.codec.encode(batch["frames"])
+        text, mask = model.text_encoder(batch["caption"])
+        out = model.dit(latents, torch.zeros(latents.shape[:2]), batch["actions"], batch["action_mask"], text, mask)
+    rewarded = batch["rewards"] > 0.5  # frames reached by action 4
+    assert out.reward[rewarded].mean() > out.reward[~rewarded].mean() + 0.3
+
+
+def test_guidance_changes_the_sample_and_scale_one_is_plain(overfit):
+    _, result = overfit
+    model = result.model.eval()
+    plain = model.generate_image(["a red block"], steps=4, generator=torch.Generator().manual_seed(1))
+    one = model.generate_image(["a red block"], steps=4, guidance=1.0, generator=torch.Generator().manual_seed(1))
+    strong = model.generate_image(["a red block"], steps=4, guidance=4.0, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(plain, one) and not torch.equal(plain, strong)
+
+
+def test_one_run_trains_several_frame_sizes_and_window_lengths(tmp_path):
+    square = make_collection(tmp_path / "square", episodes=6, size=8)
+    wide = make_collection(tmp_path / "wide", episodes=6, size=8, seed=1)
+    # Widen the second collection's frames to 8x12: same world, another aspect ratio.
+    for path in Collection(wide).paths():
+        episode = Episode.load(path)
+        episode.frames = np.concatenate([episode.frames, episode.frames[:, :, :4]], axis=2)
+        episode.save(path)
+    result = train([square, wide], tmp_path / "run", 6, TINY, config(batch_size=4, window_lengths=[2, 3]), progress=False)
+    seen = {(int(row["step"])) for row in csv.DictReader((tmp_path / "run" / "metrics.csv").open())}
+    assert seen == set(range(1, 7)) and result.checkpoint.name == "step_0000006"
+
+
+def test_a_user_text_encoder_plugs_in(data, tmp_path):
+    class HashedWords(torch.nn.Module):
+        """A stand-in for a local pretrained encoder: a frozen embedding of hashed words."""
+
+        dim = 16
+
+        def __init__(self):
+            super().__init__()
+            self.table = torch.nn.Embedding(97, self.dim).requires_grad_(False)
+
+        def forward(self, captions):
+            rows = [[hash(w) % 96 + 1 for w in c.split()] or [0] for c in captions]
+            ids = torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long)
+            for i, row in enumerate(rows):
+                ids[i, : len(row)] = torch.tensor(row)
+            mask = torch.zeros_like(ids, dtype=torch.bool)
+            for i, row in enumerate(rows):
+                mask[i, : len(row)] = True
+            return self.table(ids), mask
+
+    encoder = HashedWords()
+    result = train([data], tmp_path / "run", 3, TINY, config(), progress=False, text_encoder=encoder)
+    assert result.model.dit.config.text_dim == 16 and result.model.text_encoder is encoder
+    loaded = WorldModel.from_pretrained(result.checkpoint, text_encoder=encoder)
+    assert loaded.generate_image(["a red block"], steps=2).shape == (1, 8, 8, 3)

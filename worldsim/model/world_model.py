@@ -65,7 +65,8 @@ class WorldModel(nn.Module):
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.dit.save_pretrained(tmp / "dit", safe_serialization=True)
-        self.text_encoder.save_pretrained(tmp / "text_encoder", safe_serialization=True)
+        if hasattr(self.text_encoder, "save_pretrained"):
+            self.text_encoder.save_pretrained(tmp / "text_encoder", safe_serialization=True)
         self.codec.save_pretrained(tmp)
         with atomic_write(tmp / CONFIG_FILE, "w") as f:
             json.dump(asdict(self.config), f, indent=2)
@@ -75,8 +76,11 @@ class WorldModel(nn.Module):
         return path
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
-        """Loads a model folder; a missing or corrupt one raises an error that names the file."""
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu", text_encoder: nn.Module | None = None) -> WorldModel:
+        """Loads a model folder; a missing or corrupt one raises an error that names the file.
+
+        ``text_encoder``: the user's own encoder, for a model trained with one (its folder then
+        holds whatever that encoder's ``save_pretrained`` wrote, or nothing)."""
         path = Path(path)
         config_path = path / CONFIG_FILE
         if not config_path.is_file():
@@ -85,7 +89,8 @@ class WorldModel(nn.Module):
             raw = json.loads(config_path.read_text())
             config = WorldModelConfig(**{**raw, "frame_size": tuple(raw["frame_size"])})
             dit = SpacetimeDiT.from_pretrained(path / "dit", use_safetensors=True, low_cpu_mem_usage=False)
-            text_encoder = ByteTextEncoder.from_pretrained(path / "text_encoder", use_safetensors=True, low_cpu_mem_usage=False)
+            if text_encoder is None:
+                text_encoder = ByteTextEncoder.from_pretrained(path / "text_encoder", use_safetensors=True, low_cpu_mem_usage=False)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
             raise ValueError(f"cannot load the world model at {path}: missing or corrupt files ({error})") from error
         codec = load_codec(config.codec, path)

@@ -78,9 +78,16 @@ def describe_world(roots: list[str | Path]) -> WorldModelConfig:
     return WorldModelConfig(env_id=env_id, env_kwargs=env_kwargs, frame_size=frame_size, fps=int(fps), action_space=action_space)
 
 
-def build_world_model(model: ModelConfig, world: WorldModelConfig) -> WorldModel:
-    """A freshly initialised WorldModel of the given sizes for the given world."""
+def build_world_model(model: ModelConfig, world: WorldModelConfig, text_encoder: nn.Module | None = None) -> WorldModel:
+    """A freshly initialised WorldModel of the given sizes for the given world.
+
+    ``text_encoder``: any module with the :class:`~worldsim.model.text.TextEncoder` interface (for
+    example a local pretrained encoder; freeze it with ``requires_grad_(False)`` if it should stay
+    as it is); by default a :class:`~worldsim.model.text.ByteTextEncoder` of ``model``'s sizes.
+    """
     codec = load_codec(model.codec, model.vae)
+    if text_encoder is None:
+        text_encoder = ByteTextEncoder(dim=model.text_dim, depth=model.text_depth, num_heads=model.text_heads)
     discrete = world.action_space["type"] == "discrete"
     dit = SpacetimeDiT(
         in_channels=codec.latent_channels,
@@ -92,9 +99,9 @@ def build_world_model(model: ModelConfig, world: WorldModelConfig) -> WorldModel
         mlp_ratio=model.mlp_ratio,
         num_actions=world.action_space["n"] if discrete else 0,
         action_dim=0 if discrete else math.prod(world.action_space["shape"]),
-        text_dim=model.text_dim,
+        text_dim=text_encoder.dim,
+        data_std=1.0 if model.codec == "vae" else 0.5,  # VAE latents are normalised; frames in [-1, 1] are not
     )
-    text_encoder = ByteTextEncoder(dim=model.text_dim, depth=model.text_depth, num_heads=model.text_heads)
     return WorldModel(replace(world, codec=model.codec), codec, dit, text_encoder)
 
 
@@ -188,10 +195,12 @@ def train(
     resume: bool = False,
     device: str = "auto",
     progress: bool = True,
+    text_encoder: nn.Module | None = None,
 ) -> TrainResult:
     """Trains a world model on the collections ``data`` for ``steps`` optimizer steps into the run
     folder ``out`` (``config.json``, ``metrics.csv``, ``checkpoints/step_NNNNNNN/``). ``resume`` continues from the newest checkpoint exactly: weights, optimizer,
-    schedule, EMA, data position and random state."""
+    schedule, EMA and data position (the noise of a step is seeded by the step). ``text_encoder``:
+    see :func:`build_world_model`."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     out = Path(out)
@@ -203,7 +212,7 @@ def train(
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers)
 
     torch.manual_seed(cfg.seed)
-    model = build_world_model(model_cfg, describe_world(data))
+    model = build_world_model(model_cfg, describe_world(data), text_encoder)
     model.config.context_frames = max(cfg.window_lengths)
     model.to(device)
     objective = FlowMatchingLoss(model, cfg).to(device)
