@@ -11,7 +11,7 @@ import numpy as np
 from worldsim.data.collection import create_collection, episode_path
 from worldsim.data.episode import Episode
 
-PLACES = np.array([(3, 3), (0, 0), (0, 6), (6, 0), (6, 6)])  # (row, column) of the block's corner
+PLACES = np.array([(4, 2), (0, 0), (0, 6), (6, 0), (6, 6)])  # (row, column) of the block's corner (patch-aligned)
 COLORS = {"red": (230, 40, 40), "blue": (40, 80, 230)}
 
 
