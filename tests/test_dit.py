@@ -3,7 +3,6 @@ import torch
 
 from worldsim.model.dit import SpacetimeDiT
 from worldsim.model.flow import preconditioning
-from worldsim.model.rope import grid_positions
 from worldsim.model.text import ByteTextEncoder
 
 
@@ -64,9 +63,33 @@ def test_cached_keys_give_the_same_outputs_as_recomputation():
     head = {k: v[:, :4] if k not in ("text", "text_mask") else v for k, v in x.items()}
     tail = {k: v[:, 4:] if k not in ("text", "text_mask") else v for k, v in x.items()}
     _, cache = model(**head, return_kv=True)
-    cached = model(**tail, block_offset=4, cache=cache, cache_positions=grid_positions(4, 4, 6))
+    cached = model(**tail, block_offset=4, cache=cache, cache_mask=torch.ones(2, 4 * 4 * 6, dtype=torch.bool))
     torch.testing.assert_close(cached.velocity, full.velocity[:, 4:], rtol=0, atol=1e-5)
     torch.testing.assert_close(cached.reward, full.reward[:, 4:], rtol=0, atol=1e-5)
+
+
+def test_empty_cache_slots_are_ignored():
+    model, x = tiny(), inputs(t=4)
+    head = {k: v[:, :2] if k not in ("text", "text_mask") else v for k, v in x.items()}
+    tail = {k: v[:, 2:] if k not in ("text", "text_mask") else v for k, v in x.items()}
+    _, cache = model(**head, return_kv=True)
+    # Pad the cache with garbage slots marked empty: the result must not change.
+    padded = [(torch.cat([torch.randn_like(k), k], 2), torch.cat([torch.randn_like(v), v], 2)) for k, v in cache]
+    mask = torch.cat([torch.zeros(2, 32, dtype=torch.bool), torch.ones(2, 32, dtype=torch.bool)], dim=1)
+    a = model(**tail, block_offset=2, cache=cache, cache_mask=torch.ones(2, 32, dtype=torch.bool)).velocity
+    b = model(**tail, block_offset=2, cache=padded, cache_mask=mask).velocity
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_window_limits_how_far_back_a_frame_sees():
+    model, x = tiny(), inputs(t=6)
+    before = model(**x, window=2)
+    changed = dict(x, latents=x["latents"].clone())
+    changed["latents"][:, 0] += 1.0
+    after = model(**changed, window=2)
+    # Two layers of windows of 2 reach 4 frames back: frame 4 still feels frame 0, frame 5 does not.
+    assert not torch.equal(before.velocity[:, 4], after.velocity[:, 4])
+    assert torch.equal(before.velocity[:, 5:], after.velocity[:, 5:])
 
 
 def test_positions_are_relative_in_time():

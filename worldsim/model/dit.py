@@ -5,7 +5,8 @@ a token with a 3-D rotary position ``(t, y, x)``. Rotary positions are relative,
 positions alone cannot tell where the frame's edges are (a ball's wall, a pole's track), so each
 token also gets fixed Fourier features of its place *within the frame* (row and column as fractions
 of the frame), projected linearly: no position table, any size and aspect ratio. A token attends to every token of its own and
-earlier temporal blocks (so cached keys of past frames are exact), and cross-attends to text.
+earlier temporal blocks (so cached keys of past frames are exact; keys are cached already rotated,
+their positions baked in), and cross-attends to text.
 Every frame has its own noise level (diffusion forcing); the level and the action that led into
 the frame modulate each block through adaLN-Zero. Per frame it predicts the flow-matching velocity
 of its latents, the reward and a termination logit.
@@ -74,23 +75,28 @@ class Attention(nn.Module):
         self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x, positions, cache=None, cache_positions=None):
-        """``x [B, S, D]`` at ``positions [S, 3]``; ``cache``: earlier tokens' unrotated
-        ``(keys, values)``, each ``[B, heads, S_c, head_dim]``, at ``cache_positions [S_c, 3]``.
+    def forward(self, x, positions, cache=None, cache_mask=None, window=None):
+        """Self-attention of ``x [B, S, D]`` at ``positions [S, 3]``, after the earlier tokens of ``cache``.
 
-        Returns the output ``[B, S, D]`` and this call's unrotated ``(keys, values)``.
+        ``cache``: rotated ``(keys, values)`` ``[B, heads, S_c, head_dim]`` of tokens from earlier
+        blocks (this call's ``kv`` output), with ``cache_mask [B, S_c]`` (False: an empty slot).
+        Without a cache, tokens attend to their own and earlier blocks, at most ``window`` blocks
+        back when given. Returns the output ``[B, S, D]`` and this call's rotated ``(keys, values)``.
         """
         q, k, v = rearrange(self.qkv(x), "b s (three h d) -> three b h s d", three=3, h=self.num_heads)
-        q, k = self.q_norm(q), self.k_norm(k)
-        keys, values, key_positions = k, v, positions
+        angles = rotary_angles(positions, self.head_dim, self.theta)
+        q = apply_rotary(self.q_norm(q), angles)
+        k = apply_rotary(self.k_norm(k), angles)
+        t = positions[:, 0]
+        mask = t[None, :] <= t[:, None]  # [S, S]: own and earlier blocks
+        if window is not None:
+            mask = mask & (t[None, :] >= t[:, None] - window)
+        keys, values = k, v
         if cache is not None:
-            keys = torch.cat([cache[0], k], dim=2)
-            values = torch.cat([cache[1], v], dim=2)
-            key_positions = torch.cat([cache_positions, positions])
-        q = apply_rotary(q, rotary_angles(positions, self.head_dim, self.theta))
-        rotated = apply_rotary(keys, rotary_angles(key_positions, self.head_dim, self.theta))
-        causal = key_positions[None, :, 0] <= positions[:, None, 0]  # [S, S_keys]: own and earlier blocks
-        out = F.scaled_dot_product_attention(q, rotated, values, attn_mask=causal)
+            keys, values = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+            cached = cache_mask[:, None, None, :].expand(-1, 1, len(t), -1)
+            mask = torch.cat([cached, mask.expand(cache_mask.shape[0], 1, -1, -1)], dim=-1)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         return self.proj(rearrange(out, "b h s d -> b s (h d)")), (k, v)
 
 
@@ -126,11 +132,11 @@ class DiTBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
-    def forward(self, x, cond, tokens_per_block, text, text_mask, positions, cache=None, cache_positions=None):
+    def forward(self, x, cond, tokens_per_block, text, text_mask, positions, cache=None, cache_mask=None, window=None):
         """``x [B, S, D]``; ``cond [B, S / tokens_per_block, D]``: one conditioning vector per block."""
         mod = self.adaLN_modulation(cond).repeat_interleave(tokens_per_block, dim=1)
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)
-        attended, kv = self.attn(modulate(self.norm1(x), shift_a, scale_a), positions, cache, cache_positions)
+        attended, kv = self.attn(modulate(self.norm1(x), shift_a, scale_a), positions, cache, cache_mask, window)
         x = x + gate_a * attended
         x = x + self.cross(self.norm2(x), text, text_mask)
         x = x + gate_m * self.mlp(modulate(self.norm3(x), shift_m, scale_m))
@@ -239,7 +245,8 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         *,
         block_offset: int = 0,
         cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
-        cache_positions: torch.Tensor | None = None,
+        cache_mask: torch.Tensor | None = None,
+        window: int | None = None,
         return_kv: bool = False,
     ):
         """Predicts velocity, reward and termination for every frame.
@@ -251,10 +258,12 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
             action_mask: bool ``[B, T]``: False where a frame has no (or a dropped) action.
             text: text encoder tokens ``[B, L, text_dim]``; ``text_mask`` bool ``[B, L]``.
             block_offset: temporal position of the first block of ``latents``.
-            cache: per layer, unrotated ``(keys, values)`` ``[B, heads, S_c, head_dim]`` of earlier
-                tokens (from ``return_kv``), at ``cache_positions [S_c, 3]`` (see
-                :func:`~worldsim.model.rope.grid_positions`); their blocks must precede ``block_offset``.
-            return_kv: also return this call's per-layer unrotated ``(keys, values)``.
+            cache: per layer, rotated ``(keys, values)`` ``[B, heads, S_c, head_dim]`` of tokens of
+                earlier blocks (from ``return_kv``), any order; ``cache_mask [B, S_c]`` marks the
+                filled ones. Their positions are baked in, so they need only precede ``block_offset``.
+            window: without a cache, how many earlier blocks a block sees (None: all); the
+                simulator's sliding window equals recomputation with this window.
+            return_kv: also return this call's per-layer rotated ``(keys, values)``.
 
         Returns:
             :class:`DiTOutput`, and the list of per-layer ``(keys, values)`` if ``return_kv``.
@@ -275,7 +284,7 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         kvs = []
         for i, block in enumerate(self.blocks):
             layer_cache = cache[i] if cache is not None else None
-            x, kv = block(x, cond, tokens_per_block, text, text_mask, positions, layer_cache, cache_positions)
+            x, kv = block(x, cond, tokens_per_block, text, text_mask, positions, layer_cache, cache_mask, window)
             kvs.append(kv)
         output = self.final_layer(x, cond, tokens_per_block, grid, c)
         # The network's output F gives the clean estimate; the velocity is what takes x there.

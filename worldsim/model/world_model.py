@@ -98,6 +98,13 @@ class WorldModel(nn.Module):
 
     # ---------------------------------------------------------------------------------- inference
 
+    def simulator(self, batch_size: int = 1, device: str | torch.device = "cpu", **kwargs):
+        """A :class:`~worldsim.simulator.WorldSimulator` of ``batch_size`` envs on ``device``
+        (keyword arguments: ``window``, ``sampler_steps``, ``frame_size``, ``guidance``, ``seed``)."""
+        from worldsim.simulator import WorldSimulator
+
+        return WorldSimulator(self, batch_size, device, **kwargs)
+
     @property
     def device(self) -> torch.device:
         return next(self.dit.parameters()).device
