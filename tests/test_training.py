@@ -129,7 +129,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data, tmp_p
         return out
 
     monkeypatch.setattr(loop.FlowMatchingLoss, "forward", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 4.*last good checkpoint is .*step_0000002"):
+    with pytest.raises(TrainingDiverged, match=r"loss became nan \(diffusion .*\) at step 4.*last good checkpoint is .*step_0000002"):
         train([data], tmp_path / "run", 10, TINY, config(checkpoint_every=2), progress=False)
     assert [p.name for p in checkpoint.checkpoints(tmp_path / "run")] == ["step_0000002"]
 

@@ -100,6 +100,16 @@ def prune(out: Path, keep: int) -> None:
         shutil.rmtree(old)
 
 
+def start(out: Path, parts: dict[str, Any], resume: bool) -> State:
+    """Where a run begins: the newest checkpoint restored into ``parts`` when ``resume``, else the
+    start, refusing to mix a new run into a folder that already holds checkpoints."""
+    if resume:
+        return load_state(out, parts)
+    if has_checkpoints(out):
+        raise ValueError(f"{out} already holds checkpoints; pass resume=true to continue it or choose another out=")
+    return State()
+
+
 def write_run_config(out: Path, **settings) -> None:
     out.mkdir(parents=True, exist_ok=True)
     plain = {k: asdict(v) if is_dataclass(v) else v for k, v in settings.items()}

@@ -224,11 +224,7 @@ def train(
     generator = torch.Generator()
 
     parts = {"trainable": trainable, "optimizer": optimizer, "schedule": schedule, "ema": ema}
-    start = checkpoint.State()
-    if resume:
-        start = checkpoint.load_state(out, parts)
-    elif checkpoint.has_checkpoints(out):
-        raise ValueError(f"{out} already holds checkpoints; pass resume=true to continue it or choose another out=")
+    start = checkpoint.start(out, parts, resume)
     if rank == 0:
         checkpoint.write_run_config(out, data=[str(d) for d in data], steps=steps, model=model_cfg, train=cfg, world=model.config)
 
@@ -240,23 +236,11 @@ def train(
     tick, tokens = time.perf_counter(), 0
     last = None
     while step < steps:
-        totals = {}
         # Noise, levels and dropout of a step follow from (seed, rank, step): resume needs no RNG state.
         generator.manual_seed(step_seed(cfg.seed, rank, step))
-        for _ in range(cfg.grad_accum):
-            epoch, index, batch = next(stream)
-            with autocast:
-                losses = ddp(batch, generator)
-            (losses["loss"] / cfg.grad_accum).backward()
-            for key, value in losses.items():
-                totals[key] = totals.get(key, 0.0) + value.item() / cfg.grad_accum
-            tokens += tokens_in(batch, model)
-        if not all(math.isfinite(v) for v in totals.values()):
-            last_good = checkpoint.newest(out)
-            raise TrainingDiverged(
-                f"loss became {totals['loss']} at step {step + 1}; stopped without saving. "
-                f"The last good checkpoint is {last_good or 'none (no checkpoint yet)'}; try a lower lr (now {cfg.lr})"
-            )
+        totals, epoch, index, seen = accumulate(stream, cfg.grad_accum, lambda batch: ddp(batch, generator), autocast)
+        tokens += sum(tokens_in(batch, model) for batch in seen)
+        check_finite(totals, step + 1, out, f"try a lower lr (now {cfg.lr})")
         grad_norm = float(nn.utils.clip_grad_norm_(trainable.parameters(), cfg.grad_clip))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -281,6 +265,34 @@ def train(
     bar.close()
     metrics.close()
     return TrainResult(checkpoint=last or checkpoint.newest(out), model=model)
+
+
+def accumulate(stream, grad_accum: int, forward, autocast) -> tuple[dict[str, float], int, int, list[dict]]:
+    """Runs ``grad_accum`` micro-batches of ``stream`` through ``forward(batch) -> losses`` and
+    backpropagates ``loss / grad_accum``; returns the averaged losses, the epoch and index of the
+    last batch, and the batches."""
+    totals, seen = {}, []
+    for _ in range(grad_accum):
+        epoch, index, batch = next(stream)
+        with autocast:
+            losses = forward(batch)
+        (losses["loss"] / grad_accum).backward()
+        for key, value in losses.items():
+            totals[key] = totals.get(key, 0.0) + value.item() / grad_accum
+        seen.append(batch)
+    return totals, epoch, index, seen
+
+
+def check_finite(totals: dict[str, float], step: int, out: Path, advice: str) -> None:
+    """Raises TrainingDiverged, naming the last good checkpoint, if any loss is NaN or infinite."""
+    if all(math.isfinite(v) for v in totals.values()):
+        return
+    terms = ", ".join(f"{k} {v}" for k, v in totals.items() if k != "loss")
+    last_good = checkpoint.newest(out)
+    raise TrainingDiverged(
+        f"loss became {totals['loss']} ({terms}) at step {step}; stopped without saving. "
+        f"The last good checkpoint is {last_good or 'none (no checkpoint yet)'}; {advice}"
+    )
 
 
 def step_seed(seed: int, rank: int, step: int) -> int:

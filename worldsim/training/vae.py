@@ -49,7 +49,7 @@ from worldsim.data.dataset import BucketBatchSampler, WindowDataset
 from worldsim.model.codec import VAECodec, frames_to_unit, small_vae
 from worldsim.training import checkpoint
 from worldsim.training.config import TrainConfig
-from worldsim.training.loop import TrainingDiverged, batches, lr_lambda, setup_distributed, step_seed
+from worldsim.training.loop import accumulate, batches, check_finite, lr_lambda, setup_distributed, step_seed
 
 METRICS = ("step", "epoch", "loss", "recon", "kl", "lr", "grad_norm", "steps_per_s")
 HOLDOUT_EVERY = 20  # episode files 0, 20, 40, ... of each collection are held out
@@ -258,11 +258,7 @@ def train_vae(
     parts = {"vae": vae, "optimizer": optimizer, "schedule": schedule}
     generator = torch.Generator()
 
-    start = checkpoint.State()
-    if resume:
-        start = checkpoint.load_state(out, parts)
-    elif checkpoint.has_checkpoints(out):
-        raise ValueError(f"{out} already holds checkpoints; pass resume=true to continue it or choose another out=")
+    start = checkpoint.start(out, parts, resume)
     if rank == 0:
         sizes = dict(latent_channels=latent_channels, downsample=downsample, width=width, kl_weight=kl_weight)
         checkpoint.write_run_config(out, stage="vae", data=[str(d) for d in data], steps=steps, vae=sizes, train=cfg)
@@ -274,23 +270,11 @@ def train_vae(
     bar = tqdm(total=steps, initial=step, desc=f"train vae {out.name}", disable=not progress or rank != 0, unit="step")
     tick, last = time.perf_counter(), None
     while step < steps:
-        totals = {}
         # The posterior noise of a step follows from (seed, rank, step): resume needs no RNG state.
         generator.manual_seed(step_seed(cfg.seed, rank, step))
-        for _ in range(cfg.grad_accum):
-            epoch, index, batch = next(stream)
-            with autocast:
-                losses = ddp(batch["frames"][:, 0], generator)
-            (losses["loss"] / cfg.grad_accum).backward()
-            for key, value in losses.items():
-                totals[key] = totals.get(key, 0.0) + value.item() / cfg.grad_accum
-        if not all(math.isfinite(v) for v in totals.values()):
-            last_good = checkpoint.newest(out)
-            raise TrainingDiverged(
-                f"VAE loss became {totals['loss']} (recon {totals['recon']}, kl {totals['kl']}) at step {step + 1}; "
-                f"stopped without saving. The last good checkpoint is {last_good or 'none (no checkpoint yet)'}; "
-                f"try a lower lr (now {cfg.lr}) or kl_weight (now {kl_weight})"
-            )
+        forward = lambda batch: ddp(batch["frames"][:, 0], generator)  # noqa: E731
+        totals, epoch, index, _ = accumulate(stream, cfg.grad_accum, forward, autocast)
+        check_finite(totals, step + 1, out, f"try a lower lr (now {cfg.lr}) or kl_weight (now {kl_weight})")
         grad_norm = float(nn.utils.clip_grad_norm_(vae.parameters(), cfg.grad_clip))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
