@@ -235,3 +235,15 @@ def test_a_user_text_encoder_plugs_in(data, tmp_path):
     assert result.model.dit.config.text_dim == 16 and result.model.text_encoder is encoder
     loaded = WorldModel.from_pretrained(result.checkpoint, text_encoder=encoder)
     assert loaded.generate_image(["a red block"], steps=2).shape == (1, 8, 8, 3)
+
+
+def test_ema_warms_up_then_keeps_its_decay():
+    from worldsim.training.loop import ema_with_warmup
+
+    update = ema_with_warmup(0.99)
+    averaged, current = [torch.zeros(3)], [torch.ones(3)]
+    update(averaged, current, torch.tensor(0))  # first update: decay 1/10, so 90% of the new weights
+    torch.testing.assert_close(averaged[0], torch.full((3,), 0.9))
+    averaged = [torch.zeros(3)]
+    update(averaged, current, torch.tensor(10_000))  # late: the configured decay
+    torch.testing.assert_close(averaged[0], torch.full((3,), 0.01))

@@ -22,7 +22,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -147,6 +147,19 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1)
 
 
+def ema_with_warmup(decay: float):
+    """An EMA update for ``AveragedModel`` whose decay ramps up as ``(1 + n) / (10 + n)`` (n: updates
+    so far) to ``decay``, so that early checkpoints are not dominated by the initial weights."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        rate = torch.clamp((1 + num_averaged) / (10 + num_averaged), max=decay)
+        for a, c in zip(averaged, current):
+            a.lerp_(c, (1 - rate).to(a.dtype))
+
+    return update
+
+
 def lr_lambda(warmup: int, total: int, min_ratio: float):
     """Linear warmup to 1, then cosine decay to ``min_ratio`` at ``total`` steps."""
 
@@ -220,7 +233,7 @@ def train(
     ddp = DistributedDataParallel(objective) if world_size > 1 else objective
     optimizer = torch.optim.AdamW(trainable.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.warmup_steps, steps, cfg.min_lr_ratio))
-    ema = AveragedModel(trainable, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    ema = AveragedModel(trainable, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True)
     generator = torch.Generator()
 
     parts = {"trainable": trainable, "optimizer": optimizer, "schedule": schedule, "ema": ema}
