@@ -156,3 +156,20 @@ def test_bad_settings_name_what_is_accepted(sizes, message, tmp_path):
 def test_too_few_frames_for_a_batch_is_an_error(data, tmp_path):
     with pytest.raises(ValueError, match=r"no full batch of 1000 frames per rank among \d+ training frames \(13 held out\)"):
         train_vae([data], tmp_path / "run", 5, TrainConfig(batch_size=1000), **SIZES, progress=False)
+
+
+def test_a_world_model_trains_on_the_vae_latents(run, data, tmp_path):
+    from worldsim.model.world_model import load
+    from worldsim.training.config import ModelConfig
+    from worldsim.training.loop import train
+
+    out, _ = run
+    model = ModelConfig(codec="vae", vae=str(out), patch_size=1, hidden_size=32, depth=2, num_heads=2,
+                        text_dim=32, text_depth=1, text_heads=2)  # fmt: skip
+    cfg = TrainConfig(batch_size=4, window_lengths=[3], warmup_steps=2, log_every=1, checkpoint_every=3)
+    result = train([data], tmp_path / "world", 3, model, cfg, progress=False)
+    world = load(tmp_path / "world")
+    assert world.config.codec == "vae" and world.dit.config.data_std == 1.0
+    assert (result.checkpoint / "vae" / "config.json").is_file()  # the codec travels with the model
+    frames = torch.from_numpy(np.stack([e.frames[:3] for e in Collection(data).load()[:2]]))
+    assert world.predict_next(frames, torch.zeros(2, 3, dtype=torch.long), ["", ""], steps=2).shape == (2, 16, 16, 3)
