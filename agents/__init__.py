@@ -1,4 +1,5 @@
 """Agents trained in imagination with stable-baselines3 and evaluated in the real worlds.
 
-Not built yet: the agent loop arrives with the "Agents trained in imagination" issue.
+Built so far: :class:`~worldsim.agents.vec_env.DreamVecEnv`, SB3's ``VecEnv`` over a batched dream
+env. The agent loop (train, evaluate, Dyna) arrives with the "Agents trained in imagination" issue.
 """

@@ -35,3 +35,15 @@ def test_rotation_keeps_norms():
     x = torch.randn(2, 3, 5, 16)
     rotated = apply_rotary(x, rotary_angles(grid_positions(5, 1, 1), 16))
     torch.testing.assert_close(rotated.norm(dim=-1), x.norm(dim=-1))
+
+
+def test_far_positions_keep_their_relative_precision():
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
+
+    def score(offset):
+        pq = torch.tensor([[offset + 3.0, 1.0, 2.0]])
+        pk = torch.tensor([[offset + 1.0, 0.0, 0.0]])
+        return (apply_rotary(q, rotary_angles(pq, 16)) * apply_rotary(k, rotary_angles(pk, 16))).sum()
+
+    torch.testing.assert_close(score(1_000_000.0), score(0.0), rtol=0, atol=1e-4)

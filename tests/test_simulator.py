@@ -167,3 +167,15 @@ def test_bad_inputs_give_clear_errors(model):
         WorldSimulator(model, 1, frame_size=(9, 12))
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         WorldSimulator(model, 0)
+
+
+@torch.no_grad()
+def test_frames_handed_out_are_not_changed_by_later_resets(model):
+    sim = WorldSimulator(model, 2, seed=0)
+    sim.reset([True, True], frames(2, 2, seed=0))
+    result = sim.step(torch.tensor([1, 1]))
+    kept = result.frames.clone()
+    sim.reset([True, False], frames(1, 1, seed=5))
+    assert torch.equal(result.frames, kept)
+    with pytest.raises(ValueError, match="window must be >= 1 frame"):
+        WorldSimulator(model, 1, window=0)

@@ -69,7 +69,7 @@ class WorldSimulator:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.window = window or max(1, model.config.context_frames - 1)
+        self.window = window if window is not None else max(1, model.config.context_frames - 1)
         if self.window < 1:
             raise ValueError(f"window must be >= 1 frame, got {window}")
         self.sampler_steps = sampler_steps or model.config.sampler_steps
@@ -254,7 +254,7 @@ class WorldSimulator:
         untaken = torch.zeros(n, 1, dtype=torch.bool, device=self.device)
         x = self._denoise(rows, actions, untaken, self.time - 1, None, None)
         self._commit(rows, x, actions, untaken, self.time - 1, (self.head - 1) % self.window)
-        self.frames[rows] = self.model.codec.decode(x)[:, 0]
+        self._set_frames(rows, self.model.codec.decode(x)[:, 0])
         return self.frames[rows]
 
     def _commit_context(self, rows: torch.Tensor, context: torch.Tensor, actions: torch.Tensor | None) -> torch.Tensor:
@@ -275,5 +275,11 @@ class WorldSimulator:
             incoming[:, 1:], taken[:, 1:] = actions[:, :-1], True  # frame j came from action j - 1
         latents = self.model.codec.encode(context)
         self._commit(rows, latents, incoming, taken, self.time - keep, (self.head - keep) % self.window)
-        self.frames[rows] = context[:, -1]
+        self._set_frames(rows, context[:, -1])
         return self.frames[rows]
+
+    def _set_frames(self, rows, frames: torch.Tensor) -> None:
+        """Replaces the current frames of ``rows`` in a new tensor, so frames handed out earlier keep their values."""
+        updated = self.frames.clone()
+        updated[rows] = frames
+        self.frames = updated

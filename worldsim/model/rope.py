@@ -8,6 +8,8 @@ their rotation and rotated for whatever window position they hold later.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -34,7 +36,9 @@ def rotary_angles(positions: torch.Tensor, head_dim: int, theta: float = 10000.0
     for axis, dim in enumerate(axis_dims(head_dim)):
         inv_freq = theta ** (-torch.arange(0, dim, 2, device=positions.device, dtype=torch.float64) / dim)
         angles.append(positions[:, axis : axis + 1].double() * inv_freq)
-    return torch.cat(angles, dim=-1).float()
+    # Reduced mod 2 pi in float64 before the cast, so that positions far along a long rollout keep
+    # their precision (cos and sin are 2 pi periodic).
+    return torch.remainder(torch.cat(angles, dim=-1), 2 * math.pi).float()
 
 
 def apply_rotary(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:

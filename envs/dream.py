@@ -1,0 +1,564 @@
+"""Dream environments: Gymnasium envs whose frames, rewards and episode ends come from a world model.
+
+:class:`DreamVectorEnv` runs ``num_envs`` envs as the batch of one
+:class:`~worldsim.simulator.WorldSimulator` (one batched model call per step for all of them);
+:class:`DreamEnv` is the one-env view of it. Both take the same world arguments as their real twin
+(``model.config.env_id``) and have its observation and action spaces, so one policy runs in both.
+An episode starts from real frames of the twin, from frames the caller gives, or from text alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from einops import rearrange
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+from gymnasium.wrappers import TimeLimit
+
+from worldsim.data.episode import Episode
+from worldsim.data.policies import make_policy
+from worldsim.envs import DREAM_WORLDS, balls, cartpole
+from worldsim.envs.validation import check_action
+from worldsim.model.world_model import WorldModel, load
+
+DEFAULT_HORIZON = 200  # for a twin that names no episode length of its own
+ACTION_NAMES = {"worldsim/Balls-v0": balls.ACTIONS, "worldsim/CartPole-v0": cartpole.ACTIONS}
+RESET_OPTIONS = ("prompt", "context")
+
+
+@dataclass
+class Start:
+    """How one env's episode starts: real ``frames`` uint8 ``[T, H, W, 3]`` with the ``actions``
+    ``[T]`` (or ``[T, A]``) taken at them (None: unknown), or no frames (generate the first one
+    from the caption); ``caption`` conditions everything the env generates."""
+
+    frames: np.ndarray | None
+    actions: np.ndarray | None
+    caption: str
+
+
+class DreamVectorEnv(VectorEnv):
+    """``num_envs`` dream envs stepped together by one world model (see :class:`DreamEnv` for
+    the spaces, rewards and arguments, which are the same per env).
+
+    ## Autoreset: ``AutoresetMode.SAME_STEP`` (``metadata["autoreset_mode"]``)
+    When an env terminates or truncates, the same ``step`` restarts it (a partial reset of the
+    simulator, from new real frames of the twin) and returns the new episode's first frame as its
+    observation, with the finished episode's last frame in ``info["final_obs"]`` and its info in
+    ``info["final_info"]`` (both masked by ``info["_final_obs"]`` / ``info["_final_info"]``);
+    ``info["caption"]`` and ``info["step"]`` then describe the new episode. The finished env's
+    reward, ``terminated`` and ``truncated`` are those of its last step. This is the convention of
+    stable-baselines3's VecEnv, and no step is spent on an env that only resets.
+    ``autoreset_mode=AutoresetMode.DISABLED`` leaves finished envs alone until
+    ``reset(options={"reset_mask": mask})`` restarts them.
+
+    ## Seeding
+    ``reset(seed=s)`` starts env ``i`` from the real twin reset with seed ``s + i`` and seeds the
+    simulator's noise with ``s``: the same seed and actions give the same rollout. Later resets
+    (autoresets included) draw their twin seeds from the env's ``np_random``.
+
+    ## Info (dict of arrays, each key with its ``_key`` mask, as Gymnasium's vector envs)
+    ``caption``: object ``[N]``, the text conditioning each env's episode; ``step``: int ``[N]``,
+    steps since each env's reset.
+
+    ## Arguments
+    ``num_envs=1``, ``autoreset_mode`` (``SAME_STEP`` or ``DISABLED``), then :class:`DreamEnv`'s.
+    Actions are int ``[N]`` (or float ``[N, A]``), one per env; observations uint8 ``[N, H, W, 3]``.
+    ``gym.make_vec("worldsim/DreamBalls-v0", num_envs=N, vectorization_mode="vector_entry_point",
+    model=...)`` makes one.
+
+    ## Version history
+    - v0: first release.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 10, "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        model: str | Path | WorldModel | None = None,
+        device: str | torch.device = "cpu",
+        sampler_steps: int | None = None,
+        context_frames: int | None = None,
+        horizon: int | None = None,
+        guidance: float = 1.0,
+        render_mode: str | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+        env_id: str | None = None,
+        **world_kwargs: Any,
+    ):
+        check_positive("num_envs", num_envs)
+        autoreset_mode = AutoresetMode(autoreset_mode)
+        if autoreset_mode not in (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED):
+            raise ValueError(f"dream envs support autoreset_mode SAME_STEP or DISABLED, got {autoreset_mode}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}")
+        self.model = resolve_model(model, device, env_id)
+        config = self.model.config
+        self.env_id = config.env_id
+        # The twin: the real world this model learned, made with the same world arguments.
+        self.twin = gym.make(self.env_id, **{**config.env_kwargs, "frame_size": tuple(config.frame_size), **world_kwargs})
+        check_same_actions(config.action_space, self.twin.action_space, self.env_id)
+        self.num_envs = int(num_envs)
+        self.single_observation_space = self.twin.observation_space
+        self.single_action_space = self.twin.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.action_names = action_names(self.env_id, self.single_action_space)
+        self.frame_size = tuple(self.single_observation_space.shape[:2])
+        self.device = torch.device(device)
+        self.simulator_kwargs = {"sampler_steps": sampler_steps, "frame_size": self.frame_size, "guidance": guidance}
+        self.simulator = self.model.simulator(self.num_envs, self.device, **self.simulator_kwargs)
+        self.context_frames = check_positive("context_frames", self.simulator.window if context_frames is None else context_frames)
+        self.horizon = check_positive("horizon", horizon if horizon is not None else real_max_steps(self.twin) or DEFAULT_HORIZON)
+        self.policy = make_policy("auto", self.twin)  # acts in the twin to record starting frames
+        self.metadata = {**self.metadata, "render_fps": config.fps, "autoreset_mode": autoreset_mode}
+        self.autoreset_mode = autoreset_mode
+        self.render_mode = render_mode
+        self.window = FrameWindow(f"worldsim dream ({self.env_id})", config.fps) if render_mode == "human" else None
+        self.started = False
+        self.frames = np.zeros((self.num_envs, *self.single_observation_space.shape), np.uint8)
+        self.steps = np.zeros(self.num_envs, np.int64)
+        self.captions = np.full(self.num_envs, "", dtype=object)
+
+    # ----------------------------------------------------------------------------- gymnasium API
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Starts every env (or those of ``options["reset_mask"]``, bool ``[N]``) anew.
+
+        ``options``: ``{"prompt": str}`` generates each first frame from text alone;
+        ``{"context": frames}`` starts from the given frames (uint8 ``[T, H, W, 3]`` or an
+        :class:`~worldsim.data.Episode`, whose actions and caption come along; or a sequence of
+        those, one per env reset), with ``"prompt"`` overriding the caption. Without either, each
+        env starts from ``context_frames`` real frames of the twin. A prompt may also be a
+        sequence of strings, one per env reset.
+        """
+        super().reset(seed=seed)
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        unknown = set(options) - set(RESET_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; dream envs accept 'prompt', 'context' and 'reset_mask'")
+        rows = np.arange(self.num_envs) if mask is None else np.flatnonzero(check_reset_mask(mask, self.num_envs))
+        seeds = self.draw_seeds(seed, rows)
+        if mask is None:  # a fresh simulator: its noise seeded, its frame counter back at 0
+            simulator_seed = seed if seed is not None else int(self.np_random.integers(2**31))
+            self.simulator = self.model.simulator(self.num_envs, self.device, seed=simulator_seed, **self.simulator_kwargs)
+        self.restart(rows, self.starts(rows, seeds, options))
+        self.started = True
+        if self.render_mode == "human":
+            self.render()
+        return self.frames.copy(), self.info()
+
+    def step(self, actions):
+        """Steps every env with ``actions`` (one per env: int ``[N]`` or float ``[N, A]``)."""
+        if not self.started:
+            raise RuntimeError("call reset() before step()")
+        actions = check_actions(actions, self.single_action_space, self.num_envs, self.action_names)
+        result = self.simulator.step(torch.from_numpy(actions))
+        self.frames = result.frames.cpu().numpy().copy()  # resets write into the simulator's frames
+        rewards = result.rewards.cpu().numpy().astype(np.float64)
+        terminated = result.terminated.cpu().numpy()
+        self.steps += 1
+        truncated = (self.steps >= self.horizon) & ~terminated
+        done = terminated | truncated
+        infos = {}
+        if self.autoreset_mode is AutoresetMode.SAME_STEP and done.any():
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(done):
+                final_obs[i] = self.frames[i].copy()
+            infos = {"final_obs": final_obs, "_final_obs": done, "final_info": self.info(done), "_final_info": done.copy()}
+            rows = np.flatnonzero(done)
+            self.restart(rows, self.starts(rows, self.draw_seeds(None, rows), {}))
+        if self.render_mode == "human":
+            self.render()
+        return self.frames.copy(), rewards, terminated, truncated, {**infos, **self.info()}
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """``rgb_array``: every env's current frame; ``human``: shows them tiled in a window."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
+            return None
+        if self.render_mode == "rgb_array":
+            return tuple(self.frames.copy())
+        self.window.show(tile(self.frames))
+        return None
+
+    def close_extras(self, **kwargs) -> None:
+        self.twin.close()
+        if self.window is not None:
+            self.window.close()
+
+    # --------------------------------------------------------------------------------- internals
+
+    def draw_seeds(self, seed: int | None, rows: np.ndarray) -> list[int]:
+        """The twin's reset seed for each env of ``rows``: ``seed + i``, or drawn from ``np_random``."""
+        if seed is None:
+            return [int(s) for s in self.np_random.integers(2**31, size=len(rows))]
+        if not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        return [int(seed) + int(i) for i in rows]
+
+    def starts(self, rows: np.ndarray, seeds: list[int], options: dict[str, Any]) -> list[Start]:
+        """How each env of ``rows`` starts, from the reset ``options`` (see :meth:`reset`)."""
+        n = len(rows)
+        prompts = check_prompts(options.get("prompt"), n)
+        if "context" in options:
+            contexts = per_env(options["context"], n, "context", lambda c: isinstance(c, Episode) or getattr(c, "ndim", 0) == 4)
+            starts = [self.given_start(context) for context in contexts]
+        elif "prompt" in options:
+            starts = [Start(None, None, "") for _ in rows]
+        else:
+            starts = [self.real_start(seed) for seed in seeds]
+        for start, prompt in zip(starts, prompts):
+            if prompt is not None:
+                start.caption = prompt
+        return starts
+
+    def real_start(self, seed: int) -> Start:
+        """The twin's first ``context_frames`` frames from ``reset(seed)`` under the ``auto`` policy."""
+        observation, info = self.twin.reset(seed=seed)
+        self.policy.reset(seed)
+        frames, actions = [observation], []
+        while len(frames) < self.context_frames:
+            action = self.policy(observation, info)
+            observation, _, terminated, truncated, info = self.twin.step(action)
+            frames.append(observation)
+            actions.append(action)
+            if terminated or truncated:
+                break
+        actions.append(self.no_action())  # the last frame's action is not taken yet
+        return Start(np.stack(frames), np.stack([np.asarray(a) for a in actions]), info.get("caption", ""))
+
+    def given_start(self, context: np.ndarray | Episode) -> Start:
+        """A start from the caller's frames (uint8 ``[T, H, W, 3]``) or episode (the last ``context_frames``)."""
+        if isinstance(context, Episode):
+            context.validate()
+            frames = check_context(context.frames, self.frame_size)
+            actions = np.concatenate([np.asarray(context.actions).reshape(len(frames) - 1, *self.no_action().shape),
+                                      self.no_action()[None]])  # fmt: skip
+            return Start(frames[-self.context_frames :], actions[-self.context_frames :], context.caption)
+        frames = check_context(context, self.frame_size)
+        return Start(frames[-self.context_frames :], None, "")
+
+    def restart(self, rows: np.ndarray, starts: list[Start]) -> None:
+        """Resets the simulator's envs ``rows`` (sorted indices) from ``starts``, one simulator call
+        per kind and length of start (the simulator takes its chosen envs in index order)."""
+        groups: dict[tuple, list[int]] = {}
+        for j, start in enumerate(starts):
+            key = (None, False) if start.frames is None else (len(start.frames), start.actions is not None)
+            groups.setdefault(key, []).append(j)
+        for (length, has_actions), members in groups.items():
+            chosen, group = [starts[j] for j in members], rows[members]
+            mask = torch.zeros(self.num_envs, dtype=torch.bool)
+            mask[torch.from_numpy(group)] = True
+            prompts = [start.caption for start in chosen]
+            if length is None:
+                frames = self.simulator.reset(mask, prompts=prompts)
+            else:
+                context = torch.from_numpy(np.stack([start.frames for start in chosen]))
+                actions = torch.from_numpy(np.stack([start.actions for start in chosen])) if has_actions else None
+                frames = self.simulator.reset(mask, context, actions, prompts)
+            self.frames[group] = frames.cpu().numpy()
+            self.captions[group] = prompts
+        self.steps[rows] = 0
+
+    def info(self, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Gymnasium's vector info for the envs of ``mask`` (default all)."""
+        mask = np.ones(self.num_envs, dtype=bool) if mask is None else mask
+        captions = np.where(mask, self.captions, None)
+        return {"caption": captions, "_caption": mask.copy(), "step": np.where(mask, self.steps, 0), "_step": mask.copy()}
+
+    def no_action(self) -> np.ndarray:
+        if isinstance(self.single_action_space, spaces.Discrete):
+            return np.zeros((), np.int64)
+        return np.zeros(self.single_action_space.shape, np.float32)
+
+
+class DreamEnv(gym.Env):
+    """A world model's dream of a real world, behind the Gymnasium API.
+
+    Every frame is generated by the model (a :class:`~worldsim.simulator.WorldSimulator` of one
+    env); rewards and episode ends come from its reward and termination heads. Its real twin is the
+    world the model learned (``model.config.env_id``, e.g. ``worldsim/Balls-v0``): it supplies the
+    spaces and the real frames that start an episode.
+
+    ## Action space
+    The real twin's: ``Discrete(5)`` for Balls (0 none, 1 up, 2 down, 3 left, 4 right),
+    ``Discrete(2)`` for CartPole (0 left, 1 right). The model's action space must agree.
+
+    ## Observation space
+    The real twin's: ``Box(0, 255, (H, W, 3), uint8)`` with ``(H, W)`` its ``frame_size`` (default
+    the model's). Any size divisible by the model's codec downsampling times its patch size works.
+
+    ## Starting state (``reset``)
+    By default the twin is reset with the same seed and run for ``context_frames - 1`` steps with
+    the ``auto`` collection policy (no-op for passive Balls scenarios, scripted for push and
+    CartPole); those real frames and actions become the model's context and the twin's caption its
+    prompt, and the observation is the last real frame. ``options={"prompt": str}`` generates the
+    first frame from text alone; ``options={"context": frames}`` starts from the caller's frames
+    (uint8 ``[T, H, W, 3]``) or :class:`~worldsim.data.Episode` (its actions and caption too), with
+    an optional ``"prompt"`` as the caption.
+
+    ## Rewards
+    The model's reward head for each generated frame (it learned the twin's rewards: Balls push:
+    +1 on reaching the target, else 0.1 x the distance gained; passive Balls: 0; CartPole: +1).
+
+    ## Episode end
+    Terminated when the model's termination logit for the new frame is positive; truncated after
+    ``horizon`` steps (default the twin's episode length: 64 for passive Balls scenarios, 200 for
+    push, 500 for CartPole; else 200).
+
+    ## Info
+    ``info["caption"]``: the text conditioning the episode (the twin's caption, the prompt, or the
+    episode's caption); ``info["step"]``: steps since the reset.
+
+    ## Arguments
+    ``model``: a shipped model's name, a model folder, a training run folder (its latest
+    checkpoint) or a :class:`~worldsim.model.world_model.WorldModel`; ``device="cpu"``;
+    ``sampler_steps=None`` (the model's); ``context_frames=None`` (the simulator's window: the
+    model's training window - 1); ``horizon=None``; ``guidance=1.0`` (classifier-free guidance on
+    text and actions); ``render_mode`` in ``{None, "rgb_array", "human"}`` (a pygame window, frames
+    scaled up by nearest neighbour, paced at the model's fps); and the twin's world arguments
+    (Balls: ``scenario=``, ``frame_size=``, ``split=``, ...; CartPole: ``frame_size=``).
+    ``metadata["render_fps"]`` is the model's fps.
+
+    ## Version history
+    - v0: first release.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 10}
+
+    def __init__(
+        self,
+        model: str | Path | WorldModel | None = None,
+        device: str | torch.device = "cpu",
+        sampler_steps: int | None = None,
+        context_frames: int | None = None,
+        horizon: int | None = None,
+        guidance: float = 1.0,
+        render_mode: str | None = None,
+        env_id: str | None = None,
+        **world_kwargs: Any,
+    ):
+        self.dream = DreamVectorEnv(
+            1, model, device, sampler_steps=sampler_steps, context_frames=context_frames, horizon=horizon,
+            guidance=guidance, render_mode=render_mode, autoreset_mode=AutoresetMode.DISABLED, env_id=env_id,
+            **world_kwargs,
+        )  # fmt: skip
+        self.observation_space = self.dream.single_observation_space
+        self.action_space = self.dream.single_action_space
+        self.metadata = {**self.metadata, "render_fps": self.dream.metadata["render_fps"]}
+        self.render_mode = render_mode
+
+    @property
+    def model(self) -> WorldModel:
+        return self.dream.model
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if options and "reset_mask" in options:
+            raise ValueError("reset_mask is an option of the vector env (DreamVectorEnv), not of DreamEnv")
+        if seed is None:  # the env's own generator decides, so reset() after reset(seed) repeats
+            seed = int(self.np_random.integers(2**31))
+        observations, _ = self.dream.reset(seed=seed, options=options)
+        return observations[0], self.info()
+
+    def step(self, action):
+        if isinstance(self.action_space, spaces.Discrete):
+            action = np.array([check_action(action, self.dream.action_names)])
+        else:
+            action = np.asarray(action)[None]
+        observations, rewards, terminated, truncated, _ = self.dream.step(action)
+        return observations[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), self.info()
+
+    def render(self) -> np.ndarray | None:
+        frames = self.dream.render()
+        return frames[0] if frames is not None else None
+
+    def close(self):
+        self.dream.close()
+
+    def info(self) -> dict[str, Any]:
+        return {"caption": str(self.dream.captions[0]), "step": int(self.dream.steps[0])}
+
+
+# ------------------------------------------------------------------------------ checks at the edge
+
+
+def resolve_model(model, device, env_id: str | None) -> WorldModel:
+    """The WorldModel named by ``model``, checked to have learned ``env_id`` (when given)."""
+    if model is None:
+        dream_id = next((d for d, real in DREAM_WORLDS.items() if real == env_id), "worldsim/DreamBalls-v0")
+        raise ValueError(
+            f"a dream env needs a world model: pass model=NAME_OR_PATH (a shipped model's name, a model folder "
+            f"or a training run folder) or a WorldModel, e.g. gym.make({dream_id!r}, model='runs/balls')"
+        )
+    if isinstance(model, (str, Path)):
+        model = load(model, device)
+    if not isinstance(model, WorldModel):
+        raise TypeError(f"model must be a name, a path or a WorldModel, got {type(model).__name__}")
+    learned = model.config.env_id
+    if learned is None:
+        raise ValueError("the model names no real world (config.env_id); a dream env needs it for its spaces and starting frames")
+    if env_id is not None and learned != env_id:
+        dream_id = next((d for d, real in DREAM_WORLDS.items() if real == learned), None)
+        hint = f"; use {dream_id}" if dream_id else ""
+        raise ValueError(f"this model learned {learned}, not {env_id}{hint}")
+    return model
+
+
+def check_same_actions(declared: dict[str, Any], space: gym.Space, env_id: str) -> None:
+    """Raises unless the model's action space ``declared`` is ``space``, the twin's."""
+    same = (isinstance(space, spaces.Discrete) and declared.get("type") == "discrete" and declared.get("n") == space.n) or (
+        isinstance(space, spaces.Box) and declared.get("type") == "box" and tuple(declared.get("shape", ())) == space.shape
+    )
+    if not same:
+        raise ValueError(
+            f"the model's action space {declared} does not match {env_id}'s {space} with these world arguments; "
+            "a dream env must take exactly the real world's actions"
+        )
+
+
+def check_actions(actions, space: gym.Space, num_envs: int, names: tuple[str, ...]) -> np.ndarray:
+    """One action per env as an array (int64 ``[N]`` or float32 ``[N, A]``), or a ValueError that
+    says what is accepted."""
+    value = np.asarray(actions)
+    shown = f"{value.dtype} {value.shape} {np.array2string(value, threshold=8)}"
+    if isinstance(space, spaces.Discrete):
+        valid = value.shape == (num_envs,) and np.issubdtype(value.dtype, np.integer)
+        ids = value - space.start if valid else value
+        if not valid or not ((ids >= 0) & (ids < space.n)).all():
+            listing = ", ".join(f"{space.start + i} {name}" for i, name in enumerate(names))
+            raise ValueError(
+                f"actions must be {num_envs} integers in [{space.start}, {space.start + space.n}) ({listing}), one per env; got {shown}"
+            )
+        return ids.astype(np.int64)
+    valid = value.shape == (num_envs, *space.shape) and np.issubdtype(value.dtype, np.number)
+    if not valid or not (np.isfinite(value) & (value >= space.low) & (value <= space.high)).all():
+        raise ValueError(
+            f"actions must be numbers of shape {(num_envs, *space.shape)} within [{space.low}, {space.high}], one row per env; got {shown}"
+        )
+    return value.astype(np.float32)
+
+
+def check_context(frames, frame_size: tuple[int, int]) -> np.ndarray:
+    """Context frames as uint8 ``[T, H, W, 3]`` of the env's ``frame_size``, or a ValueError naming it."""
+    value = np.asarray(frames)
+    if value.dtype != np.uint8 or value.ndim != 4 or value.shape[1:] != (*frame_size, 3) or len(value) < 1:
+        height, width = frame_size
+        raise ValueError(
+            f"context frames must be uint8 [T, {height}, {width}, 3] (T >= 1; H, W = {height}, {width}, this env's frame_size); "
+            f"got {value.dtype} {value.shape}"
+        )
+    return value
+
+
+def check_reset_mask(mask, num_envs: int) -> np.ndarray:
+    value = np.asarray(mask)
+    if value.dtype != np.bool_ or value.shape != (num_envs,) or not value.any():
+        raise ValueError(
+            f"options['reset_mask'] must be a bool array of shape ({num_envs},) with at least one True; got {value.dtype} {value.shape}"
+        )
+    return value
+
+
+def check_positive(name: str, value) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_prompts(prompt, n: int) -> list[str | None]:
+    """The prompt of each of ``n`` env resets (None: keep the start's caption), or a TypeError."""
+    if prompt is None or isinstance(prompt, str):
+        return [prompt] * n
+    if isinstance(prompt, (list, tuple)) and len(prompt) == n and all(isinstance(p, str) for p in prompt):
+        return list(prompt)
+    raise TypeError(f"the prompt must be a string (or a list of {n} strings, one per env reset); got {prompt!r}")
+
+
+def per_env(value, n: int, name: str, is_one) -> list:
+    """``value`` for each of ``n`` envs: repeated when ``is_one(value)``, else a sequence of ``n``."""
+    if is_one(value):
+        return [value] * n
+    if isinstance(value, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(value, str) and len(value) == n:
+        return list(value)
+    raise ValueError(
+        f"options[{name!r}] must be one value for every env reset or a sequence of {n}, one per env; got {type(value).__name__}"
+    )
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def action_names(env_id: str, space: gym.Space) -> tuple[str, ...]:
+    if isinstance(space, spaces.Discrete):
+        return ACTION_NAMES.get(env_id, tuple(str(i) for i in range(space.n)))
+    return ()
+
+
+def real_max_steps(env: gym.Env) -> int | None:
+    """The twin's own episode length: its TimeLimit, else its ``max_steps`` attribute."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, TimeLimit):
+            return env._max_episode_steps
+        env = env.env
+    return getattr(env, "max_steps", None)
+
+
+def tile(frames: np.ndarray) -> np.ndarray:
+    """Frames ``[N, H, W, 3]`` in a near-square grid ``[rows * H, cols * W, 3]`` (black padding)."""
+    n = len(frames)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    padded = np.zeros((rows * cols, *frames.shape[1:]), np.uint8)
+    padded[:n] = frames
+    return rearrange(padded, "(r c) h w ch -> (r h) (c w) ch", r=rows)
+
+
+class FrameWindow:
+    """A pygame window for ``render_mode="human"``: frames scaled up by a whole factor with
+    nearest-neighbour sampling (the model's pixels stay sharp), paced at ``fps``.
+
+    pygame has one display per process, so the window is (re)opened whenever another env closed it."""
+
+    def __init__(self, title: str, fps: int, size: int = 512):
+        self.title, self.fps, self.size = title, fps, size
+        self.opened = False
+        self.clock = None
+
+    def show(self, frame: np.ndarray) -> None:
+        import pygame
+
+        height, width = frame.shape[:2]
+        scale = max(1, self.size // max(height, width))
+        size = (width * scale, height * scale)
+        screen = pygame.display.get_surface() if pygame.display.get_init() else None
+        if screen is None or screen.get_size() != size:
+            pygame.display.init()
+            screen = pygame.display.set_mode(size)
+            pygame.display.set_caption(self.title)
+        self.clock = self.clock or pygame.time.Clock()
+        self.opened = True
+        pygame.event.pump()
+        surface = pygame.surfarray.make_surface(frame.transpose(1, 0, 2))
+        screen.blit(pygame.transform.scale(surface, size), (0, 0))  # scale() is nearest neighbour
+        pygame.display.flip()
+        self.clock.tick(self.fps)
+
+    def close(self) -> None:
+        if self.opened:
+            import pygame
+
+            pygame.display.quit()
+            self.opened = False
