@@ -16,6 +16,8 @@ assert worldsim.envs.__file__.startswith(root), worldsim.envs.__file__
 assert importlib.util.find_spec("envs") is None, "a global 'envs' package is importable"
 assert importlib.util.find_spec("agents") is None, "a global 'agents' package is importable"
 assert compose("collect", ["world=cartpole"]).world.env_id == "worldsim/CartPole-v0"
+from worldsim.bench.speed import preset  # `worldsim bench speed` runs from the wheel
+assert preset("tiny").hidden_size == 32 and compose("bench", ["preset=tiny"]).preset == "tiny"
 env = gym.make("worldsim/Balls-v0", frame_size=(8, 8))
 assert env.reset(seed=0)[0].shape == (8, 8, 3)
 print("ok")
@@ -33,6 +35,7 @@ def test_wheel_installs_under_the_worldsim_namespace(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "worldsim/envs/balls.py" in names and "worldsim/agents/__init__.py" in names
     assert "worldsim/configs/collect.yaml" in names and "worldsim/configs/world/balls.yaml" in names
+    assert "worldsim/bench/speed.py" in names and "worldsim/configs/bench.yaml" in names
     assert not [n for n in names if n.split("/")[0] in ("envs", "agents", "configs", "tests", "benchmarks")]
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

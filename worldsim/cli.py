@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ class Command:
     config: str | None = None  # the config in configs/ it composes
     modes: tuple[str, ...] = ()  # a first positional word it requires, e.g. `bench speed`
     arrives_with: str = ""  # for a command not built yet: the issue that builds it
+    unbuilt_modes: tuple[str, ...] = ()  # modes of a built command that arrive with arrives_with
     example: str = ""
 
 
@@ -81,6 +83,34 @@ def run_demo(cfg: DictConfig, mode: str | None) -> None:
     demo(frame_size=tuple(cfg.frame_size), steps=cfg.steps, seed=cfg.seed, scale=cfg.scale, out=cfg.out)
 
 
+def run_bench(cfg: DictConfig, mode: str | None) -> None:
+    from dataclasses import replace
+
+    import torch
+
+    from worldsim.bench import speed
+
+    sizes, size = speed.preset(cfg.preset), [32, 32]
+    if cfg.model is not None:
+        sizes, size = speed.sizes_of(str(cfg.model))
+    size = to_python(cfg.frame_size) or list(size)
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size)):
+        raise ValueError(f"frame_size must be two positive integers [H, W], got {size}")
+    grid = speed.QUICK if cfg.quick else speed.FULL
+    keys = ("batch_sizes", "windows", "sampler_steps", "repeats", "max_seconds", "seed")
+    grid = replace(grid, **{key: to_python(cfg[key]) for key in keys if cfg[key] is not None})
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    report = speed.run_speed(sizes, tuple(size), speed.resolve_devices(cfg.device), grid)
+    if sys.argv[1:3] == ["bench", mode]:  # the exact command line, for the report
+        command = shlex.join(["worldsim", *sys.argv[1:]])
+    else:  # called from Python: the settings that reproduce it
+        settings = {key: to_python(value) for key, value in cfg.items() if value is not None}
+        command = f"worldsim bench {mode} " + " ".join(f"{key}={value}".replace(" ", "") for key, value in settings.items())
+    for path in speed.write_report(report, cfg.out or f"benchmarks/results/{mode}", command):
+        print(f"wrote {path}")
+
+
 def to_python(value):
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
@@ -101,8 +131,12 @@ COMMANDS = {
     "play": Command("play a world model with the keyboard in a pygame window", arrives_with="Pygame viewer"),
     "bench": Command(
         "fidelity, physics, speed and RL benchmarks",
+        run_bench,
+        config="bench",
         modes=("fidelity", "physics", "speed", "rl"),
-        arrives_with="World simulator / Simulator-fidelity benchmarks",
+        arrives_with="Simulator-fidelity benchmarks",
+        unbuilt_modes=("fidelity", "physics", "rl"),
+        example="worldsim bench speed quick=true out=benchmarks/results/speed",
     ),
     "agent": Command(
         "train agents in imagination, evaluate them in the real world",
@@ -144,8 +178,9 @@ def dispatch(argv: list[str]) -> int:
     if rest and rest[0] in ("-h", "--help"):
         print(command_help(name, command))
         return 0
-    if command.run is None:
-        print(f"worldsim {name}: not built yet; it arrives with the issue {command.arrives_with!r}.", file=sys.stderr)
+    if command.run is None or mode in command.unbuilt_modes:
+        what = f"{name} {mode}" if mode in command.unbuilt_modes else name
+        print(f"worldsim {what}: not built yet; it arrives with the issue {command.arrives_with!r}.", file=sys.stderr)
         return 2
     bad = [arg for arg in rest if "=" not in arg or arg.startswith("-")]
     if bad:
@@ -217,6 +252,8 @@ def usage() -> str:
     for name, command in COMMANDS.items():
         modes = f" {'|'.join(command.modes)}" if command.modes else ""
         status = "" if command.run else "  (not built yet)"
+        if command.run and command.unbuilt_modes:
+            status = f"  ({', '.join(command.unbuilt_modes)} not built yet)"
         lines.append(f"  {name:<{width}}  {command.help}{modes and f' [{modes.strip()}]'}{status}")
     lines += ["", "Each command takes Hydra overrides composed from configs/; `worldsim <command> --help` shows them."]
     return "\n".join(lines)
@@ -227,6 +264,8 @@ def command_help(name: str, command: Command) -> str:
     if command.run is None:
         lines.append(f"\nNot built yet: it arrives with the issue {command.arrives_with!r}.")
         return "\n".join(lines)
+    if command.unbuilt_modes:
+        lines.append(f"\nNot built yet: {', '.join(command.unbuilt_modes)}; they arrive with the issue {command.arrives_with!r}.")
     if command.example:
         lines += ["", f"example: {command.example}"]
     text = resources.files(CONFIG_MODULE).joinpath(f"{command.config}.yaml").read_text()
