@@ -1,8 +1,8 @@
 """The demo a newcomer runs first.
 
-The world model is not built yet (it arrives with the "World model" issue), so for now the demo
-shows the ground truth it will learn: the four Balls scenarios side by side, as an mp4 video and a
-PNG contact sheet, with each episode's caption.
+No trained world model ships yet (that arrives with the "Shipped models and the out-of-the-box
+demo" issue), so for now the demo shows the ground truth a model learns: the four Balls scenarios
+side by side, as an mp4 video and a PNG contact sheet, with each episode's caption.
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ def run_demo(frame_size: tuple[int, int], steps: int, seed: int, scale: int, out
     sheet = np.concatenate([np.concatenate(list(t[:: max(1, length // 6)][:6]), axis=1) for t in tiles], axis=0)
     written["sheet"] = out / "real_worlds.png"
     cv2.imwrite(str(written["sheet"]), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    print("The world model is not built yet; this demo shows the real physics worlds it will learn.")
+    print("No trained world model ships yet; this demo shows the real physics worlds a model learns.")
     for caption in captions:
         print(f"  {caption}")
     for kind, path in written.items():
         print(f"wrote {kind}: {path}")
-    print("next: worldsim collect world=balls scenario=all episodes=100 out=data/balls")
+    print("next: worldsim collect world=balls scenario=all episodes=2000 frame_size=[32,32] out=data/balls32")
+    print("      worldsim train data=data/balls32 model=small out=runs/balls   (a GPU helps)")
     return written
 
 
