@@ -118,8 +118,9 @@ class WorldSimulator:
         actions = actions.to(self.device, self.action_dtype).reshape(self.batch_size, 1, *self.action_shape)
         everyone = slice(None)
         taken = torch.ones(self.batch_size, 1, dtype=torch.bool, device=self.device)
-        x = self._denoise(everyone, actions, taken, self.time, self._cache(), self._cache_mask())
-        out = self._commit(everyone, x, actions, taken, self.time, self.head, self._cache(), self._cache_mask())
+        cache, cache_mask = self._cache(), self._cache_mask()
+        x = self._denoise(everyone, actions, taken, self.time, cache, cache_mask)
+        out = self._commit(everyone, x, actions, taken, self.time, self.head, cache, cache_mask)
         self.head = (self.head + 1) % self.window
         self.time += 1
         self.latents = x  # [B, 1, C, h, w]: the new frames before decoding
@@ -194,11 +195,11 @@ class WorldSimulator:
     def _noise(self, shape) -> torch.Tensor:
         return torch.randn(shape, generator=self.generator, device=self.device)
 
-    def _cache(self, rows=slice(None)):
-        return [(k[rows], v[rows]) for k, v in zip(self.keys, self.values)]
+    def _cache(self):
+        return list(zip(self.keys, self.values))
 
-    def _cache_mask(self, rows=slice(None)) -> torch.Tensor:
-        return self.filled[rows].repeat_interleave(self.tokens_per_frame, dim=1)
+    def _cache_mask(self) -> torch.Tensor:
+        return self.filled.repeat_interleave(self.tokens_per_frame, dim=1)
 
     def _denoise(self, rows, actions, taken, position: int, cache, cache_mask) -> torch.Tensor:
         """New frames for ``rows`` at temporal ``position``, from noise in ``k`` Euler steps:

@@ -67,37 +67,45 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 class Attention(nn.Module):
     """Multi-head self-attention with QK-norm and 3-D rotary positions; may prepend cached keys."""
 
-    def __init__(self, dim: int, num_heads: int, theta: float):
+    def __init__(self, dim: int, num_heads: int):
         super().__init__()
-        self.num_heads, self.head_dim, self.theta = num_heads, dim // num_heads, theta
+        self.num_heads = num_heads
+        head_dim = dim // num_heads
         self.qkv = nn.Linear(dim, 3 * dim)
-        self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
-        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
+        self.q_norm = nn.RMSNorm(head_dim, eps=1e-6)
+        self.k_norm = nn.RMSNorm(head_dim, eps=1e-6)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x, positions, cache=None, cache_mask=None, window=None):
-        """Self-attention of ``x [B, S, D]`` at ``positions [S, 3]``, after the earlier tokens of ``cache``.
+    def forward(self, x, angles, mask, cache=None):
+        """Self-attention of ``x [B, S, D]``, after the earlier tokens of ``cache`` when given.
 
-        ``cache``: rotated ``(keys, values)`` ``[B, heads, S_c, head_dim]`` of tokens from earlier
-        blocks (this call's ``kv`` output), with ``cache_mask [B, S_c]`` (False: an empty slot).
-        Without a cache, tokens attend to their own and earlier blocks, at most ``window`` blocks
-        back when given. Returns the output ``[B, S, D]`` and this call's rotated ``(keys, values)``.
+        ``angles [S, head_dim / 2]``: the tokens' rotary angles; ``mask``: which keys each token
+        sees (:func:`attention_mask`); ``cache``: rotated ``(keys, values)``
+        ``[B, heads, S_c, head_dim]`` of earlier tokens (this call's ``kv`` output). Returns the
+        output ``[B, S, D]`` and this call's rotated ``(keys, values)``.
         """
         q, k, v = rearrange(self.qkv(x), "b s (three h d) -> three b h s d", three=3, h=self.num_heads)
-        angles = rotary_angles(positions, self.head_dim, self.theta)
         q = apply_rotary(self.q_norm(q), angles)
         k = apply_rotary(self.k_norm(k), angles)
-        t = positions[:, 0]
-        mask = t[None, :] <= t[:, None]  # [S, S]: own and earlier blocks
-        if window is not None:
-            mask = mask & (t[None, :] >= t[:, None] - window)
         keys, values = k, v
         if cache is not None:
             keys, values = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-            cached = cache_mask[:, None, None, :].expand(-1, 1, len(t), -1)
-            mask = torch.cat([cached, mask.expand(cache_mask.shape[0], 1, -1, -1)], dim=-1)
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         return self.proj(rearrange(out, "b h s d -> b s (h d)")), (k, v)
+
+
+def attention_mask(positions: torch.Tensor, cache_mask: torch.Tensor | None = None, window: int | None = None) -> torch.Tensor:
+    """Which keys each token at ``positions [S, 3]`` attends to: its own and earlier blocks (at
+    most ``window`` blocks back when given), after the filled slots of ``cache_mask [B, S_c]``.
+    Returns bool ``[S, S]``, or ``[B, 1, S, S_c + S]`` with a cache."""
+    t = positions[:, 0]
+    mask = t[None, :] <= t[:, None]
+    if window is not None:
+        mask = mask & (t[None, :] >= t[:, None] - window)
+    if cache_mask is None:
+        return mask
+    cached = cache_mask[:, None, None, :].expand(-1, 1, len(t), -1)
+    return torch.cat([cached, mask.expand(cache_mask.shape[0], 1, -1, -1)], dim=-1)
 
 
 class CrossAttention(nn.Module):
@@ -121,10 +129,10 @@ class CrossAttention(nn.Module):
 class DiTBlock(nn.Module):
     """Self-attention, cross-attention to text and an MLP; self-attention and MLP under adaLN-Zero."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, theta: float):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.attn = Attention(dim, num_heads, theta)
+        self.attn = Attention(dim, num_heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.cross = CrossAttention(dim, num_heads)
         self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
@@ -132,11 +140,11 @@ class DiTBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
-    def forward(self, x, cond, tokens_per_block, text, text_mask, positions, cache=None, cache_mask=None, window=None):
+    def forward(self, x, cond, tokens_per_block, text, text_mask, angles, mask, cache=None):
         """``x [B, S, D]``; ``cond [B, S / tokens_per_block, D]``: one conditioning vector per block."""
         mod = self.adaLN_modulation(cond).repeat_interleave(tokens_per_block, dim=1)
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)
-        attended, kv = self.attn(modulate(self.norm1(x), shift_a, scale_a), positions, cache, cache_mask, window)
+        attended, kv = self.attn(modulate(self.norm1(x), shift_a, scale_a), angles, mask, cache)
         x = x + gate_a * attended
         x = x + self.cross(self.norm2(x), text, text_mask)
         x = x + gate_m * self.mlp(modulate(self.norm3(x), shift_m, scale_m))
@@ -188,7 +196,7 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
             self.null_action = nn.Parameter(torch.zeros(d))
         self.block_cond = nn.Linear(pt * d, d) if pt > 1 else nn.Identity()
         self.text_proj = nn.Linear(text_dim, d)
-        self.blocks = nn.ModuleList([DiTBlock(d, num_heads, mlp_ratio, rope_theta) for _ in range(depth)])
+        self.blocks = nn.ModuleList([DiTBlock(d, num_heads, mlp_ratio) for _ in range(depth)])
         self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
         self.final_linear = nn.Linear(d, pt * p * p * in_channels)
@@ -279,12 +287,15 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         place = self.position_embed(frame_fourier_features(grid[1], grid[2], self.config.position_bands, x.device))
         x = self.patch_embed(x) + place.repeat(grid[0], 1)
         positions = grid_positions(*grid, t_offset=block_offset, device=x.device)
+        # Shared by every layer: rotary angles and who sees whom depend on positions alone.
+        angles = rotary_angles(positions, self.config.hidden_size // self.config.num_heads, self.config.rope_theta)
+        mask = attention_mask(positions, cache_mask if cache is not None else None, window)
         cond = self.condition(sigmas, actions, action_mask)
         text = self.encode_text(text)
         kvs = []
         for i, block in enumerate(self.blocks):
             layer_cache = cache[i] if cache is not None else None
-            x, kv = block(x, cond, tokens_per_block, text, text_mask, positions, layer_cache, cache_mask, window)
+            x, kv = block(x, cond, tokens_per_block, text, text_mask, angles, mask, layer_cache)
             kvs.append(kv)
         output = self.final_layer(x, cond, tokens_per_block, grid, c)
         # The network's output F gives the clean estimate; the velocity is what takes x there.
