@@ -66,7 +66,7 @@ def describe_world(roots: list[str | Path]) -> WorldModelConfig:
     if env_id is None:
         raise ValueError(f"collection {collections[0].root} names no env_id; worldsim needs the real world's action space")
     env = gym.make(env_id, **env_kwargs)
-    space = env.action_space
+    space, fps = env.action_space, env.metadata.get("render_fps", 10)
     env.close()
     if isinstance(space, gym.spaces.Discrete):
         action_space = {"type": "discrete", "n": int(space.n)}
@@ -74,7 +74,6 @@ def describe_world(roots: list[str | Path]) -> WorldModelConfig:
         action_space = {"type": "box", "shape": list(space.shape), "low": space.low.tolist(), "high": space.high.tolist()}
     else:
         raise ValueError(f"{env_id} has action space {space}; worldsim models support Discrete and Box")
-    fps = gym.spec(env_id).kwargs.get("render_fps") or env.metadata.get("render_fps", 10)
     return WorldModelConfig(env_id=env_id, env_kwargs=env_kwargs, frame_size=frame_size, fps=int(fps), action_space=action_space)
 
 
