@@ -62,8 +62,12 @@ def test_cached_keys_give_the_same_outputs_as_recomputation():
     full = model(**x)
     head = {k: v[:, :4] if k not in ("text", "text_mask") else v for k, v in x.items()}
     tail = {k: v[:, 4:] if k not in ("text", "text_mask") else v for k, v in x.items()}
-    _, cache = model(**head, return_kv=True)
-    cached = model(**tail, block_offset=4, cache=cache, cache_mask=torch.ones(2, 4 * 4 * 6, dtype=torch.bool))
+    _, kvs = model(**head, return_kv=True)
+    before = dict(previous=x["latents"][:, 3], previous_sigmas=x["sigmas"][:, 3])
+    # Buffers with room for the tail's own 2 frames of 4 x 6 tokens, written in place.
+    cache = [with_room(k, v, 2 * 4 * 6) for k, v in kvs]
+    filled = torch.cat([torch.ones(2, 4 * 4 * 6, dtype=torch.bool), torch.zeros(2, 2 * 4 * 6, dtype=torch.bool)], 1)
+    cached = model(**tail, **before, block_offset=4, cache=cache, cache_mask=filled, cache_write=slice(4 * 4 * 6, None))
     torch.testing.assert_close(cached.velocity, full.velocity[:, 4:], rtol=0, atol=1e-5)
     torch.testing.assert_close(cached.reward, full.reward[:, 4:], rtol=0, atol=1e-5)
 
@@ -72,24 +76,36 @@ def test_empty_cache_slots_are_ignored():
     model, x = tiny(), inputs(t=4)
     head = {k: v[:, :2] if k not in ("text", "text_mask") else v for k, v in x.items()}
     tail = {k: v[:, 2:] if k not in ("text", "text_mask") else v for k, v in x.items()}
-    _, cache = model(**head, return_kv=True)
-    # Pad the cache with garbage slots marked empty: the result must not change.
+    _, kvs = model(**head, return_kv=True)
+    before = dict(previous=x["latents"][:, 1], previous_sigmas=x["sigmas"][:, 1])
+    cache = [with_room(k, v, 32) for k, v in kvs]
+    ones = torch.ones(2, 64, dtype=torch.bool)
+    a = model(**tail, **before, block_offset=2, cache=cache, cache_mask=ones, cache_write=slice(32, None)).velocity
+    # Garbage slots marked empty before the cache, and the written slots marked empty: no change.
     padded = [(torch.cat([torch.randn_like(k), k], 2), torch.cat([torch.randn_like(v), v], 2)) for k, v in cache]
-    mask = torch.cat([torch.zeros(2, 32, dtype=torch.bool), torch.ones(2, 32, dtype=torch.bool)], dim=1)
-    a = model(**tail, block_offset=2, cache=cache, cache_mask=torch.ones(2, 32, dtype=torch.bool)).velocity
-    b = model(**tail, block_offset=2, cache=padded, cache_mask=mask).velocity
+    mask = torch.cat([torch.zeros(2, 64, dtype=torch.bool), torch.ones(2, 32, dtype=torch.bool), torch.zeros(2, 32, dtype=torch.bool)], 1)
+    b = model(**tail, **before, block_offset=2, cache=padded, cache_mask=mask, cache_write=slice(96, None)).velocity
     torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="cache_write"):
+        model(**tail, block_offset=2, cache=cache, cache_mask=ones)
+
+
+def with_room(k, v, room):
+    """Cache buffers: ``k``, ``v`` followed by ``room`` free positions."""
+    pad = torch.full((*k.shape[:2], room, k.shape[3]), float("nan"))
+    return torch.cat([k, pad], 2), torch.cat([v, pad], 2)
 
 
 def test_window_limits_how_far_back_a_frame_sees():
-    model, x = tiny(), inputs(t=6)
+    model, x = tiny(), inputs(t=7)
     before = model(**x, window=2)
     changed = dict(x, latents=x["latents"].clone())
     changed["latents"][:, 0] += 1.0
     after = model(**changed, window=2)
-    # Two layers of windows of 2 reach 4 frames back: frame 4 still feels frame 0, frame 5 does not.
-    assert not torch.equal(before.velocity[:, 4], after.velocity[:, 4])
-    assert torch.equal(before.velocity[:, 5:], after.velocity[:, 5:])
+    # Two layers of windows of 2 reach 4 frames back, and frame 1 reads frame 0 as its predecessor:
+    # frame 5 still feels frame 0, frame 6 does not.
+    assert not torch.equal(before.velocity[:, 5], after.velocity[:, 5])
+    assert torch.equal(before.velocity[:, 6:], after.velocity[:, 6:])
 
 
 def test_positions_are_relative_in_time():
@@ -153,3 +169,22 @@ def test_save_pretrained_round_trip(tmp_path):
     assert (tmp_path / "dit" / "diffusion_pytorch_model.safetensors").is_file()
     loaded = SpacetimeDiT.from_pretrained(tmp_path / "dit").eval()
     assert torch.equal(model(**x).velocity, loaded(**x).velocity)
+
+
+def test_the_frame_before_is_read_and_checked():
+    model, x = tiny(), inputs(t=2)
+    # Untrained, adaLN-Zero blocks are identities and the output layer is zero: randomise first.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    alone = model(**x)
+    given = dict(previous=torch.randn(2, 3, 8, 8), previous_sigmas=torch.full((2,), 0.05))
+    after = model(**x, **given)
+    assert not torch.equal(alone.velocity[:, 0], after.velocity[:, 0])  # frame 0 reads it directly
+    # Without one, the frame before the first is pure noise: level 1, zero signal.
+    none = dict(previous=torch.zeros(2, 3, 8, 8), previous_sigmas=torch.ones(2))
+    torch.testing.assert_close(model(**x, **none).velocity, alone.velocity, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="together"):
+        model(**x, previous=given["previous"])
+    with pytest.raises(ValueError, match=r"previous must be \[B, C, h, w\]"):
+        model(**x, previous=torch.zeros(2, 3, 8, 4), previous_sigmas=torch.ones(2))

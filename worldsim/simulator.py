@@ -1,10 +1,14 @@
 """WorldSimulator: batched, KV-cached autoregressive generation of frames for B envs at once.
 
 Each env holds a sliding window of its last ``W`` frames as a KV cache, preallocated on the device:
-per layer, rotated keys and values ``[B, heads, W * N, head_dim]`` (N tokens per frame) in a ring of
-``W`` frame slots, and a mask of the filled slots. ``step(actions)`` denoises only the new frame's
-tokens in ``k`` Euler steps against the cache, then one pass at the context noise level commits the
-new frame's keys and values into the oldest slot. Keys are stored rotated at a global frame
+per layer, rotated keys and values ``[B, heads, (W + 1) * N, head_dim]`` (N tokens per frame) in a
+ring of ``W + 1`` frame slots, and a mask of the filled slots. ``step(actions)`` denoises only the
+new frame's tokens in ``k`` Euler steps against the cache, then one pass at the context noise level
+commits them. Every pass writes the new frame's keys and values in place into the ring's oldest
+slot, the one frame that has left the window, and attends over the whole ring: a pass copies N
+tokens, never the cache. Besides the cache each env keeps its newest
+frame's latents as committed (``previous``, at the context level), which the model reads as the
+frame before the next one (see :mod:`worldsim.model.dit`). Keys are stored rotated at a global frame
 counter, so slots never move and relative positions always hold; the result equals recomputing the
 whole rollout with attention limited to ``W`` frames back (``SpacetimeDiT(window=W)``).
 
@@ -86,21 +90,23 @@ class WorldSimulator:
         self.latent_shape = (codec.latent_channels, height // d, width // d)
         self.tokens_per_frame = (height // d // p) * (width // d // p)
         heads, head_dim = dit.num_heads, dit.hidden_size // dit.num_heads
-        cache_shape = (batch_size, heads, self.window * self.tokens_per_frame, head_dim)
+        self.slots = self.window + 1  # the window and the frame being made
+        cache_shape = (batch_size, heads, self.slots * self.tokens_per_frame, head_dim)
         self.keys = [torch.zeros(cache_shape, device=self.device) for _ in range(dit.depth)]
         self.values = [torch.zeros(cache_shape, device=self.device) for _ in range(dit.depth)]
-        self.filled = torch.zeros(batch_size, self.window, dtype=torch.bool, device=self.device)
-        self.head = 0  # the slot the next frame is written to (the oldest)
+        self.filled = torch.zeros(batch_size, self.slots, dtype=torch.bool, device=self.device)
+        # Each env's newest frame as committed, and its level (1: none yet, pure noise).
+        self.previous = torch.zeros(batch_size, *self.latent_shape, device=self.device)
+        self.previous_sigmas = torch.ones(batch_size, device=self.device)
+        self.head = 0  # the slot the next frame is written to (the oldest, out of the window)
         self.time = 0  # global frame counter: the temporal position of the next frame
         discrete = model.config.action_space["type"] == "discrete"
         self.action_shape = () if discrete else tuple(model.config.action_space["shape"])
         self.action_dtype = torch.long if discrete else torch.float32
-        length = getattr(model.text_encoder, "max_length", 128)
-        self.text = torch.zeros(batch_size, length, model.text_encoder.dim, device=self.device)
-        self.text_mask = torch.zeros(batch_size, length, dtype=torch.bool, device=self.device)
-        with torch.no_grad():
-            self.null_text = tuple(t.to(self.device) for t in model.text_encoder([""]))  # guidance's unconditional text
-        self.set_prompts(torch.ones(batch_size, dtype=torch.bool), [""] * batch_size)
+        self.text_length = getattr(model.text_encoder, "max_length", 128)
+        # Each env's prompt as every layer's cross-attention keys and values, made once per prompt.
+        self.text = self._text_context([""] * batch_size)
+        self.null_text = self._text_context([""])  # guidance's unconditional text
         self.frames = torch.zeros(batch_size, height, width, 3, dtype=torch.uint8, device=self.device)
         self.generator = torch.Generator(self.device).manual_seed(seed)
 
@@ -120,8 +126,8 @@ class WorldSimulator:
         taken = torch.ones(self.batch_size, 1, dtype=torch.bool, device=self.device)
         cache, cache_mask = self._cache(), self._cache_mask()
         x = self._denoise(everyone, actions, taken, self.time, cache, cache_mask)
-        out = self._commit(everyone, x, actions, taken, self.time, self.head, cache, cache_mask)
-        self.head = (self.head + 1) % self.window
+        out = self._commit(everyone, x, actions, taken, self.time, self.head, cache, cache_mask, before=True)
+        self.head = (self.head + 1) % self.slots
         self.time += 1
         self.latents = x  # [B, 1, C, h, w]: the new frames before decoding
         self.frames = self.model.codec.decode(x)[:, 0]
@@ -153,6 +159,8 @@ class WorldSimulator:
             raise ValueError(f"got {len(prompts)} prompts for {n} envs to reset")
         self.set_prompts(rows, prompts)
         self.filled[rows] = False
+        self.previous[rows] = 0
+        self.previous_sigmas[rows] = 1
         if context is None:
             return self._generate_first(rows)
         return self._commit_context(rows, context, actions)
@@ -166,8 +174,8 @@ class WorldSimulator:
         twin.batch_size = len(index)
         twin.keys = [k[index].clone() for k in self.keys]
         twin.values = [v[index].clone() for v in self.values]
-        for name in ("filled", "text", "text_mask", "frames"):
-            setattr(twin, name, getattr(self, name)[index].clone())
+        for name in ("filled", "previous", "previous_sigmas", "text", "frames"):
+            setattr(twin, name, getattr(self, name)[index])  # indexing by a tensor copies
         twin.generator = torch.Generator(self.device)
         twin.generator.set_state(self.generator.get_state())
         return twin
@@ -182,21 +190,29 @@ class WorldSimulator:
         bad = [p for p in prompts if not isinstance(p, str)]
         if bad:
             raise TypeError(f"prompts must be strings, got {bad[0]!r}")
-        with torch.no_grad():
-            tokens, mask = self.model.text_encoder(list(prompts))
-        length = min(tokens.shape[1], self.text.shape[1])
-        self.text[rows] = 0
-        self.text_mask[rows] = False
-        self.text[rows, :length] = tokens[:, :length].to(self.device)
-        self.text_mask[rows, :length] = mask[:, :length].to(self.device)
+        self.text[rows] = self._text_context(prompts)
 
     # --------------------------------------------------------------------------------- internals
+
+    @torch.no_grad()
+    def _text_context(self, prompts: Sequence[str]):
+        """The DiT's cross-attention keys and values of ``prompts``, padded to ``text_length`` tokens."""
+        tokens, mask = self.model.text_encoder(list(prompts))
+        length = min(tokens.shape[1], self.text_length)
+        padded = torch.zeros(len(prompts), self.text_length, tokens.shape[2], device=self.device)
+        padded_mask = torch.zeros(len(prompts), self.text_length, dtype=torch.bool, device=self.device)
+        padded[:, :length], padded_mask[:, :length] = tokens[:, :length], mask[:, :length]
+        return self.model.dit.text_context(padded, padded_mask)
 
     def _noise(self, shape) -> torch.Tensor:
         return torch.randn(shape, generator=self.generator, device=self.device)
 
     def _cache(self):
         return list(zip(self.keys, self.values))
+
+    def _slot(self, slot: int) -> slice:
+        """The cache positions of frame slot ``slot``."""
+        return slice(slot * self.tokens_per_frame, (slot + 1) * self.tokens_per_frame)
 
     def _cache_mask(self) -> torch.Tensor:
         return self.filled.repeat_interleave(self.tokens_per_frame, dim=1)
@@ -216,34 +232,46 @@ class WorldSimulator:
         n = x.shape[0]
         sigmas = torch.full((n, 1), sigma, device=self.device)
 
-        def run(text, text_mask, taken):
-            return self.model.dit(x, sigmas, actions, taken, text, text_mask, block_offset=position, cache=cache,
-                                  cache_mask=cache_mask).velocity  # fmt: skip
+        previous, previous_sigmas = self.previous[rows], self.previous_sigmas[rows]
 
-        conditioned = run(self.text[rows], self.text_mask[rows], taken)
+        def run(text, taken):
+            return self.model.dit(x, sigmas, actions, taken, text, previous=previous, previous_sigmas=previous_sigmas,
+                                  block_offset=position, cache=cache, cache_mask=cache_mask,
+                                  cache_write=self._slot(self.head)).velocity  # fmt: skip
+
+        conditioned = run(self.text[rows], taken)
         if self.guidance == 1.0:
             return conditioned
-        null_text, null_mask = (t.expand(n, *t.shape[1:]) for t in self.null_text)
-        unconditioned = run(null_text, null_mask, torch.zeros_like(taken))
+        unconditioned = run(self.null_text.expand(n), torch.zeros_like(taken))
         return unconditioned + self.guidance * (conditioned - unconditioned)
 
-    def _commit(self, rows, x, actions, taken, position: int, slot: int, cache=None, cache_mask=None):
+    def _commit(self, rows, x, actions, taken, position: int, slot: int, cache=None, cache_mask=None, before=None):
         """Runs clean frames ``x [n, T, ...]`` of ``rows`` at the context noise level, from temporal
-        ``position`` on, and writes their keys and values into ``T`` consecutive slots ending
-        ``slot + T - 1`` (mod W); returns the model's output for them."""
+        ``position`` on, and writes their keys and values into the ``T`` consecutive slots from
+        ``slot`` (mod W + 1; with a cache, T = 1 and the pass writes them in place), and the last
+        frame as the envs' ``previous``; returns the model's output for them. ``before``: the
+        frame before ``x[:, 0]`` as ``(latents, levels)``, or True for the envs' ``previous``;
+        None: none (an episode start)."""
         level = self.model.config.context_noise
         noisy = (1 - level) * x + level * self._noise(x.shape)
         sigmas = torch.full(x.shape[:2], level, device=self.device)
-        out, kvs = self.model.dit(noisy, sigmas, actions, taken, self.text[rows], self.text_mask[rows],
-                                  block_offset=position, cache=cache, cache_mask=cache_mask, return_kv=True)  # fmt: skip
+        if before is True:
+            before = self.previous[rows], self.previous_sigmas[rows]
+        previous, previous_sigmas = before if before is not None else (None, None)
+        write = self._slot(slot) if cache is not None else None
+        out, kvs = self.model.dit(noisy, sigmas, actions, taken, self.text[rows], previous=previous,
+                                  previous_sigmas=previous_sigmas, block_offset=position, cache=cache, cache_mask=cache_mask,
+                                  cache_write=write, return_kv=True)  # fmt: skip
+        self.previous[rows] = noisy[:, -1]
+        self.previous_sigmas[rows] = level
         n_tokens = self.tokens_per_frame
         for j in range(x.shape[1]):
-            slot_j = (slot + j) % self.window
-            frame = slice(j * n_tokens, (j + 1) * n_tokens)
-            tokens = slice(slot_j * n_tokens, (slot_j + 1) * n_tokens)
-            for layer, (k, v) in enumerate(kvs):
-                self.keys[layer][rows, :, tokens] = k[:, :, frame]
-                self.values[layer][rows, :, tokens] = v[:, :, frame]
+            slot_j = (slot + j) % self.slots
+            if cache is None:
+                frame = slice(j * n_tokens, (j + 1) * n_tokens)
+                for layer, (k, v) in enumerate(kvs):
+                    self.keys[layer][rows, :, self._slot(slot_j)] = k[:, :, frame]
+                    self.values[layer][rows, :, self._slot(slot_j)] = v[:, :, frame]
             self.filled[rows, slot_j] = True
         return out
 
@@ -254,7 +282,7 @@ class WorldSimulator:
         actions = torch.zeros((n, 1, *self.action_shape), dtype=self.action_dtype, device=self.device)
         untaken = torch.zeros(n, 1, dtype=torch.bool, device=self.device)
         x = self._denoise(rows, actions, untaken, self.time - 1, None, None)
-        self._commit(rows, x, actions, untaken, self.time - 1, (self.head - 1) % self.window)
+        self._commit(rows, x, actions, untaken, self.time - 1, (self.head - 1) % self.slots)
         self._set_frames(rows, self.model.codec.decode(x)[:, 0])
         return self.frames[rows]
 
@@ -268,6 +296,10 @@ class WorldSimulator:
                 f"(one row per env reset, frames of the simulator's size); got {context.dtype} {tuple(context.shape)}"
             )
         keep = min(t, self.window)
+        before = None  # a frame before the kept ones is read, clean (level 0), as the first one's predecessor
+        if t > keep:
+            before = self.model.codec.encode(context[:, t - keep - 1 : t - keep].to(self.device))[:, 0]
+            before = before, torch.zeros(n, device=self.device)
         context = context[:, t - keep :].to(self.device)
         incoming = torch.zeros((n, keep, *self.action_shape), dtype=self.action_dtype, device=self.device)
         taken = torch.zeros(n, keep, dtype=torch.bool, device=self.device)
@@ -275,7 +307,7 @@ class WorldSimulator:
             actions = actions.to(self.device, self.action_dtype)[:, t - keep :]
             incoming[:, 1:], taken[:, 1:] = actions[:, :-1], True  # frame j came from action j - 1
         latents = self.model.codec.encode(context)
-        self._commit(rows, latents, incoming, taken, self.time - keep, (self.head - keep) % self.window)
+        self._commit(rows, latents, incoming, taken, self.time - keep, (self.head - keep) % self.slots, before=before)
         self._set_frames(rows, context[:, -1])
         return self.frames[rows]
 

@@ -151,12 +151,12 @@ class Recompute:
         self.sigmas = make_scheduler(sampler_steps).sigmas.tolist()
         self.level = model.config.context_noise
         self.generator = torch.Generator(self.device).manual_seed(seed)
-        # The simulator cross-attends to text padded to the encoder's max_length: so does this.
+        # The simulator cross-attends to text padded to the encoder's max_length, its keys and
+        # values made once per prompt: so does this.
         with torch.no_grad():
             text, mask = model.text_encoder([""] * batch_size)
-        pad = getattr(model.text_encoder, "max_length", text.shape[1]) - text.shape[1]
-        self.text = F.pad(text, (0, 0, 0, pad)).to(self.device)
-        self.text_mask = F.pad(mask, (0, pad)).to(self.device)
+            pad = getattr(model.text_encoder, "max_length", text.shape[1]) - text.shape[1]
+            self.text = model.dit.text_context(F.pad(text, (0, 0, 0, pad)).to(self.device), F.pad(mask, (0, pad)).to(self.device))
         self.time = 0  # temporal position of the next frame, as in the simulator
 
     @torch.no_grad()
@@ -171,6 +171,7 @@ class Recompute:
         self.taken = torch.ones(actions.shape, dtype=torch.bool, device=self.device)
         self.taken[:, 0] = False
         self.first = self.time - keep  # temporal position of the first kept frame
+        self.before = {}  # the frame before the first kept one, once one has been dropped
 
     @torch.no_grad()
     def step(self, actions: torch.Tensor) -> torch.Tensor:
@@ -183,11 +184,14 @@ class Recompute:
         x = self._noise((b, 1, *self.latents.shape[2:]))
         for sigma, sigma_next in zip(self.sigmas[:-1], self.sigmas[1:]):
             sigmas = torch.cat([context_sigmas, torch.full((b, 1), sigma, device=self.device)], dim=1)
-            out = self.model.dit(torch.cat([self.latents, x], dim=1), sigmas, actions, taken, self.text, self.text_mask,
-                                 block_offset=self.first, window=self.window)  # fmt: skip
+            out = self.model.dit(torch.cat([self.latents, x], dim=1), sigmas, actions, taken, self.text,
+                                 block_offset=self.first, window=self.window, **self.before)  # fmt: skip
             x = x + (sigma_next - sigma) * out.velocity[:, -1:]
         committed = (1 - self.level) * x + self.level * self._noise(x.shape)
-        self.latents = torch.cat([self.latents, committed], dim=1)[:, -self.window :]
+        latents = torch.cat([self.latents, committed], dim=1)
+        if latents.shape[1] > self.window:
+            self.before = dict(previous=latents[:, -self.window - 1], previous_sigmas=torch.full((b,), self.level, device=self.device))
+        self.latents = latents[:, -self.window :]
         self.actions, self.taken = actions[:, -self.window :], taken[:, -self.window :]
         self.first += t + 1 - self.latents.shape[1]
         self.time += 1

@@ -10,6 +10,14 @@ their positions baked in), and cross-attends to text.
 Every frame has its own noise level (diffusion forcing); the level and the action that led into
 the frame modulate each block through adaLN-Zero. Per frame it predicts the flow-matching velocity
 of its latents, the reward and a termination logit.
+
+Each frame's patches also carry, as extra input channels, the co-located patch of the frame just
+before it (at that frame's own noise level, which conditions the block too), as GameNGen and
+DIAMOND stack past frames. Most of a world does not move between two frames; through attention
+alone a small model copies the unmoved part only after long training, through these channels it is
+one linear path, and the network spends itself on what moves. The frame before the first one is
+an argument (the simulator passes the newest cached frame); without it, it is pure noise (level 1,
+zero signal): an episode start.
 """
 
 from __future__ import annotations
@@ -65,7 +73,7 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with QK-norm and 3-D rotary positions; may prepend cached keys."""
+    """Multi-head self-attention with QK-norm and 3-D rotary positions; may attend to cached keys."""
 
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
@@ -76,36 +84,69 @@ class Attention(nn.Module):
         self.k_norm = nn.RMSNorm(head_dim, eps=1e-6)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x, angles, mask, cache=None):
-        """Self-attention of ``x [B, S, D]``, after the earlier tokens of ``cache`` when given.
+    def forward(self, x, angles, mask, cache=None, cache_write=None):
+        """Self-attention of ``x [B, S, D]``, over the tokens of ``cache`` when given.
 
         ``angles [S, head_dim / 2]``: the tokens' rotary angles; ``mask``: which keys each token
-        sees (:func:`attention_mask`); ``cache``: rotated ``(keys, values)``
-        ``[B, heads, S_c, head_dim]`` of earlier tokens (this call's ``kv`` output). Returns the
-        output ``[B, S, D]`` and this call's rotated ``(keys, values)``.
+        sees (:func:`attention_mask`); ``cache``: buffers of rotated ``(keys, values)``
+        ``[B, heads, S_c, head_dim]`` of earlier tokens (this call's ``kv`` output), into whose
+        positions ``cache_write`` (a slice of length S) this call first writes its own, in place,
+        so that nothing is concatenated. Returns the output ``[B, S, D]`` and this call's rotated
+        ``(keys, values)``.
         """
         q, k, v = rearrange(self.qkv(x), "b s (three h d) -> three b h s d", three=3, h=self.num_heads)
         q = apply_rotary(self.q_norm(q), angles)
         k = apply_rotary(self.k_norm(k), angles)
         keys, values = k, v
         if cache is not None:
-            keys, values = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+            keys, values = cache
+            keys[:, :, cache_write] = k
+            values[:, :, cache_write] = v
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         return self.proj(rearrange(out, "b h s d -> b s (h d)")), (k, v)
 
 
-def attention_mask(positions: torch.Tensor, cache_mask: torch.Tensor | None = None, window: int | None = None) -> torch.Tensor:
+def attention_mask(
+    positions: torch.Tensor, cache_mask: torch.Tensor | None = None, window: int | None = None, cache_write: slice | None = None
+) -> torch.Tensor:
     """Which keys each token at ``positions [S, 3]`` attends to: its own and earlier blocks (at
-    most ``window`` blocks back when given), after the filled slots of ``cache_mask [B, S_c]``.
-    Returns bool ``[S, S]``, or ``[B, 1, S, S_c + S]`` with a cache."""
+    most ``window`` blocks back when given), and with a cache the filled slots of
+    ``cache_mask [B, S_c]``, where the tokens themselves sit at ``cache_write``.
+    Returns bool ``[S, S]``, or ``[B, 1, S, S_c]`` with a cache."""
     t = positions[:, 0]
     mask = t[None, :] <= t[:, None]
     if window is not None:
         mask = mask & (t[None, :] >= t[:, None] - window)
     if cache_mask is None:
         return mask
-    cached = cache_mask[:, None, None, :].expand(-1, 1, len(t), -1)
-    return torch.cat([cached, mask.expand(cache_mask.shape[0], 1, -1, -1)], dim=-1)
+    cached = cache_mask[:, None, None, :].repeat(1, 1, len(t), 1)
+    cached[..., cache_write] = mask
+    return cached
+
+
+@dataclass
+class TextContext:
+    """Text as the blocks' cross-attention reads it: per layer, keys and values
+    ``[B, heads, L, head_dim]``, and the mask ``[B, L]`` of real (not padding) tokens.
+
+    ``SpacetimeDiT.text_context`` makes it; pass it to ``forward`` as ``text`` to reuse it across
+    calls, as the simulator does while an env's prompt stays the same."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    mask: torch.Tensor
+
+    def __getitem__(self, rows) -> TextContext:
+        return TextContext([k[rows] for k in self.keys], [v[rows] for v in self.values], self.mask[rows])
+
+    def __setitem__(self, rows, other: TextContext) -> None:
+        for mine, theirs in zip(self.keys + self.values + [self.mask], other.keys + other.values + [other.mask]):
+            mine[rows] = theirs
+
+    def expand(self, batch: int) -> TextContext:
+        """A one-row context repeated ``batch`` times (a view)."""
+        grow = lambda t: t.expand(batch, *t.shape[1:])  # noqa: E731
+        return TextContext([grow(k) for k in self.keys], [grow(v) for v in self.values], grow(self.mask))
 
 
 class CrossAttention(nn.Module):
@@ -118,11 +159,15 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
-        """``x [B, S, D]``, ``text [B, L, D]``, ``text_mask [B, L]`` -> ``[B, S, D]``."""
-        q = rearrange(self.q(x), "b s (h d) -> b h s d", h=self.num_heads)
+    def keys_values(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``text [B, L, D]`` -> keys and values ``[B, heads, L, head_dim]``."""
         k, v = rearrange(self.kv(text), "b l (two h d) -> two b h l d", two=2, h=self.num_heads)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=text_mask[:, None, None, :])
+        return k, v
+
+    def forward(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """``x [B, S, D]``, text ``keys``/``values`` (:meth:`keys_values`), ``text_mask [B, L]`` -> ``[B, S, D]``."""
+        q = rearrange(self.q(x), "b s (h d) -> b h s d", h=self.num_heads)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=text_mask[:, None, None, :])
         return self.proj(rearrange(out, "b h s d -> b s (h d)"))
 
 
@@ -140,13 +185,14 @@ class DiTBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
-    def forward(self, x, cond, tokens_per_block, text, text_mask, angles, mask, cache=None):
-        """``x [B, S, D]``; ``cond [B, S / tokens_per_block, D]``: one conditioning vector per block."""
+    def forward(self, x, cond, tokens_per_block, text, angles, mask, cache=None, cache_write=None):
+        """``x [B, S, D]``; ``cond [B, S / tokens_per_block, D]``: one conditioning vector per block;
+        ``text``: this layer's ``(keys, values, mask)`` for cross-attention."""
         mod = self.adaLN_modulation(cond).repeat_interleave(tokens_per_block, dim=1)
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)
-        attended, kv = self.attn(modulate(self.norm1(x), shift_a, scale_a), angles, mask, cache)
+        attended, kv = self.attn(modulate(self.norm1(x), shift_a, scale_a), angles, mask, cache, cache_write)
         x = x + gate_a * attended
-        x = x + self.cross(self.norm2(x), text, text_mask)
+        x = x + self.cross(self.norm2(x), *text)
         x = x + gate_m * self.mlp(modulate(self.norm3(x), shift_m, scale_m))
         return x, kv
 
@@ -186,9 +232,10 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size {hidden_size} must be divisible by num_heads {num_heads}")
         p, pt, d = patch_size, temporal_patch_size, hidden_size
-        self.patch_embed = nn.Linear(in_channels * pt * p * p, d)
+        self.patch_embed = nn.Linear(2 * in_channels * pt * p * p, d)  # the frame and the frame before it
         self.position_embed = nn.Linear(4 * position_bands, d)
         self.sigma_embed = nn.Sequential(nn.Linear(frequency_dim, d), nn.SiLU(), nn.Linear(d, d))
+        self.previous_sigma_embed = nn.Linear(frequency_dim, d)
         if num_actions:
             self.action_embed = nn.Embedding(num_actions + 1, d)  # the last id is the null action
         else:
@@ -225,9 +272,12 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
 
     # ------------------------------------------------------------------------------- conditioning
 
-    def condition(self, sigmas: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
-        """Per-block conditioning ``[B, T / pt, D]`` from noise levels ``[B, T]`` and actions."""
-        c = self.sigma_embed(timestep_embedding(sigmas * NUM_TRAIN_TIMESTEPS, self.config.frequency_dim))
+    def condition(self, sigmas, previous_sigmas, actions, action_mask) -> torch.Tensor:
+        """Per-block conditioning ``[B, T / pt, D]`` from the noise levels ``[B, T]`` of each frame
+        and of the frame before it, and the actions."""
+        frequencies = self.config.frequency_dim
+        c = self.sigma_embed(timestep_embedding(sigmas * NUM_TRAIN_TIMESTEPS, frequencies))
+        c = c + self.previous_sigma_embed(timestep_embedding(previous_sigmas * NUM_TRAIN_TIMESTEPS, frequencies))
         if self.config.num_actions:
             ids = torch.where(action_mask, actions.long(), self.config.num_actions)
             c = c + self.action_embed(ids)
@@ -236,9 +286,12 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
             c = c + torch.where(action_mask[..., None], embedded, self.null_action.to(c.dtype))
         return self.block_cond(rearrange(c, "b (t pt) d -> b t (pt d)", pt=self.config.temporal_patch_size))
 
-    def encode_text(self, text: torch.Tensor) -> torch.Tensor:
-        """Text encoder tokens ``[B, L, text_dim]`` -> ``[B, L, D]`` for cross-attention."""
-        return self.text_proj(text)
+    def text_context(self, text: torch.Tensor, text_mask: torch.Tensor) -> TextContext:
+        """Text encoder tokens ``[B, L, text_dim]`` and their mask ``[B, L]`` -> every layer's
+        cross-attention keys and values."""
+        projected = self.text_proj(text)
+        keys, values = zip(*(block.cross.keys_values(projected) for block in self.blocks))
+        return TextContext(list(keys), list(values), text_mask)
 
     # ------------------------------------------------------------------------------------ forward
 
@@ -248,12 +301,15 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         sigmas: torch.Tensor,
         actions: torch.Tensor,
         action_mask: torch.Tensor,
-        text: torch.Tensor,
-        text_mask: torch.Tensor,
+        text: torch.Tensor | TextContext,
+        text_mask: torch.Tensor | None = None,
         *,
+        previous: torch.Tensor | None = None,
+        previous_sigmas: torch.Tensor | None = None,
         block_offset: int = 0,
         cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
         cache_mask: torch.Tensor | None = None,
+        cache_write: slice | None = None,
         window: int | None = None,
         return_kv: bool = False,
     ):
@@ -264,11 +320,17 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
             sigmas: noise level of each frame ``[B, T]`` in ``[0, 1]`` (1 = pure noise).
             actions: int ``[B, T]`` or float ``[B, T, A]``: the action that led into each frame.
             action_mask: bool ``[B, T]``: False where a frame has no (or a dropped) action.
-            text: text encoder tokens ``[B, L, text_dim]``; ``text_mask`` bool ``[B, L]``.
+            text: text encoder tokens ``[B, L, text_dim]`` with ``text_mask`` bool ``[B, L]``, or
+                their :class:`TextContext` (from :meth:`text_context`; ``text_mask`` unused).
+            previous: noisy latents ``[B, C, h, w]`` of the frame before ``latents[:, 0]``, at
+                levels ``previous_sigmas [B]``; None: there is none (an episode start).
             block_offset: temporal position of the first block of ``latents``.
-            cache: per layer, rotated ``(keys, values)`` ``[B, heads, S_c, head_dim]`` of tokens of
-                earlier blocks (from ``return_kv``), any order; ``cache_mask [B, S_c]`` marks the
-                filled ones. Their positions are baked in, so they need only precede ``block_offset``.
+            cache: per layer, buffers of rotated ``(keys, values)`` ``[B, heads, S_c, head_dim]``
+                of tokens of earlier blocks (from ``return_kv``), any order; ``cache_mask [B, S_c]``
+                marks the filled ones. Their positions are baked in, so they need only precede
+                ``block_offset``. This call writes its own keys and values into the buffers at
+                ``cache_write`` (a slice of S = T * tokens-per-frame positions; their mask entries
+                are ignored) and attends over the whole buffer: no copy of the cache per pass.
             window: without a cache, how many earlier blocks a block sees (None: all); the
                 simulator's sliding window equals recomputation with this window.
             return_kv: also return this call's per-layer rotated ``(keys, values)``.
@@ -281,7 +343,10 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         if t % pt or h % p or w % p:
             raise ValueError(f"latents [B, T, C, h, w] = {tuple(latents.shape)} need T divisible by {pt} and h, w by {p}")
         c_in, c_skip, c_out = (c[:, :, None, None, None] for c in preconditioning(sigmas, self.config.data_std))
-        x = rearrange(latents * c_in, "b (t pt) c (h p1) (w p2) -> b (t h w) (pt p1 p2 c)", pt=pt, p1=p, p2=p)
+        before, before_sigmas = self.frames_before(latents, sigmas, previous, previous_sigmas)
+        before_in = preconditioning(before_sigmas, self.config.data_std)[0][:, :, None, None, None]
+        x = torch.cat([latents * c_in, before * before_in], dim=2)
+        x = rearrange(x, "b (t pt) c (h p1) (w p2) -> b (t h w) (pt p1 p2 c)", pt=pt, p1=p, p2=p)
         grid = (t // pt, h // p, w // p)
         tokens_per_block = grid[1] * grid[2]
         place = self.position_embed(frame_fourier_features(grid[1], grid[2], self.config.position_bands, x.device))
@@ -289,19 +354,39 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         positions = grid_positions(*grid, t_offset=block_offset, device=x.device)
         # Shared by every layer: rotary angles and who sees whom depend on positions alone.
         angles = rotary_angles(positions, self.config.hidden_size // self.config.num_heads, self.config.rope_theta)
-        mask = attention_mask(positions, cache_mask if cache is not None else None, window)
-        cond = self.condition(sigmas, actions, action_mask)
-        text = self.encode_text(text)
+        if cache is not None and (cache_mask is None or cache_write is None):
+            raise ValueError("a cache needs cache_mask (its filled slots) and cache_write (where this call's tokens go)")
+        mask = attention_mask(positions, cache_mask if cache is not None else None, window, cache_write)
+        cond = self.condition(sigmas, before_sigmas, actions, action_mask)
+        if not isinstance(text, TextContext):
+            text = self.text_context(text, text_mask)
         kvs = []
         for i, block in enumerate(self.blocks):
             layer_cache = cache[i] if cache is not None else None
-            x, kv = block(x, cond, tokens_per_block, text, text_mask, angles, mask, layer_cache)
+            layer_text = (text.keys[i], text.values[i], text.mask)
+            x, kv = block(x, cond, tokens_per_block, layer_text, angles, mask, layer_cache, cache_write)
             kvs.append(kv)
         output = self.final_layer(x, cond, tokens_per_block, grid, c)
         # The network's output F gives the clean estimate; the velocity is what takes x there.
         denoised = c_skip * latents + c_out * output.velocity
         output.velocity = (latents - denoised) / sigmas[:, :, None, None, None].clamp(min=1e-6)
         return (output, kvs) if return_kv else output
+
+    @staticmethod
+    def frames_before(latents, sigmas, previous, previous_sigmas):
+        """For every frame, the frame just before it and its level: ``[B, T, C, h, w]``, ``[B, T]``."""
+        if (previous is None) != (previous_sigmas is None):
+            raise ValueError("give previous and previous_sigmas together (the frame before the first and its noise level)")
+        if previous is None:
+            previous = torch.zeros_like(latents[:, 0])
+            previous_sigmas = torch.ones_like(sigmas[:, 0])
+        if previous.shape != latents[:, 0].shape or previous_sigmas.shape != sigmas[:, 0].shape:
+            raise ValueError(
+                f"previous must be [B, C, h, w] = {tuple(latents[:, 0].shape)} and previous_sigmas [B] = "
+                f"{tuple(sigmas[:, 0].shape)}; got {tuple(previous.shape)} and {tuple(previous_sigmas.shape)}"
+            )
+        before = torch.cat([previous[:, None].to(latents.dtype), latents[:, :-1]], dim=1)
+        return before, torch.cat([previous_sigmas[:, None].to(sigmas.dtype), sigmas[:, :-1]], dim=1)
 
     def final_layer(self, x, cond, tokens_per_block, grid, channels) -> DiTOutput:
         shift, scale = self.final_modulation(cond).repeat_interleave(tokens_per_block, dim=1).chunk(2, dim=-1)
