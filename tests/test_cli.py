@@ -54,8 +54,6 @@ def test_bad_values_are_one_line_errors(capsys, tmp_path):
 
 
 def test_unbuilt_commands_say_so(capsys):
-    code, _, err = run(capsys, "play", "max_steps=10")
-    assert code == 2 and "not built yet" in err
     code, _, err = run(capsys, "agent", "train")
     assert code == 2 and "not built yet" in err
 

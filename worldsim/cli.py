@@ -111,6 +111,19 @@ def run_bench(cfg: DictConfig, mode: str | None) -> None:
         print(f"wrote {path}")
 
 
+def run_play(cfg: DictConfig, mode: str | None) -> None:
+    if OmegaConf.is_missing(cfg, "model"):
+        raise UsageError("`worldsim play` needs model=NAME_OR_PATH (a shipped model's name, a model folder or a run folder)")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    from worldsim.viewer import Viewer
+
+    world = {key: to_python(cfg[key]) for key in ("scenario", "frame_size") if cfg[key] is not None}
+    viewer = Viewer(str(cfg.model), cfg.device, cfg.sampler_steps, cfg.seed, cfg.fps, cfg.side_by_side, cfg.record_dir,
+                    cfg.rewind_steps, **world)  # fmt: skip
+    summary = viewer.run(cfg.replay, cfg.max_steps, cfg.screenshot)
+    print(f"played {summary.steps} steps in {summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s)")
+
+
 def to_python(value):
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
@@ -128,7 +141,12 @@ COMMANDS = {
         config="train",
         example="worldsim train data=data/balls model=small steps=20000 out=runs/balls",
     ),
-    "play": Command("play a world model with the keyboard in a pygame window", arrives_with="Pygame viewer"),
+    "play": Command(
+        "play a world model with the keyboard in a pygame window",
+        run_play,
+        config="play",
+        example="worldsim play model=balls",
+    ),
     "bench": Command(
         "fidelity, physics, speed and RL benchmarks",
         run_bench,
@@ -195,9 +213,14 @@ def compose(config: str, overrides: list[str]) -> DictConfig:
     from hydra import initialize_config_module
     from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
 
+    plain = plain_overrides(config, overrides)
+    overrides = [o for o in overrides if o not in plain]
     try:
         with initialize_config_module(CONFIG_MODULE, version_base=None):
             cfg = hydra_compose(config, overrides=overrides)
+            for override in plain:
+                key, value = override.split("=", 1)
+                cfg[key] = OmegaConf.create({"value": value})["value"] if value else None  # YAML typing, as Hydra's
             OmegaConf.resolve(cfg)
             return cfg
     except MissingConfigException as error:
@@ -214,6 +237,16 @@ def compose(config: str, overrides: list[str]) -> DictConfig:
         raise UsageError(f"unknown config key {key!r} for `{config}`; valid keys: {valid}") from None
     except HydraException as error:
         raise UsageError(first_line(error)) from None
+
+
+def plain_overrides(config: str, overrides: list[str]) -> list[str]:
+    """The overrides of ``config``'s plain keys that share a name with a config group: ``model=``
+    names a world model in play and bench, but a size preset (the group) in train. Hydra would
+    read them as group choices, so they are set after composing."""
+    primary = OmegaConf.create(resources.files(CONFIG_MODULE).joinpath(f"{config}.yaml").read_text())
+    chosen = {next(iter(entry)) for entry in primary.get("defaults", []) if isinstance(entry, DictConfig)}
+    shadowed = (set(config_groups()) & set(primary.keys())) - chosen
+    return [o for o in overrides if "=" in o and o.split("=", 1)[0] in shadowed]
 
 
 def config_keys(config: str, group_overrides: list[str]) -> list[str]:

@@ -116,13 +116,14 @@ def collect(
     )
 
 
-def record_episode(env: gym.Env, policy: Policy, seed: int) -> Episode:
-    """Runs one episode of ``policy`` in ``env`` from ``reset(seed=seed)`` and records it."""
+def record_episode(env: gym.Env, policy: Policy, seed: int, max_steps: int | None = None) -> Episode:
+    """Runs one episode of ``policy`` in ``env`` from ``reset(seed=seed)`` and records it (its
+    first ``max_steps`` steps when given; ``env`` is then left at the last recorded frame)."""
     observation, info = env.reset(seed=seed)
     policy.reset(seed)
     frames, states = [observation], [info.get("state", {})]
     actions, rewards, terminated, truncated = [], [], [], []
-    done = False
+    done = max_steps == 0
     while not done:
         action = policy(observation, info)
         observation, reward, term, trunc, info = env.step(action)
@@ -132,7 +133,7 @@ def record_episode(env: gym.Env, policy: Policy, seed: int) -> Episode:
         rewards.append(reward)
         terminated.append(term)
         truncated.append(trunc)
-        done = term or trunc
+        done = term or trunc or (max_steps is not None and len(actions) >= max_steps)
     is_discrete = isinstance(env.action_space, gym.spaces.Discrete)
     return Episode(
         frames=np.stack(frames).astype(np.uint8),
