@@ -144,14 +144,23 @@ def test_actions_and_text_reach_the_output():
     assert not torch.allclose(base, model(**dict(x, text=x["text"].flip(0), text_mask=x["text_mask"].flip(0))).velocity)
 
 
-def test_fresh_model_outputs_only_the_preconditioning_skip():
+def test_fresh_model_repeats_the_frame_before():
     torch.manual_seed(0)
     model = SpacetimeDiT(in_channels=3, patch_size=2, hidden_size=32, depth=2, num_heads=2, num_actions=5, text_dim=32)
     x = inputs()
-    # adaLN-Zero and a zero final layer: the network adds nothing to the skip c_skip * x.
-    _, c_skip, _ = preconditioning(x["sigmas"], model.config.data_std)
+    # adaLN-Zero and a zero final layer: the network adds nothing to reference + c_skip * residual.
+    before = torch.cat([torch.zeros_like(x["latents"][:, :1]), x["latents"][:, :-1]], 1)
+    before_sigmas = torch.cat([torch.ones(2, 1), x["sigmas"][:, :-1]], 1)
+    reference, spread = model.reference(before, before_sigmas)
+    _, c_skip, _ = preconditioning(x["sigmas"], spread)
     s, c_skip = x["sigmas"][:, :, None, None, None], c_skip[:, :, None, None, None]
-    torch.testing.assert_close(model(**x).velocity, (1 - c_skip) * x["latents"] / s)
+    residual = x["latents"] - (1 - s) * reference
+    torch.testing.assert_close(model(**x).velocity, (x["latents"] - reference - c_skip * residual) / s)
+    # From a clean frame before, a fresh model's sampler repeats that frame exactly.
+    clean = x["latents"][:, :1]
+    zero = dict(x, latents=torch.randn_like(clean), sigmas=torch.ones(2, 1), actions=x["actions"][:, :1],
+                action_mask=x["action_mask"][:, :1], previous=clean[:, 0], previous_sigmas=torch.zeros(2))  # fmt: skip
+    torch.testing.assert_close(zero["latents"] - model(**zero).velocity, clean)
 
 
 def test_bad_configs_are_rejected():

@@ -11,13 +11,16 @@ Every frame has its own noise level (diffusion forcing); the level and the actio
 the frame modulate each block through adaLN-Zero. Per frame it predicts the flow-matching velocity
 of its latents, the reward and a termination logit.
 
-Each frame's patches also carry, as extra input channels, the co-located patch of the frame just
-before it (at that frame's own noise level, which conditions the block too), as GameNGen and
-DIAMOND stack past frames. Most of a world does not move between two frames; through attention
-alone a small model copies the unmoved part only after long training, through these channels it is
-one linear path, and the network spends itself on what moves. The frame before the first one is
-an argument (the simulator passes the newest cached frame); without it, it is pure noise (level 1,
-zero signal): an episode start.
+Most of a world does not move between two frames, so the network works on the change. Each
+frame's patches carry, as extra input channels, the co-located patch of the frame just before it
+(at that frame's own noise level, which conditions the block too), as GameNGen and DIAMOND stack
+past frames; and the preconditioning is centred on it: a frame's clean estimate is its
+*reference* (the best linear estimate of the previous frame from its noisy version: the previous
+frame itself when it is clean, nothing when it is pure noise) plus the EDM-preconditioned estimate
+of the residual, whose spread is ``residual_std`` plus what the previous frame's noise hides. An
+untrained network thus repeats the last frame exactly, and training teaches it what moves. The
+frame before the first one is an argument (the simulator passes the newest cached frame); without
+it, it is pure noise (level 1, zero signal): an episode start.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from diffusers.configuration_utils import register_to_config
 from einops import rearrange
 from torch import nn
 
-from worldsim.model.flow import preconditioning
+from worldsim.model.flow import loss_weight, preconditioning
 from worldsim.model.rope import apply_rotary, grid_positions, rotary_angles
 
 NUM_TRAIN_TIMESTEPS = 1000  # noise level sigma in [0, 1] is embedded as the timestep sigma * 1000
@@ -40,7 +43,9 @@ NUM_TRAIN_TIMESTEPS = 1000  # noise level sigma in [0, 1] is embedded as the tim
 
 @dataclass
 class DiTOutput:
-    """Per-frame predictions: ``velocity [B, T, C, h, w]``, ``reward [B, T]``, ``termination [B, T]`` (logits).
+    """Per-frame predictions: ``velocity [B, T, C, h, w]``, ``reward [B, T]``, ``termination [B, T]``
+    (logits), and ``loss_weight [B, T]``, the weight that makes a frame's squared velocity error the
+    unit-variance error of the network's output (for training).
 
     (Inside ``final_layer``, ``velocity`` briefly holds the raw network output, which ``forward``
     turns into the velocity.)"""
@@ -48,6 +53,7 @@ class DiTOutput:
     velocity: torch.Tensor
     reward: torch.Tensor
     termination: torch.Tensor
+    loss_weight: torch.Tensor | None = None
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -225,6 +231,7 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         frequency_dim: int = 256,
         data_std: float = 0.5,
         position_bands: int = 6,
+        residual_std: float = 0.1,
     ):
         super().__init__()
         if (num_actions > 0) == (action_dim > 0):
@@ -342,10 +349,12 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         p, pt = self.config.patch_size, self.config.temporal_patch_size
         if t % pt or h % p or w % p:
             raise ValueError(f"latents [B, T, C, h, w] = {tuple(latents.shape)} need T divisible by {pt} and h, w by {p}")
-        c_in, c_skip, c_out = (c[:, :, None, None, None] for c in preconditioning(sigmas, self.config.data_std))
         before, before_sigmas = self.frames_before(latents, sigmas, previous, previous_sigmas)
+        reference, spread = self.reference(before, before_sigmas)
+        c_in, c_skip, c_out = (c[:, :, None, None, None] for c in preconditioning(sigmas, spread))
+        residual = latents - (1 - sigmas[:, :, None, None, None]) * reference  # (1 - s) (x0 - reference) + s noise
         before_in = preconditioning(before_sigmas, self.config.data_std)[0][:, :, None, None, None]
-        x = torch.cat([latents * c_in, before * before_in], dim=2)
+        x = torch.cat([residual * c_in, before * before_in], dim=2)
         x = rearrange(x, "b (t pt) c (h p1) (w p2) -> b (t h w) (pt p1 p2 c)", pt=pt, p1=p, p2=p)
         grid = (t // pt, h // p, w // p)
         tokens_per_block = grid[1] * grid[2]
@@ -368,9 +377,20 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
             kvs.append(kv)
         output = self.final_layer(x, cond, tokens_per_block, grid, c)
         # The network's output F gives the clean estimate; the velocity is what takes x there.
-        denoised = c_skip * latents + c_out * output.velocity
+        denoised = reference + c_skip * residual + c_out * output.velocity
         output.velocity = (latents - denoised) / sigmas[:, :, None, None, None].clamp(min=1e-6)
+        output.loss_weight = loss_weight(sigmas, spread)
         return (output, kvs) if return_kv else output
+
+    def reference(self, before: torch.Tensor, before_sigmas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each frame's reference ``[B, T, C, h, w]``, the linear least-squares estimate of its
+        predecessor from the noisy ``before`` at levels ``before_sigmas [B, T]``, and the spread
+        ``[B, T]`` of the frame around it: ``residual_std`` and what the noise hides, combined."""
+        s, level = self.config.data_std, before_sigmas
+        total = ((1 - level) * s) ** 2 + level**2
+        shrink = (1 - level) * s**2 / total
+        spread = (self.config.residual_std**2 + s**2 * level**2 / total).sqrt()
+        return shrink[:, :, None, None, None] * before, spread
 
     @staticmethod
     def frames_before(latents, sigmas, previous, previous_sigmas):

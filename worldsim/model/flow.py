@@ -50,14 +50,15 @@ class NoiseSchedule:
         return torch.where(context[:, None], clean_context, sigmas).to(device)
 
 
-def preconditioning(sigmas: torch.Tensor, data_std: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(c_in, c_skip, c_out)`` for noise levels ``sigmas`` (any shape) and latents of std ``data_std``."""
+def preconditioning(sigmas: torch.Tensor, data_std) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(c_in, c_skip, c_out)`` for noise levels ``sigmas`` (any shape) and data of std
+    ``data_std`` (a float, or a tensor of ``sigmas``' shape)."""
     keep = 1 - sigmas
     total = (keep * data_std) ** 2 + sigmas**2
     return total.rsqrt(), keep * data_std**2 / total, sigmas * data_std * total.rsqrt()
 
 
-def loss_weight(sigmas: torch.Tensor, data_std: float) -> torch.Tensor:
+def loss_weight(sigmas: torch.Tensor, data_std) -> torch.Tensor:
     """The weight of the squared velocity error at ``sigmas``: ``sigma^2 / c_out^2``, in [1, 1/data_std^2]."""
     return ((1 - sigmas) * data_std) ** 2 / data_std**2 + sigmas**2 / data_std**2
 

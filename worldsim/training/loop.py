@@ -30,7 +30,7 @@ from worldsim.data.collection import Collection
 from worldsim.data.dataset import BucketBatchSampler, WindowDataset
 from worldsim.model.codec import load_codec
 from worldsim.model.dit import SpacetimeDiT
-from worldsim.model.flow import NoiseSchedule, add_noise, loss_weight, velocity_target
+from worldsim.model.flow import NoiseSchedule, add_noise, velocity_target
 from worldsim.model.text import ByteTextEncoder
 from worldsim.model.world_model import WorldModel, WorldModelConfig
 from worldsim.training import checkpoint
@@ -77,12 +77,16 @@ def describe_world(roots: list[str | Path]) -> WorldModelConfig:
     return WorldModelConfig(env_id=env_id, env_kwargs=env_kwargs, frame_size=frame_size, fps=int(fps), action_space=action_space)
 
 
-def build_world_model(model: ModelConfig, world: WorldModelConfig, text_encoder: nn.Module | None = None) -> WorldModel:
+def build_world_model(
+    model: ModelConfig, world: WorldModelConfig, text_encoder: nn.Module | None = None, residual_std: float | None = None
+) -> WorldModel:
     """A freshly initialised WorldModel of the given sizes for the given world.
 
     ``text_encoder``: any module with the :class:`~worldsim.model.text.TextEncoder` interface (for
     example a local pretrained encoder; freeze it with ``requires_grad_(False)`` if it should stay
     as it is); by default a :class:`~worldsim.model.text.ByteTextEncoder` of ``model``'s sizes.
+    ``residual_std``: the std of the change between consecutive latent frames (training measures
+    it with :func:`frame_change_std`); by default a fifth of the latents' std.
     """
     codec = load_codec(model.codec, model.vae)
     if text_encoder is None:
@@ -100,6 +104,7 @@ def build_world_model(model: ModelConfig, world: WorldModelConfig, text_encoder:
         action_dim=0 if discrete else math.prod(world.action_space["shape"]),
         text_dim=text_encoder.dim,
         data_std=1.0 if model.codec == "vae" else 0.5,  # VAE latents are normalised; frames in [-1, 1] are not
+        residual_std=residual_std or (0.2 if model.codec == "vae" else 0.1),
     )
     return WorldModel(replace(world, codec=model.codec), codec, dit, text_encoder)
 
@@ -130,7 +135,7 @@ class FlowMatchingLoss(nn.Module):
         text, text_mask = self.text_encoder(captions)
         action_mask = batch["action_mask"].to(device) & keep_actions[:, None]
         out = self.dit(add_noise(x0, noise, sigmas), sigmas, batch["actions"].to(device), action_mask, text, text_mask)
-        weight = loss_weight(sigmas, self.dit.config.data_std)[:, :, None, None, None]
+        weight = out.loss_weight[:, :, None, None, None]
         diffusion = (weight * (out.velocity.float() - velocity_target(x0, noise)) ** 2).mean()
         heads = (sigmas <= self.cfg.context_noise_max) & ~batch["is_image"].to(device)[:, None]
         reward = masked_mean((out.reward.float() - batch["rewards"].to(device)) ** 2, heads)
@@ -189,6 +194,18 @@ def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), the_device
 
 
+def frame_change_std(dataset: WindowDataset, codec: nn.Module, seed: int, samples: int = 64) -> float:
+    """The std of the change between consecutive latent frames, over up to ``samples`` windows of
+    ``dataset`` drawn with ``seed``: the DiT's ``residual_std`` (Balls 32x32 pixels: about 0.1)."""
+    videos = [i for i, bucket in enumerate(dataset.buckets) if bucket[0] > 1]
+    if not videos:
+        return 0.0
+    picks = np.random.default_rng(seed).choice(videos, size=min(samples, len(videos)), replace=False)
+    with torch.no_grad():
+        changes = [codec.encode(dataset[int(i)]["frames"][None]).diff(dim=1).flatten() for i in picks]
+    return float(torch.cat(changes).std())
+
+
 def batches(loader: DataLoader, sampler: BucketBatchSampler, epoch: int, skip: int) -> Iterator[tuple[int, int, dict]]:
     """``(epoch, index in epoch, batch)`` forever, starting ``skip`` batches into ``epoch``."""
     while True:
@@ -224,7 +241,8 @@ def train(
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers)
 
     torch.manual_seed(cfg.seed)
-    model = build_world_model(model_cfg, describe_world(data), text_encoder)
+    codec = load_codec(model_cfg.codec, model_cfg.vae)
+    model = build_world_model(model_cfg, describe_world(data), text_encoder, frame_change_std(dataset, codec, cfg.seed))
     model.config.context_frames = max(cfg.window_lengths)
     model.to(device)
     objective = FlowMatchingLoss(model, cfg).to(device)
