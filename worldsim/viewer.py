@@ -296,7 +296,7 @@ class Viewer:
         """The whole-number upscaling that fits the panels in ``window``, and the panel count."""
         panels = 2 if self.side_by_side else 1
         height, width = self.frame_size
-        extra_height = LABEL_HEIGHT + (STRIP_HEIGHT if self.side_by_side else 0) + 3 * MARGIN
+        extra_height = 2 * LABEL_HEIGHT + (STRIP_HEIGHT if self.side_by_side else 0) + 3 * MARGIN
         scale = min((window[0] - (panels + 1) * MARGIN) // (panels * width), (window[1] - extra_height) // height)
         return max(1, scale), panels
 
@@ -305,8 +305,9 @@ class Viewer:
         info = pygame.display.Info()
         screen = (info.current_w, info.current_h) if info.current_w > 0 else (1280, 800)
         height, width = self.frame_size
-        scale = max(1, min(12, int(0.9 * screen[0]) // (2 * width + 3 * MARGIN), int(0.8 * screen[1]) // (height + 120)))
-        return 2 * width * scale + 3 * MARGIN, height * scale + LABEL_HEIGHT + STRIP_HEIGHT + 3 * MARGIN
+        extra_height = 2 * LABEL_HEIGHT + STRIP_HEIGHT + 3 * MARGIN
+        scale = max(1, min(12, (int(0.9 * screen[0]) - 3 * MARGIN) // (2 * width), (int(0.8 * screen[1]) - extra_height) // height))
+        return 2 * width * scale + 3 * MARGIN, height * scale + extra_height
 
     def draw(self, pygame, screen, font, fps: float) -> None:
         screen.fill(BACKGROUND)
@@ -326,18 +327,16 @@ class Viewer:
                 continue
             surface = pygame.surfarray.make_surface(np.ascontiguousarray(frame.transpose(1, 0, 2)))
             screen.blit(pygame.transform.scale(surface, size), (x, top))  # scale() is nearest neighbour
-        lines = [f"{fps:4.1f} fps  step {self.step_count}  reward {self.reward:+.2f}", f"k={self.sampler_steps}  {self.device}"]
-        if self.paused:
-            lines.append("PAUSED")
-        if self.recording is not None:
-            lines.append("REC")
-        self.text_box(pygame, screen, font, lines, (x0 + 4, MARGIN + LABEL_HEIGHT + 4))
+        # The status line sits at the bottom, so it never hides the dream.
+        status = f"{fps:4.1f} fps  step {self.step_count}  reward {self.reward:+.2f}  k={self.sampler_steps}  {self.device}"
+        status += "  PAUSED" * self.paused + "  REC" * (self.recording is not None) + "  (H: help)"
+        screen.blit(font.render(status, True, TEXT), (MARGIN, screen.get_height() - LABEL_HEIGHT))
         if self.side_by_side:
             self.error_strip(pygame, screen, font, MARGIN + LABEL_HEIGHT + size[1] + MARGIN)
         if self.show_help:
-            self.text_box(pygame, screen, font, [self.keymap.help, *HELP], (x0 + 4, MARGIN + LABEL_HEIGHT + 48))
+            self.text_box(pygame, screen, font, [self.keymap.help, *HELP], (x0 + 4, MARGIN + LABEL_HEIGHT + 4))
         if self.typing is not None:
-            self.text_box(pygame, screen, font, [f"prompt: {self.typing}_"], (MARGIN, screen.get_height() - 32))
+            self.text_box(pygame, screen, font, [f"prompt: {self.typing}_"], (MARGIN, screen.get_height() - LABEL_HEIGHT - 28))
 
     def error_strip(self, pygame, screen, font, top: int) -> None:
         """Bars of the mean absolute dream-real error per step (newest right), 0 to 0.25 of full scale."""
