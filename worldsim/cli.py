@@ -244,9 +244,14 @@ def plain_overrides(config: str, overrides: list[str]) -> list[str]:
     names a world model in play and bench, but a size preset (the group) in train. Hydra would
     read them as group choices, so they are set after composing."""
     primary = OmegaConf.create(resources.files(CONFIG_MODULE).joinpath(f"{config}.yaml").read_text())
-    chosen = {next(iter(entry)) for entry in primary.get("defaults", []) if isinstance(entry, DictConfig)}
-    shadowed = (set(config_groups()) & set(primary.keys())) - chosen
+    shadowed = (set(config_groups()) & set(primary.keys())) - set(chosen_groups(config))
     return [o for o in overrides if "=" in o and o.split("=", 1)[0] in shadowed]
+
+
+def chosen_groups(config: str) -> list[str]:
+    """The config groups that ``config``'s defaults list chooses from (``train``: model, train)."""
+    primary = OmegaConf.create(resources.files(CONFIG_MODULE).joinpath(f"{config}.yaml").read_text())
+    return [next(iter(entry)) for entry in primary.get("defaults", []) if isinstance(entry, DictConfig)]
 
 
 def config_keys(config: str, group_overrides: list[str]) -> list[str]:
@@ -256,7 +261,7 @@ def config_keys(config: str, group_overrides: list[str]) -> list[str]:
 
     with initialize_config_module(CONFIG_MODULE, version_base=None):
         cfg = hydra_compose(config, overrides=group_overrides)
-    groups = config_groups()
+    groups = chosen_groups(config)
     return [f"{key}=" if key in groups else key for key in cfg] + [f"{g}=" for g in groups if g not in cfg]
 
 
