@@ -98,3 +98,11 @@ def test_train_runs_from_the_command_line(capsys, tmp_path):
     assert code == 2 and "unknown model 'huge'; choose one of base, small, tiny" in err
     code, _, err = run(capsys, "train", f"data={data}", "train.colour=red")
     assert code == 2 and "unknown config key" in err
+
+
+def test_model_names_a_world_model_outside_train(capsys, tmp_path):
+    # In train, model= chooses sizes (a config group); in bench and play it names a world model.
+    code, _, err = run(capsys, "bench", "speed", f"model={tmp_path / 'none'}", "quick=true")
+    assert code == 1 and f"no world model '{tmp_path / 'none'}'" in err
+    code, _, err = run(capsys, "train", "data=x", "model=huge")
+    assert code == 2 and "unknown model 'huge'; choose one of base, small, tiny" in err
