@@ -24,6 +24,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from gymnasium.wrappers import TimeLimit
 
+from worldsim.data.collect import record_episode
 from worldsim.data.episode import Episode
 from worldsim.data.policies import make_policy
 from worldsim.envs import DREAM_WORLDS, balls, cartpole
@@ -226,18 +227,7 @@ class DreamVectorEnv(VectorEnv):
 
     def real_start(self, seed: int) -> Start:
         """The twin's first ``context_frames`` frames from ``reset(seed)`` under the ``auto`` policy."""
-        observation, info = self.twin.reset(seed=seed)
-        self.policy.reset(seed)
-        frames, actions = [observation], []
-        while len(frames) < self.context_frames:
-            action = self.policy(observation, info)
-            observation, _, terminated, truncated, info = self.twin.step(action)
-            frames.append(observation)
-            actions.append(action)
-            if terminated or truncated:
-                break
-        actions.append(self.no_action())  # the last frame's action is not taken yet
-        return Start(np.stack(frames), np.stack([np.asarray(a) for a in actions]), info.get("caption", ""))
+        return self.given_start(record_episode(self.twin, self.policy, seed, max_steps=self.context_frames - 1))
 
     def given_start(self, context: np.ndarray | Episode) -> Start:
         """A start from the caller's frames (uint8 ``[T, H, W, 3]``) or episode (the last ``context_frames``)."""

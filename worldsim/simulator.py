@@ -126,7 +126,8 @@ class WorldSimulator:
         taken = torch.ones(self.batch_size, 1, dtype=torch.bool, device=self.device)
         cache, cache_mask = self._cache(), self._cache_mask()
         x = self._denoise(everyone, actions, taken, self.time, cache, cache_mask)
-        out = self._commit(everyone, x, actions, taken, self.time, self.head, cache, cache_mask, before=True)
+        before = self.previous, self.previous_sigmas
+        out = self._commit(everyone, x, actions, taken, self.time, self.head, cache, cache_mask, before)
         self.head = (self.head + 1) % self.slots
         self.time += 1
         self.latents = x  # [B, 1, C, h, w]: the new frames before decoding
@@ -172,10 +173,11 @@ class WorldSimulator:
         twin = object.__new__(WorldSimulator)
         twin.__dict__.update(self.__dict__)
         twin.batch_size = len(index)
-        twin.keys = [k[index].clone() for k in self.keys]
-        twin.values = [v[index].clone() for v in self.values]
+        # Indexing by a tensor copies: the twin owns its state.
+        twin.keys = [k[index] for k in self.keys]
+        twin.values = [v[index] for v in self.values]
         for name in ("filled", "previous", "previous_sigmas", "text", "frames"):
-            setattr(twin, name, getattr(self, name)[index])  # indexing by a tensor copies
+            setattr(twin, name, getattr(self, name)[index])
         twin.generator = torch.Generator(self.device)
         twin.generator.set_state(self.generator.get_state())
         return twin
@@ -250,13 +252,10 @@ class WorldSimulator:
         ``position`` on, and writes their keys and values into the ``T`` consecutive slots from
         ``slot`` (mod W + 1; with a cache, T = 1 and the pass writes them in place), and the last
         frame as the envs' ``previous``; returns the model's output for them. ``before``: the
-        frame before ``x[:, 0]`` as ``(latents, levels)``, or True for the envs' ``previous``;
-        None: none (an episode start)."""
+        frame before ``x[:, 0]`` as ``(latents, levels)``; None: none (an episode start)."""
         level = self.model.config.context_noise
         noisy = (1 - level) * x + level * self._noise(x.shape)
         sigmas = torch.full(x.shape[:2], level, device=self.device)
-        if before is True:
-            before = self.previous[rows], self.previous_sigmas[rows]
         previous, previous_sigmas = before if before is not None else (None, None)
         write = self._slot(slot) if cache is not None else None
         out, kvs = self.model.dit(noisy, sigmas, actions, taken, self.text[rows], previous=previous,
@@ -296,17 +295,17 @@ class WorldSimulator:
                 f"(one row per env reset, frames of the simulator's size); got {context.dtype} {tuple(context.shape)}"
             )
         keep = min(t, self.window)
-        before = None  # a frame before the kept ones is read, clean (level 0), as the first one's predecessor
+        # A frame before the kept ones is encoded too, and read clean (level 0) as the first one's predecessor.
+        latents = self.model.codec.encode(context[:, max(t - keep - 1, 0) :].to(self.device))
+        before = None
         if t > keep:
-            before = self.model.codec.encode(context[:, t - keep - 1 : t - keep].to(self.device))[:, 0]
-            before = before, torch.zeros(n, device=self.device)
+            before, latents = (latents[:, 0], torch.zeros(n, device=self.device)), latents[:, 1:]
         context = context[:, t - keep :].to(self.device)
         incoming = torch.zeros((n, keep, *self.action_shape), dtype=self.action_dtype, device=self.device)
         taken = torch.zeros(n, keep, dtype=torch.bool, device=self.device)
         if actions is not None:
             actions = actions.to(self.device, self.action_dtype)[:, t - keep :]
             incoming[:, 1:], taken[:, 1:] = actions[:, :-1], True  # frame j came from action j - 1
-        latents = self.model.codec.encode(context)
         self._commit(rows, latents, incoming, taken, self.time - keep, (self.head - keep) % self.slots, before=before)
         self._set_frames(rows, context[:, -1])
         return self.frames[rows]

@@ -186,13 +186,10 @@ class Viewer:
         """A new episode: from real frames of the twin (seeded), or from ``prompt`` alone."""
         self.episode_seed = self.seed
         if prompt is None:
-            context = record_episode(self.real, self.policy, self.seed, max_steps=self.env.dream.context_frames - 1)
-            frame, _ = self.env.reset(seed=self.seed, options={"context": context})
-            self.real_frame, self.real_done = context.frames[-1], False
+            frame, _ = self.env.reset(seed=self.seed, options={"context": self.restart_twin()})
         else:
             frame, _ = self.env.reset(seed=self.seed, options={"prompt": prompt})
             self.real_frame, self.real_done = None, True
-        self.caption = self.env.info()["caption"]
         self.frame, self.reward, self.step_count = frame, 0.0, 0
         self.actions: list[int] = []
         self.errors: list[float] = []
@@ -204,15 +201,25 @@ class Viewer:
         self.frame, self.reward, terminated, truncated, _ = self.env.step(action)
         self.actions.append(action)
         self.step_count += 1
-        if self.real_frame is not None and not self.real_done:
-            self.real_frame, _, real_terminated, real_truncated, _ = self.real.step(action)
-            self.real_done = real_terminated or real_truncated
+        self.step_twin(action)
         if self.real_frame is not None:
             self.errors.append(float(np.abs(self.frame.astype(np.int16) - self.real_frame).mean() / 255))
         self.snapshot()
         if terminated or truncated:
             print(f"dream episode ended at step {self.step_count} ({'terminated' if terminated else 'horizon'}); restarting")
             self.start()
+
+    def restart_twin(self):
+        """Resets the twin with the episode's seed and runs the ``auto`` policy up to the dream's
+        first frame; returns those frames as an Episode, the dream's starting context."""
+        context = record_episode(self.real, self.policy, self.episode_seed, max_steps=self.env.dream.context_frames - 1)
+        self.real_frame, self.real_done = context.frames[-1], False
+        return context
+
+    def step_twin(self, action: int) -> None:
+        if self.real_frame is not None and not self.real_done:
+            self.real_frame, _, terminated, truncated, _ = self.real.step(action)
+            self.real_done = terminated or truncated
 
     def snapshot(self) -> None:
         simulator = self.env.dream.simulator.fork([0])
@@ -229,12 +236,9 @@ class Viewer:
         self.frame, self.reward, self.step_count, self.errors = back.frame, back.reward, back.step, list(back.errors)
         self.actions = self.actions[: back.step]
         if self.real_frame is not None:  # the twin is deterministic: re-run it from its seed
-            context = record_episode(self.real, self.policy, self.episode_seed, max_steps=dream.context_frames - 1)
-            self.real_frame, self.real_done = context.frames[-1], False
+            self.restart_twin()
             for action in self.actions:
-                if not self.real_done:
-                    self.real_frame, _, terminated, truncated, _ = self.real.step(action)
-                    self.real_done = terminated or truncated
+                self.step_twin(action)
 
     # ------------------------------------------------------------------------------------- input
 
@@ -385,7 +389,7 @@ class Viewer:
             self.writer = cv2.VideoWriter(str(self.recording), cv2.VideoWriter_fourcc(*"mp4v"), self.fps or 10, self.size)
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_NEAREST)
-        self.writer.write(np.ascontiguousarray(frame[: self.size[1], : self.size[0]]))
+        self.writer.write(np.ascontiguousarray(frame))
         self.keys_log.append(Input(user.held, tuple(k for k in user.pressed if k != "v"), user.action, user.prompt).line())
 
     # -------------------------------------------------------------------------------------- loop

@@ -77,16 +77,14 @@ def describe_world(roots: list[str | Path]) -> WorldModelConfig:
     return WorldModelConfig(env_id=env_id, env_kwargs=env_kwargs, frame_size=frame_size, fps=int(fps), action_space=action_space)
 
 
-def build_world_model(
-    model: ModelConfig, world: WorldModelConfig, text_encoder: nn.Module | None = None, residual_std: float | None = None
-) -> WorldModel:
+def build_world_model(model: ModelConfig, world: WorldModelConfig, text_encoder: nn.Module | None = None) -> WorldModel:
     """A freshly initialised WorldModel of the given sizes for the given world.
 
     ``text_encoder``: any module with the :class:`~worldsim.model.text.TextEncoder` interface (for
     example a local pretrained encoder; freeze it with ``requires_grad_(False)`` if it should stay
     as it is); by default a :class:`~worldsim.model.text.ByteTextEncoder` of ``model``'s sizes.
-    ``residual_std``: the std of the change between consecutive latent frames (training measures
-    it with :func:`frame_change_std`); by default a fifth of the latents' std.
+    The DiT's ``residual_std`` starts at a fifth of the latents' std; training replaces it with
+    the data's (:func:`frame_change_std`).
     """
     codec = load_codec(model.codec, model.vae)
     if text_encoder is None:
@@ -104,7 +102,7 @@ def build_world_model(
         action_dim=0 if discrete else math.prod(world.action_space["shape"]),
         text_dim=text_encoder.dim,
         data_std=1.0 if model.codec == "vae" else 0.5,  # VAE latents are normalised; frames in [-1, 1] are not
-        residual_std=residual_std or (0.2 if model.codec == "vae" else 0.1),
+        residual_std=0.2 if model.codec == "vae" else 0.1,
     )
     return WorldModel(replace(world, codec=model.codec), codec, dit, text_encoder)
 
@@ -194,12 +192,13 @@ def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), the_device
 
 
-def frame_change_std(dataset: WindowDataset, codec: nn.Module, seed: int, samples: int = 64) -> float:
+def frame_change_std(dataset: WindowDataset, codec: nn.Module, seed: int, samples: int = 64) -> float | None:
     """The std of the change between consecutive latent frames, over up to ``samples`` windows of
-    ``dataset`` drawn with ``seed``: the DiT's ``residual_std`` (Balls 32x32 pixels: about 0.1)."""
+    ``dataset`` drawn with ``seed``: the DiT's ``residual_std`` (Balls 32x32 pixels: about 0.1).
+    None for a dataset of stills alone."""
     videos = [i for i, bucket in enumerate(dataset.buckets) if bucket[0] > 1]
     if not videos:
-        return 0.0
+        return None
     picks = np.random.default_rng(seed).choice(videos, size=min(samples, len(videos)), replace=False)
     with torch.no_grad():
         changes = [codec.encode(dataset[int(i)]["frames"][None]).diff(dim=1).flatten() for i in picks]
@@ -241,8 +240,10 @@ def train(
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers)
 
     torch.manual_seed(cfg.seed)
-    codec = load_codec(model_cfg.codec, model_cfg.vae)
-    model = build_world_model(model_cfg, describe_world(data), text_encoder, frame_change_std(dataset, codec, cfg.seed))
+    model = build_world_model(model_cfg, describe_world(data), text_encoder)
+    measured = frame_change_std(dataset, model.codec, cfg.seed)
+    if measured is not None:
+        model.dit.register_to_config(residual_std=measured)  # the DiT reads it from its config
     model.config.context_frames = max(cfg.window_lengths)
     model.to(device)
     objective = FlowMatchingLoss(model, cfg).to(device)
