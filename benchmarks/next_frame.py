@@ -21,13 +21,8 @@ import numpy as np
 import torch
 
 from worldsim.data.collection import Collection
+from worldsim.metrics import psnr
 from worldsim.model.world_model import load
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 images (capped at 60 dB for identical ones)."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 60.0 if mse == 0 else float(min(60.0, 10 * np.log10(255.0**2 / mse)))
 
 
 def evaluate(model_path: str, data: str, samples: int, context: int, steps: int, batch: int, seed: int) -> dict:

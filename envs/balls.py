@@ -214,6 +214,22 @@ class BallsEnv(gym.Env):
             pygame.display.quit()
             self._window = None
 
+    @property
+    def target(self) -> tuple[float, float, float, float] | None:
+        """The push target ``(x0, y0, x1, y1)`` in world units of the current episode (else None)."""
+        return None if self._scene is None else self._scene.target
+
+    def perturb(self, rng: np.random.Generator, std: float) -> np.ndarray:
+        """Nudges every ball's position (world units) and velocity (units/s) by Gaussian noise of
+        ``std``: a second take of the same scene, as a real experiment never repeats exactly (the
+        physical-variance ceiling of the fidelity benchmark). Returns the new frame."""
+        if self._space is None:
+            raise RuntimeError("call reset() before perturb()")
+        for body in self._bodies:
+            body.position += tuple(rng.normal(0.0, std, 2))
+            body.velocity += tuple(rng.normal(0.0, std, 2))
+        return self._frame()
+
     # ------------------------------------------------------------------------------ still images
 
     def still(self, seed=None) -> tuple[np.ndarray, str, dict[str, np.ndarray]]:

@@ -487,3 +487,16 @@ def test_still_shows_fewer_balls_in_a_box_too_narrow_for_three(split, frame_size
         frame, caption, state = env.still(seed)
         assert 1 <= len(state["radii"]) < 3
         assert all(f"{name} ball" in caption for name in COLOR_NAMES[: len(state["radii"])])
+
+
+def test_perturb_nudges_the_state_by_about_std_and_zero_changes_nothing():
+    env = BallsEnv("collision", frame_size=(32, 32))
+    frame, info = env.reset(seed=3)
+    assert (env.perturb(np.random.default_rng(0), 0.0) == frame).all()
+    env.perturb(np.random.default_rng(0), 0.01)
+    nudged = env._state()
+    moved = nudged["positions"] - info["state"]["positions"]
+    assert 0 < np.abs(moved).max() < 0.05 and np.abs(nudged["velocities"] - info["state"]["velocities"]).max() < 0.05
+    assert env.target is None
+    with pytest.raises(RuntimeError, match="reset"):
+        BallsEnv().perturb(np.random.default_rng(0), 0.01)

@@ -84,9 +84,29 @@ def run_demo(cfg: DictConfig, mode: str | None) -> None:
 
 
 def run_bench(cfg: DictConfig, mode: str | None) -> None:
-    from dataclasses import replace
+    if cfg.threads:
+        import torch
 
-    import torch
+        torch.set_num_threads(cfg.threads)
+    command = bench_command(cfg, mode)
+    if mode == "speed":
+        paths = bench_speed(cfg, mode, command)
+    else:
+        paths = bench_fidelity(cfg, mode, command)
+    for path in paths:
+        print(f"wrote {path}")
+
+
+def bench_command(cfg: DictConfig, mode: str) -> str:
+    """The command line that made a report: the real one, or from Python the settings that reproduce it."""
+    if sys.argv[1:3] == ["bench", mode]:
+        return shlex.join(["worldsim", *sys.argv[1:]])
+    settings = {key: to_python(value) for key, value in cfg.items() if value is not None}
+    return f"worldsim bench {mode} " + " ".join(f"{key}={value}".replace(" ", "") for key, value in settings.items())
+
+
+def bench_speed(cfg: DictConfig, mode: str, command: str) -> list:
+    from dataclasses import replace
 
     from worldsim.bench import speed
 
@@ -99,16 +119,36 @@ def run_bench(cfg: DictConfig, mode: str | None) -> None:
     grid = speed.QUICK if cfg.quick else speed.FULL
     keys = ("batch_sizes", "windows", "sampler_steps", "repeats", "max_seconds", "seed")
     grid = replace(grid, **{key: to_python(cfg[key]) for key in keys if cfg[key] is not None})
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     report = speed.run_speed(sizes, tuple(size), speed.resolve_devices(cfg.device), grid)
-    if sys.argv[1:3] == ["bench", mode]:  # the exact command line, for the report
-        command = shlex.join(["worldsim", *sys.argv[1:]])
-    else:  # called from Python: the settings that reproduce it
-        settings = {key: to_python(value) for key, value in cfg.items() if value is not None}
-        command = f"worldsim bench {mode} " + " ".join(f"{key}={value}".replace(" ", "") for key, value in settings.items())
-    for path in speed.write_report(report, cfg.out or f"benchmarks/results/{mode}", command):
-        print(f"wrote {path}")
+    return speed.write_report(report, cfg.out or f"benchmarks/results/{mode}", command)
+
+
+def bench_fidelity(cfg: DictConfig, mode: str, command: str) -> list:
+    if cfg.model is None:
+        raise UsageError(f"`worldsim bench {mode}` needs model=NAME_OR_PATH (a shipped model's name, a model folder or a run folder)")
+    from worldsim.bench import fidelity
+    from worldsim.model.world_model import load
+
+    steps = to_python(cfg.sampler_steps)
+    if steps is not None and not isinstance(steps, int):
+        raise ValueError(f"sampler_steps must be one integer for {mode} (a list is for speed's grid), got {steps}")
+    device = str(cfg.device)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    scenarios = to_python(cfg.scenario)
+    keys = ("episodes", "horizon", "context", "long_steps", "long_rollouts", "perturbation", "videos", "seed")
+    settings = fidelity.Settings(
+        **{key: to_python(cfg[key]) for key in keys if cfg[key] is not None},
+        sampler_steps=steps,
+        scenarios=None if scenarios in (None, "all") else tuple([scenarios] if isinstance(scenarios, str) else scenarios),
+        device=device,
+        progress=cfg.progress,
+    )
+    model = load(str(cfg.model), device)
+    report = (fidelity.run_fidelity if mode == "fidelity" else fidelity.run_physics)(model, settings)
+    return fidelity.write_report(report, mode, cfg.out or f"benchmarks/results/{mode}", command, str(cfg.model))
 
 
 def run_play(cfg: DictConfig, mode: str | None) -> None:
@@ -152,9 +192,9 @@ COMMANDS = {
         run_bench,
         config="bench",
         modes=("fidelity", "physics", "speed", "rl"),
-        arrives_with="Simulator-fidelity benchmarks",
-        unbuilt_modes=("fidelity", "physics", "rl"),
-        example="worldsim bench speed quick=true out=benchmarks/results/speed",
+        arrives_with="Agents trained in imagination",
+        unbuilt_modes=("rl",),
+        example="worldsim bench fidelity model=runs/balls out=benchmarks/results/fidelity",
     ),
     "agent": Command(
         "train agents in imagination, evaluate them in the real world",
