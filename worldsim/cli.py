@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -164,6 +165,29 @@ def run_play(cfg: DictConfig, mode: str | None) -> None:
     print(f"played {summary.steps} steps in {summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s)")
 
 
+def run_agent(cfg: DictConfig, mode: str | None) -> None:
+    if OmegaConf.is_missing(cfg, "model"):
+        raise UsageError("`worldsim agent` needs model=NAME_OR_PATH (a shipped model's name, a model folder or a run folder)")
+    from worldsim.agents.imagination import train_in_dream
+    from worldsim.model.world_model import load
+
+    world = {key: to_python(cfg[key]) for key in cfg.world.env_args if cfg.get(key) is not None}
+    if cfg.world.name == "balls":
+        world.update(scenario=cfg.scenario, **({"max_steps": cfg.max_steps} if cfg.max_steps is not None else {}))
+    if "frame_size" in world:
+        world["frame_size"] = tuple(world["frame_size"])
+    model = load(str(cfg.model), cfg.device)
+    if model.config.env_id != cfg.world.env_id:
+        raise ValueError(f"model {cfg.model} learned {model.config.env_id}, not world={cfg.world.name} ({cfg.world.env_id})")
+    report = train_in_dream(model, cfg.algo, cfg.steps, cfg.out, num_envs=cfg.num_envs, eval_episodes=cfg.eval_episodes,
+                            seed=cfg.seed, eval_seed=cfg.eval_seed, device=cfg.device, sampler_steps=cfg.sampler_steps,
+                            progress=cfg.progress, model_name=str(cfg.model), **world)  # fmt: skip
+    print(f"trained {cfg.algo} for {report.dream_steps} dream steps in {report.seconds:.0f} s; real return over "
+          f"{len(report.returns)} episodes: {report.mean_return:.2f} +- {report.std_return:.2f}")
+    for name in ("policy.zip", "returns.json", "real_vs_dream.mp4"):
+        print(f"wrote {Path(cfg.out) / name}")
+
+
 def to_python(value):
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
@@ -198,8 +222,12 @@ COMMANDS = {
     ),
     "agent": Command(
         "train agents in imagination, evaluate them in the real world",
+        run_agent,
+        config="agent",
         modes=("train", "dyna"),
         arrives_with="Agents trained in imagination",
+        unbuilt_modes=("dyna",),
+        example="worldsim agent train world=balls scenario=push model=runs/balls algo=ppo steps=20000",
     ),
     "demo": Command("show what worldsim does, in a few minutes on a CPU", run_demo, config="demo", example="worldsim demo"),
 }

@@ -128,11 +128,18 @@ class SB3Policy:
         cls = getattr(stable_baselines3, algo.upper())
         is_image = len(env.observation_space.shape) == 3
         kwargs = {"learning_starts": 0, "buffer_size": 1} if algo == "dqn" else {}
-        self.model = cls("CnnPolicy" if is_image else "MlpPolicy", env, device="cpu", **kwargs)
-        try:
-            self.model.set_parameters(str(path), exact_match=True, device="cpu")
-        except (RuntimeError, ValueError, KeyError) as error:
-            raise ValueError(f"{path} does not hold an SB3 {algo.upper()} policy for these spaces ({error})") from error
+        from worldsim.agents.imagination import policy_kwargs
+
+        # Image policies: worldsim's own (FrameCNN, from `worldsim agent train`) or SB3's default.
+        layouts = [policy_kwargs(), {}] if is_image else [{}]
+        for layout in layouts:
+            self.model = cls("CnnPolicy" if is_image else "MlpPolicy", env, device="cpu", policy_kwargs=layout, **kwargs)
+            try:
+                self.model.set_parameters(str(path), exact_match=True, device="cpu")
+                break
+            except (RuntimeError, ValueError, KeyError) as error:
+                if layout is layouts[-1]:
+                    raise ValueError(f"{path} does not hold an SB3 {algo.upper()} policy for these spaces ({error})") from error
 
     def reset(self, seed: int) -> None:
         self.model.set_random_seed(seed)
@@ -140,4 +147,3 @@ class SB3Policy:
     def __call__(self, observation, info):
         action, _ = self.model.predict(observation, deterministic=True)
         return action.item() if np.ndim(action) == 0 else action
-

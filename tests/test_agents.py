@@ -1,0 +1,51 @@
+"""Agents trained in imagination (tiny model): the loop end to end, reloading, seeded evaluation, errors."""
+
+import json
+
+import gymnasium as gym
+import pytest
+from tiny_world_model import save_tiny_world_model, tiny_world_model
+
+from worldsim.agents.imagination import evaluate_real, make_agent, train_in_dream
+from worldsim.cli import main
+from worldsim.data.policies import make_policy
+
+WORLD = dict(scenario="push", frame_size=(16, 16), max_steps=8)
+
+
+def test_agent_train_cli_writes_a_policy_that_reloads_and_scores_the_same_real_returns(tmp_path, capsys):
+    folder = save_tiny_world_model(tmp_path / "model")
+    out = tmp_path / "agent"
+    argv = ["agent", "train", f"model={folder}", "world=balls", "scenario=push", "frame_size=[16,16]", "max_steps=8",
+            "algo=ppo", "steps=64", "num_envs=2", "eval_episodes=3", "progress=false", f"out={out}"]  # fmt: skip
+    assert main(argv) == 0
+    assert "real return over 3 episodes" in capsys.readouterr().out
+    report = json.loads((out / "returns.json").read_text())
+    assert report["algo"] == "ppo" and report["dream_steps"] == 64 and len(report["returns"]) == 3
+    assert (out / "real_vs_dream.mp4").stat().st_size > 0
+    real = gym.make("worldsim/Balls-v0", **WORLD)
+    policy = make_policy(str(out / "policy.zip"), real, algo="ppo")  # weights only, FrameCNN layout
+    assert evaluate_real(policy.model, real, 3, report["eval_seed"]) == report["returns"]
+
+
+def test_dqn_trains_in_the_dream_and_evaluation_is_seeded(tmp_path):
+    report = train_in_dream(tiny_world_model(), "dqn", 32, tmp_path, num_envs=2, eval_episodes=2, progress=False, **WORLD)
+    assert len(report.returns) == 2 and (tmp_path / "policy.zip").is_file()
+    real = gym.make("worldsim/Balls-v0", **WORLD)
+    agent = make_policy(str(tmp_path / "policy.zip"), real, algo="dqn").model
+    assert evaluate_real(agent, real, 2, 5) == evaluate_real(agent, real, 2, 5)
+
+
+def test_a_policy_for_other_spaces_is_refused_with_a_clear_error():
+    agent = make_agent("ppo", gym.make("worldsim/Balls-v0", **WORLD), seed=0)
+    with pytest.raises(ValueError, match="observation space .* differs .* same world arguments"):
+        evaluate_real(agent, gym.make("worldsim/Balls-v0", scenario="push", frame_size=(32, 32)), 1, 0)
+    with pytest.raises(ValueError, match="unknown algo 'sac'; choose one of ppo, dqn"):
+        make_agent("sac", gym.make("worldsim/Balls-v0", **WORLD), seed=0)
+
+
+def test_agent_cli_errors(tmp_path, capsys):
+    folder = save_tiny_world_model(tmp_path / "model")
+    assert main(["agent", "train"]) == 2 and "needs model=" in capsys.readouterr().err
+    assert main(["agent", "train", f"model={folder}", "world=cartpole", f"out={tmp_path}"]) == 1
+    assert "learned worldsim/Balls-v0, not world=cartpole" in capsys.readouterr().err
