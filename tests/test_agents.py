@@ -49,3 +49,33 @@ def test_agent_cli_errors(tmp_path, capsys):
     assert main(["agent", "train"]) == 2 and "needs model=" in capsys.readouterr().err
     assert main(["agent", "train", f"model={folder}", "world=cartpole", f"out={tmp_path}"]) == 1
     assert "learned worldsim/Balls-v0, not world=cartpole" in capsys.readouterr().err
+
+
+DYNA = dict(real_steps=40, iterations=2, model_steps=2, model_batch_size=4, dream_steps=32, num_envs=2, eval_episodes=2)
+
+
+def test_dyna_runs_its_rounds_on_the_real_step_budget_and_resumes_after_a_kill(tmp_path):
+    from worldsim.agents.dyna import DynaSettings, dyna, read_rows
+
+    folder = str(save_tiny_world_model(tmp_path / "model"))
+    world = dict(scenario="push", frame_size=(16, 16), max_steps=10)
+    first = dyna(folder, "ppo", tmp_path / "a", DynaSettings(**{**DYNA, "iterations": 1, "real_steps": 20}), progress=False, **world)
+    assert [r["real_steps"] for r in first] == [20]
+    # The "killed" run had finished round 1 of 2: resuming runs round 2 only, from round 1's model.
+    rows = dyna(folder, "ppo", tmp_path / "a", DynaSettings(**DYNA), resume=True, progress=False, **world)
+    assert [int(r["real_steps"]) for r in rows] == [20, 40] and len(read_rows(tmp_path / "a" / "dyna.csv")) == 2
+    assert "iter_001" in rows[1]["model"] and (tmp_path / "a" / "policies" / "iter_001.zip").is_file()
+    assert sorted(p.name for p in (tmp_path / "a" / "real").iterdir()) == ["iter_000", "iter_001"]
+
+
+def test_agent_dyna_cli_with_the_model_free_baseline(tmp_path, capsys):
+    folder = save_tiny_world_model(tmp_path / "model")
+    out = tmp_path / "dyna"
+    argv = ["agent", "dyna", f"model={folder}", "world=balls", "scenario=push", "frame_size=[16,16]", "max_steps=10",
+            "real_steps=40", "iterations=2", "model_steps=2", "model_batch_size=4", "steps=32", "num_envs=2",
+            "eval_episodes=2", "baseline=true", "progress=false", f"out={out}"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "dyna: real return" in printed and "model-free: real return" in printed
+    for name in ("dyna.csv", "model_free.csv", "returns.png", "policy.zip", "model_free.zip"):
+        assert (out / name).stat().st_size > 0

@@ -54,7 +54,7 @@ def test_bad_values_are_one_line_errors(capsys, tmp_path):
 
 
 def test_unbuilt_commands_say_so(capsys):
-    code, _, err = run(capsys, "agent", "dyna", "model=balls")
+    code, _, err = run(capsys, "bench", "rl", "model=balls")
     assert code == 2 and "not built yet" in err
 
 

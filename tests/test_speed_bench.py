@@ -88,7 +88,7 @@ def test_cli_bench_speed_writes_the_report_and_rl_is_not_built(capsys, tmp_path)
 def test_a_trained_model_is_timed_at_its_own_sizes(tmp_path):
     from tiny_world_model import save_tiny_world_model
 
-    from worldsim.bench.speed import sizes_of
+    from worldsim.training.loop import sizes_of
 
     folder = save_tiny_world_model(tmp_path / "model")
     sizes, frame_size = sizes_of(str(folder))

@@ -1,6 +1,7 @@
 import csv
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -247,3 +248,15 @@ def test_ema_warms_up_then_keeps_its_decay():
     averaged = [torch.zeros(3)]
     update(averaged, current, torch.tensor(10_000))  # late: the configured decay
     torch.testing.assert_close(averaged[0], torch.full((3,), 0.01))
+
+
+def test_init_fine_tunes_a_trained_model_and_refuses_other_sizes(overfit, data, tmp_path):
+    out, _ = overfit
+    tuned = tmp_path / "tuned"
+    train([data], tuned, 5, TINY, config(warmup_steps=1), progress=False, init=out)
+    fresh = losses(out, "diffusion")[0]
+    assert losses(tuned, "diffusion")[0] < 0.5 * fresh  # starts where the trained model is, not from scratch
+    assert load(tuned).dit.config.residual_std == load(out).dit.config.residual_std
+    wider = replace(TINY, hidden_size=64)
+    with pytest.raises(ValueError, match="has other sizes than model="):
+        train([data], tmp_path / "wide", 1, wider, config(), progress=False, init=out)

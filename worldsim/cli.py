@@ -72,7 +72,8 @@ def run_train(cfg: DictConfig, mode: str | None) -> None:
     elif cfg.stage == "dit":
         from worldsim.training.loop import train
 
-        path = train(model_cfg=from_dict(ModelConfig, to_python(cfg.model), "model"), cfg=train_cfg, **common).checkpoint
+        model_cfg = from_dict(ModelConfig, to_python(cfg.model), "model")
+        path = train(model_cfg=model_cfg, cfg=train_cfg, init=cfg.init, **common).checkpoint
     else:
         raise UsageError(f"unknown stage {cfg.stage!r}; choose dit or vae")
     print(f"trained {cfg.steps} steps; latest checkpoint: {path}")
@@ -110,10 +111,11 @@ def bench_speed(cfg: DictConfig, mode: str, command: str) -> list:
     from dataclasses import replace
 
     from worldsim.bench import speed
+    from worldsim.training.loop import sizes_of
 
     sizes, size = speed.preset(cfg.preset), [32, 32]
     if cfg.model is not None:
-        sizes, size = speed.sizes_of(str(cfg.model))
+        sizes, size = sizes_of(str(cfg.model))
     size = to_python(cfg.frame_size) or list(size)
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size)):
         raise ValueError(f"frame_size must be two positive integers [H, W], got {size}")
@@ -179,6 +181,8 @@ def run_agent(cfg: DictConfig, mode: str | None) -> None:
     model = load(str(cfg.model), cfg.device)
     if model.config.env_id != cfg.world.env_id:
         raise ValueError(f"model {cfg.model} learned {model.config.env_id}, not world={cfg.world.name} ({cfg.world.env_id})")
+    if mode == "dyna":
+        return run_dyna(cfg, world)
     report = train_in_dream(model, cfg.algo, cfg.steps, cfg.out, num_envs=cfg.num_envs, eval_episodes=cfg.eval_episodes,
                             seed=cfg.seed, eval_seed=cfg.eval_seed, device=cfg.device, sampler_steps=cfg.sampler_steps,
                             progress=cfg.progress, model_name=str(cfg.model), **world)  # fmt: skip
@@ -186,6 +190,23 @@ def run_agent(cfg: DictConfig, mode: str | None) -> None:
           f"{len(report.returns)} episodes: {report.mean_return:.2f} +- {report.std_return:.2f}")
     for name in ("policy.zip", "returns.json", "real_vs_dream.mp4"):
         print(f"wrote {Path(cfg.out) / name}")
+
+
+def run_dyna(cfg: DictConfig, world: dict) -> None:
+    from worldsim.agents.dyna import DynaSettings, dyna, model_free, plot_returns
+
+    keys = ("real_steps", "iterations", "model_steps", "model_batch_size", "model_lr", "num_envs", "eval_episodes", "eval_seed", "seed")
+    settings = DynaSettings(dream_steps=cfg.steps, **{key: cfg[key] for key in keys})
+    out = Path(cfg.out)
+    curves = {"dyna": dyna(str(cfg.model), cfg.algo, out, settings, cfg.device, cfg.resume, cfg.progress, **world)}
+    if cfg.baseline:
+        curves["model-free"] = model_free(str(cfg.model), cfg.algo, out, settings, cfg.device, cfg.progress, **world)
+    plot_returns(curves, out / "returns.png", f"{cfg.algo.upper()} on {cfg.world.name}: real return vs real steps")
+    for name, rows in curves.items():
+        last = rows[-1]
+        print(f"{name}: real return {float(last['mean_return']):.2f} +- {float(last['std_return']):.2f} after {last['real_steps']} real steps")
+    for name in ("dyna.csv", *(["model_free.csv"] if cfg.baseline else []), "returns.png", "policy.zip"):
+        print(f"wrote {out / name}")
 
 
 def to_python(value):
@@ -225,8 +246,6 @@ COMMANDS = {
         run_agent,
         config="agent",
         modes=("train", "dyna"),
-        arrives_with="Agents trained in imagination",
-        unbuilt_modes=("dyna",),
         example="worldsim agent train world=balls scenario=push model=runs/balls algo=ppo steps=20000",
     ),
     "demo": Command("show what worldsim does, in a few minutes on a CPU", run_demo, config="demo", example="worldsim demo"),

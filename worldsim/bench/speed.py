@@ -91,30 +91,6 @@ def model_config(cfg) -> ModelConfig:
     return from_dict(ModelConfig, values, "model")
 
 
-def sizes_of(model: str) -> tuple[ModelConfig, tuple[int, int]]:
-    """The sizes and frame size of a trained world model (a shipped name, model or run folder):
-    speed depends on sizes only, so the benchmark times fresh weights of exactly these sizes."""
-    from worldsim.model.world_model import latest_checkpoint, load
-
-    world = load(model)
-    dit, text = world.dit.config, world.text_encoder
-    folder = Path(model) if (Path(model) / "worldsim.json").is_file() else latest_checkpoint(Path(model))
-    sizes = ModelConfig(
-        codec=world.config.codec,
-        vae=str(folder) if world.config.codec == "vae" else None,
-        patch_size=dit.patch_size,
-        temporal_patch_size=dit.temporal_patch_size,
-        hidden_size=dit.hidden_size,
-        depth=dit.depth,
-        num_heads=dit.num_heads,
-        mlp_ratio=dit.mlp_ratio,
-        text_dim=text.dim,
-        text_depth=getattr(text.config, "depth", 2),
-        text_heads=getattr(text.config, "num_heads", 4),
-    )
-    return sizes, tuple(world.config.frame_size)
-
-
 def preset_name(sizes: ModelConfig) -> str:
     """The preset whose sizes these are, or "custom"."""
     return next((name for name in PRESETS if replace(preset(name), vae=None) == replace(sizes, vae=None)), "custom")

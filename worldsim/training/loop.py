@@ -107,6 +107,31 @@ def build_world_model(model: ModelConfig, world: WorldModelConfig, text_encoder:
     return WorldModel(replace(world, codec=model.codec), codec, dit, text_encoder)
 
 
+def sizes_of(model: str) -> tuple[ModelConfig, tuple[int, int]]:
+    """The sizes (``model=`` of ``worldsim train``) and frame size of a trained world model (a
+    shipped name, model or run folder): to build fresh weights of the same sizes (the speed
+    benchmark) or to fine-tune it (``train(init=...)``)."""
+    from worldsim.model.world_model import latest_checkpoint, load
+
+    world = load(model)
+    dit, text = world.dit.config, world.text_encoder
+    folder = Path(model) if (Path(model) / "worldsim.json").is_file() else latest_checkpoint(Path(model))
+    sizes = ModelConfig(
+        codec=world.config.codec,
+        vae=str(folder) if world.config.codec == "vae" else None,
+        patch_size=dit.patch_size,
+        temporal_patch_size=dit.temporal_patch_size,
+        hidden_size=dit.hidden_size,
+        depth=dit.depth,
+        num_heads=dit.num_heads,
+        mlp_ratio=dit.mlp_ratio,
+        text_dim=text.dim,
+        text_depth=getattr(text.config, "depth", 2),
+        text_heads=getattr(text.config, "num_heads", 4),
+    )
+    return sizes, tuple(world.config.frame_size)
+
+
 class FlowMatchingLoss(nn.Module):
     """The training objective of a WorldModel on a batch of windows (the module DDP wraps).
 
@@ -224,11 +249,13 @@ def train(
     device: str = "auto",
     progress: bool = True,
     text_encoder: nn.Module | None = None,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Trains a world model on the collections ``data`` for ``steps`` optimizer steps into the run
     folder ``out`` (``config.json``, ``metrics.csv``, ``checkpoints/step_NNNNNNN/``). ``resume`` continues from the newest checkpoint exactly: weights, optimizer,
     schedule, EMA and data position (the noise of a step is seeded by the step). ``text_encoder``:
-    see :func:`build_world_model`."""
+    see :func:`build_world_model`. ``init``: a trained world model (shipped name, model or run
+    folder) of ``model_cfg``'s sizes to start from (fine-tuning; its ``residual_std`` is kept)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     out = Path(out)
@@ -240,10 +267,19 @@ def train(
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers)
 
     torch.manual_seed(cfg.seed)
+    trained = None
+    if init is not None:
+        from worldsim.model.world_model import load
+
+        trained = load(init)
+        text_encoder = text_encoder or trained.text_encoder  # its own encoder, whatever its sizes
     model = build_world_model(model_cfg, describe_world(data), text_encoder)
-    measured = frame_change_std(dataset, model.codec, cfg.seed)
-    if measured is not None:
-        model.dit.register_to_config(residual_std=measured)  # the DiT reads it from its config
+    if trained is not None:
+        start_from(model, trained, init)
+    else:
+        measured = frame_change_std(dataset, model.codec, cfg.seed)
+        if measured is not None:
+            model.dit.register_to_config(residual_std=measured)  # the DiT reads it from its config
     model.config.context_frames = max(cfg.window_lengths)
     model.to(device)
     objective = FlowMatchingLoss(model, cfg).to(device)
@@ -296,6 +332,16 @@ def train(
     bar.close()
     metrics.close()
     return TrainResult(checkpoint=last or checkpoint.newest(out), model=model)
+
+
+def start_from(model: WorldModel, trained: WorldModel, init: str | Path) -> None:
+    """Loads the weights (and ``residual_std``) of the ``trained`` model (from ``init``) into ``model``."""
+    try:
+        model.load_state_dict(trained.state_dict())
+    except RuntimeError as error:
+        first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
+        raise ValueError(f"init={init} has other sizes than model= ({first}); fine-tune with its own sizes") from None
+    model.dit.register_to_config(residual_std=trained.dit.config.residual_std)
 
 
 def accumulate(stream, grad_accum: int, forward, autocast) -> tuple[dict[str, float], int, int, list[dict]]:

@@ -1,0 +1,202 @@
+"""The Dyna loop, and its model-free baseline, on a budget of real steps.
+
+:func:`dyna` repeats, ``iterations`` times: collect real episodes with the current policy (uniformly
+random at first) until its share of the ``real_steps`` budget is used -> fine-tune the world model
+on all real data so far (``worldsim train`` with ``init=``) -> train the agent in the new model's
+dream (:func:`~worldsim.agents.imagination.train_in_dream`'s pieces; the same SB3 agent learns on)
+-> evaluate it in the real world. :func:`model_free` trains the same SB3 algorithm on the real env
+itself and evaluates it at the same real-step marks. Both log real return against real steps used
+to a CSV (``dyna.csv`` / ``model_free.csv``) that :func:`plot_returns` draws.
+
+A killed ``dyna`` run resumes (``resume=True``) after its last finished iteration: the world model
+from that iteration's checkpoint, the agent's weights from its ``policies/iter_NNN.zip`` (read
+weights-only; the optimizer and a DQN's replay buffer start afresh).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from worldsim.agents.imagination import evaluate_real, make_agent
+from worldsim.atomic import atomic_write
+from worldsim.training.checkpoint import MetricsWriter
+
+COLUMNS = ("step", "real_steps", "mean_return", "std_return", "dream_steps", "model", "seconds")
+
+
+@dataclass(frozen=True)
+class DynaSettings:
+    """The loop's budget and sizes (the ``worldsim agent dyna`` keys of the same names)."""
+
+    real_steps: int = 20_000  # real env steps in all
+    iterations: int = 5  # collect / fine-tune / dream rounds; each uses real_steps / iterations
+    model_steps: int = 500  # world-model fine-tuning steps per round
+    model_batch_size: int = 16
+    model_lr: float = 3e-4
+    dream_steps: int = 20_000  # agent steps in the dream per round (all envs together)
+    num_envs: int = 16
+    eval_episodes: int = 10
+    eval_seed: int = 1_000_000
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("real_steps", "iterations", "model_steps", "dream_steps", "num_envs", "eval_episodes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def real_world(model, world_kwargs: dict) -> gym.Env:
+    config = model.config
+    return gym.make(config.env_id, **{**config.env_kwargs, "frame_size": tuple(config.frame_size), **world_kwargs})
+
+
+def collect_steps(env_id: str, out: Path, steps: int, env_kwargs: dict, policy: str, algo: str, seed: int) -> int:
+    """Collects whole episodes of ``policy`` into the collection ``out`` until it holds at least
+    ``steps`` steps (the last episode may go over); returns the steps it holds."""
+    from worldsim.data.collect import collect
+    from worldsim.data.collection import Collection
+
+    scenario = env_kwargs.get("scenario")
+    kwargs = {k: v for k, v in env_kwargs.items() if k != "scenario"}
+    episodes, held = 1, 0
+    while True:
+        collect(env_id, out, episodes, kwargs, [scenario] if scenario else None, policy=policy, algo=algo, seed=seed, progress=False)
+        held = sum(ref.steps for ref in Collection(out).refs())
+        if held >= steps:
+            return held
+        episodes += max(1, math.ceil((steps - held) / (held / episodes)))
+
+
+def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, device: str = "cpu", resume: bool = False,
+         progress: bool = True, **world_kwargs) -> list[dict]:  # fmt: skip
+    """Runs the Dyna loop (see the module docstring) from the world model ``model_path`` into
+    ``out`` (``real/iter_NNN/`` collections, ``world/iter_NNN/`` runs, ``policies/iter_NNN.zip``,
+    ``policy.zip``, ``dyna.csv``); returns the log rows."""
+    from worldsim.agents.vec_env import DreamVecEnv
+    from worldsim.envs.dream import DreamVectorEnv
+    from worldsim.model.world_model import load
+    from worldsim.training.config import TrainConfig
+    from worldsim.training.loop import sizes_of, train
+
+    out = Path(out)
+    rows = read_rows(out / "dyna.csv") if resume else []
+    current, agent = model_path, None
+    if rows:
+        current = rows[-1]["model"]
+    model = load(current, device)
+    real = real_world(model, world_kwargs)
+    env_id, context = model.config.env_id, model.config.context_frames
+    log = MetricsWriter(out / "dyna.csv", COLUMNS, keep_until=len(rows))
+    real_used, start = (int(rows[-1]["real_steps"]) if rows else 0), time.perf_counter()
+    for k in range(len(rows), settings.iterations):
+        policy = "random" if k == 0 else str(out / "policies" / f"iter_{k - 1:03d}.zip")
+        quota = settings.real_steps * (k + 1) // settings.iterations
+        if quota > real_used:
+            real_used += collect_steps(env_id, out / "real" / f"iter_{k:03d}", quota - real_used, world_kwargs, policy, algo,
+                                       settings.seed + 1_000 * k)  # fmt: skip
+        collections = sorted(str(p) for p in (out / "real").glob("iter_*"))
+        sizes, _ = sizes_of(current)
+        train_cfg = TrainConfig(batch_size=settings.model_batch_size, window_lengths=[context], lr=settings.model_lr,
+                                warmup_steps=min(50, settings.model_steps), checkpoint_every=settings.model_steps,
+                                keep_checkpoints=1, seed=settings.seed + k)  # fmt: skip
+        result = train(collections, out / "world" / f"iter_{k:03d}", settings.model_steps, sizes, train_cfg, device=device,
+                       progress=progress, init=current)  # fmt: skip
+        current = str(result.checkpoint)
+        model = load(current, device)
+        venv = DreamVecEnv(DreamVectorEnv(settings.num_envs, model, device, **world_kwargs))
+        venv.seed(settings.seed + k)
+        if agent is None:
+            agent = make_agent(algo, venv, settings.seed, device)
+            if k > 0:  # resumed: the weights of the last finished round
+                agent.set_parameters(str(out / "policies" / f"iter_{k - 1:03d}.zip"), exact_match=True, device=device)
+        else:
+            agent.set_env(venv)
+        agent.learn(total_timesteps=settings.dream_steps, reset_num_timesteps=False, progress_bar=progress)
+        venv.close()
+        save_policy(agent, out / "policies" / f"iter_{k:03d}.zip")
+        save_policy(agent, out / "policy.zip")
+        returns = evaluate_real(agent, real, settings.eval_episodes, settings.eval_seed)
+        row = {"step": k + 1, "real_steps": real_used, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+               "dream_steps": settings.dream_steps * (k + 1), "model": current, "seconds": time.perf_counter() - start}  # fmt: skip
+        log.write(row)
+        rows.append(row)
+    log.close()
+    real.close()
+    return rows
+
+
+def model_free(model_path: str, algo: str, out: str | Path, settings: DynaSettings, device: str = "cpu", progress: bool = True,
+               **world_kwargs) -> list[dict]:  # fmt: skip
+    """The same SB3 algorithm trained on the real env for the same ``real_steps``, evaluated at the
+    same marks as :func:`dyna` (after each ``real_steps / iterations``); writes
+    ``model_free.csv`` and ``model_free.zip``. ``model_path`` only names the world (its env id and
+    frame size)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from worldsim.model.world_model import load
+
+    out = Path(out)
+    model = load(model_path)
+    envs = DummyVecEnv([lambda: real_world(model, world_kwargs) for _ in range(min(8, settings.num_envs))])
+    envs.seed(settings.seed)
+    agent = make_agent(algo, envs, settings.seed, device)
+    real = real_world(model, world_kwargs)
+    log = MetricsWriter(out / "model_free.csv", COLUMNS)
+    rows, start = [], time.perf_counter()
+    for k in range(settings.iterations):
+        quota = settings.real_steps * (k + 1) // settings.iterations
+        agent.learn(total_timesteps=quota - agent.num_timesteps, reset_num_timesteps=False, progress_bar=progress)
+        returns = evaluate_real(agent, real, settings.eval_episodes, settings.eval_seed)
+        row = {"step": k + 1, "real_steps": int(agent.num_timesteps), "mean_return": float(np.mean(returns)),
+               "std_return": float(np.std(returns)), "dream_steps": 0, "model": "", "seconds": time.perf_counter() - start}  # fmt: skip
+        log.write(row)
+        rows.append(row)
+    log.close()
+    save_policy(agent, out / "model_free.zip")
+    real.close()
+    envs.close()
+    return rows
+
+
+def save_policy(agent, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as f:
+        agent.save(f)
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def plot_returns(curves: dict[str, list[dict]], path: Path, title: str) -> Path:
+    """Real return (mean and spread) against real steps, one line per curve name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in curves.items():
+        steps = np.array([float(r["real_steps"]) for r in rows])
+        mean = np.array([float(r["mean_return"]) for r in rows])
+        spread = np.array([float(r["std_return"]) for r in rows])
+        ax.plot(steps, mean, marker="o", label=name)
+        ax.fill_between(steps, mean - spread, mean + spread, alpha=0.2)
+    ax.set(xlabel="real env steps", ylabel="real return", title=title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
