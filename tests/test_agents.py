@@ -79,3 +79,15 @@ def test_agent_dyna_cli_with_the_model_free_baseline(tmp_path, capsys):
     assert "dyna: real return" in printed and "model-free: real return" in printed
     for name in ("dyna.csv", "model_free.csv", "returns.png", "policy.zip", "model_free.zip"):
         assert (out / name).stat().st_size > 0
+
+
+def test_bench_rl_reports_both_methods_over_seeds(tmp_path):
+    folder = save_tiny_world_model(tmp_path / "model")
+    argv = ["bench", "rl", f"model={folder}", "seeds=2", "real_steps=20", "iterations=1", "model_steps=1", "dream_steps=16",
+            "num_envs=2", "eval_episodes=1", "progress=false", f"work={tmp_path / 'work'}", f"out={tmp_path / 'rl'}"]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "rl" / "rl.json").read_text())
+    assert report["world_kwargs"] == {"scenario": "push"} and report["seeds"] == 2
+    assert [len(report["curves"][m]) for m in ("dyna", "model-free")] == [1, 1]
+    assert len(report["runs"]["dyna"]) == 2 and report["targets"][0]["target"].startswith("dream-trained beats model-free")
+    assert "| mark | dyna real steps |" in (tmp_path / "rl" / "rl.md").read_text() and (tmp_path / "rl" / "rl.png").is_file()

@@ -53,11 +53,6 @@ def test_bad_values_are_one_line_errors(capsys, tmp_path):
     assert len(err.strip().splitlines()) == 1
 
 
-def test_unbuilt_commands_say_so(capsys):
-    code, _, err = run(capsys, "bench", "rl", "model=balls")
-    assert code == 2 and "not built yet" in err
-
-
 def test_command_help_shows_its_config(capsys):
     code, out, _ = run(capsys, "collect", "--help")
     assert code == 0 and "episodes:" in out and "world= choices: balls, cartpole" in out

@@ -22,11 +22,9 @@ class UsageError(Exception):
 @dataclass(frozen=True)
 class Command:
     help: str
-    run: Callable[[DictConfig, str | None], None] | None = None  # None: not built yet
-    config: str | None = None  # the config in configs/ it composes
+    run: Callable[[DictConfig, str | None], None]
+    config: str  # the config in configs/ it composes
     modes: tuple[str, ...] = ()  # a first positional word it requires, e.g. `bench speed`
-    arrives_with: str = ""  # for a command not built yet: the issue that builds it
-    unbuilt_modes: tuple[str, ...] = ()  # modes of a built command that arrive with arrives_with
     example: str = ""
 
 
@@ -93,6 +91,8 @@ def run_bench(cfg: DictConfig, mode: str | None) -> None:
     command = bench_command(cfg, mode)
     if mode == "speed":
         paths = bench_speed(cfg, mode, command)
+    elif mode == "rl":
+        paths = bench_rl(cfg, mode, command)
     else:
         paths = bench_fidelity(cfg, mode, command)
     for path in paths:
@@ -135,11 +135,7 @@ def bench_fidelity(cfg: DictConfig, mode: str, command: str) -> list:
     steps = to_python(cfg.sampler_steps)
     if steps is not None and not isinstance(steps, int):
         raise ValueError(f"sampler_steps must be one integer for {mode} (a list is for speed's grid), got {steps}")
-    device = str(cfg.device)
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = one_device(cfg.device)
     scenarios = to_python(cfg.scenario)
     keys = ("episodes", "horizon", "context", "long_steps", "long_rollouts", "perturbation", "videos", "seed")
     settings = fidelity.Settings(
@@ -152,6 +148,31 @@ def bench_fidelity(cfg: DictConfig, mode: str, command: str) -> list:
     model = load(str(cfg.model), device)
     report = (fidelity.run_fidelity if mode == "fidelity" else fidelity.run_physics)(model, settings)
     return fidelity.write_report(report, mode, cfg.out or f"benchmarks/results/{mode}", command, str(cfg.model))
+
+
+def one_device(device: str) -> str:
+    """``auto``: CUDA where available, else the CPU."""
+    if device != "auto":
+        return str(device)
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def bench_rl(cfg: DictConfig, mode: str, command: str) -> list:
+    if cfg.model is None:
+        raise UsageError("`worldsim bench rl` needs model=NAME_OR_PATH (a world model of Balls or pixel CartPole)")
+    from worldsim.agents.dyna import DynaSettings
+    from worldsim.bench import rl
+    from worldsim.model.world_model import load
+
+    world = {}
+    if load(str(cfg.model)).config.env_id == "worldsim/Balls-v0":
+        world["scenario"] = "push" if cfg.scenario == "all" else str(cfg.scenario)
+    keys = ("real_steps", "iterations", "model_steps", "dream_steps", "num_envs", "eval_episodes")
+    settings = DynaSettings(**{key: cfg[key] for key in keys}, **({"seed": cfg.seed} if cfg.seed is not None else {}))
+    report = rl.run_rl(str(cfg.model), cfg.algo, settings, cfg.seeds, cfg.work, one_device(cfg.device), cfg.progress, **world)
+    return rl.write_report(report, cfg.out or "benchmarks/results/rl", command)
 
 
 def run_play(cfg: DictConfig, mode: str | None) -> None:
@@ -237,8 +258,6 @@ COMMANDS = {
         run_bench,
         config="bench",
         modes=("fidelity", "physics", "speed", "rl"),
-        arrives_with="Agents trained in imagination",
-        unbuilt_modes=("rl",),
         example="worldsim bench fidelity model=runs/balls out=benchmarks/results/fidelity",
     ),
     "agent": Command(
@@ -283,10 +302,6 @@ def dispatch(argv: list[str]) -> int:
     if rest and rest[0] in ("-h", "--help"):
         print(command_help(name, command))
         return 0
-    if command.run is None or mode in command.unbuilt_modes:
-        what = f"{name} {mode}" if mode in command.unbuilt_modes else name
-        print(f"worldsim {what}: not built yet; it arrives with the issue {command.arrives_with!r}.", file=sys.stderr)
-        return 2
     bad = [arg for arg in rest if "=" not in arg or arg.startswith("-")]
     if bad:
         raise UsageError(f"expected key=value overrides, got {bad[0]!r}; see `worldsim {name} --help`")
@@ -376,21 +391,13 @@ def usage() -> str:
     ]
     for name, command in COMMANDS.items():
         modes = f" {'|'.join(command.modes)}" if command.modes else ""
-        status = "" if command.run else "  (not built yet)"
-        if command.run and command.unbuilt_modes:
-            status = f"  ({', '.join(command.unbuilt_modes)} not built yet)"
-        lines.append(f"  {name:<{width}}  {command.help}{modes and f' [{modes.strip()}]'}{status}")
+        lines.append(f"  {name:<{width}}  {command.help}{modes and f' [{modes.strip()}]'}")
     lines += ["", "Each command takes Hydra overrides composed from configs/; `worldsim <command> --help` shows them."]
     return "\n".join(lines)
 
 
 def command_help(name: str, command: Command) -> str:
     lines = [f"usage: worldsim {name}{' ' + '|'.join(command.modes) if command.modes else ''} [key=value ...]", "", command.help]
-    if command.run is None:
-        lines.append(f"\nNot built yet: it arrives with the issue {command.arrives_with!r}.")
-        return "\n".join(lines)
-    if command.unbuilt_modes:
-        lines.append(f"\nNot built yet: {', '.join(command.unbuilt_modes)}; they arrive with the issue {command.arrives_with!r}.")
     if command.example:
         lines += ["", f"example: {command.example}"]
     text = resources.files(CONFIG_MODULE).joinpath(f"{command.config}.yaml").read_text()

@@ -1,0 +1,122 @@
+"""RL benchmark: real return against real steps, agents trained in a dream (Dyna) vs model-free.
+
+For each of ``seeds`` seeds it runs :func:`~worldsim.agents.dyna.dyna` from the given world model
+and :func:`~worldsim.agents.dyna.model_free` with the same SB3 algorithm and the same real-step
+budget, both evaluated in the real world at the same marks (after each ``real_steps /
+iterations``) over ``eval_episodes`` seeded episodes. The report gives, per mark, the mean over
+seeds of each seed's mean real return and its spread (std over seeds), and the targets:
+
+- pixel CartPole: the dream-trained agent reaches a real return >= 475 within 20,000 real steps;
+- Balls ``push``: the dream-trained agent beats model-free at the last mark (20,000 real steps).
+
+The per-seed runs (collections, fine-tuned world models, policies) go to ``work``; the report
+(``rl.json``, ``rl.md``, ``rl.png``) to ``out``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from worldsim.agents.dyna import DynaSettings, dyna, model_free, plot_returns
+
+CARTPOLE_TARGET = 475.0
+TARGET_STEPS = 20_000
+METHODS = ("dyna", "model-free")
+
+
+def run_rl(model_path: str, algo: str, settings: DynaSettings, seeds: int, work: str | Path, device: str = "cpu",
+           progress: bool = True, **world_kwargs) -> dict:  # fmt: skip
+    """Runs both methods for every seed; returns the report (see the module docstring)."""
+    from worldsim.model.world_model import load
+
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+    start = time.perf_counter()
+    world = load(model_path).config.env_id
+    runs: dict[str, list[list[dict]]] = {method: [] for method in METHODS}
+    for seed in range(seeds):
+        per_seed = replace(settings, seed=settings.seed + seed)
+        folder = Path(work) / f"seed_{per_seed.seed}"
+        runs["dyna"].append(dyna(model_path, algo, folder, per_seed, device, resume=True, progress=progress, **world_kwargs))
+        runs["model-free"].append(model_free(model_path, algo, folder, per_seed, device, progress, **world_kwargs))
+    curves = {method: summarise(rows) for method, rows in runs.items()}
+    report = {"model": model_path, "world": world, "world_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in world_kwargs.items()},
+              "algo": algo, "seeds": seeds, "settings": asdict(settings), "curves": curves, "runs": runs,
+              "seconds": time.perf_counter() - start}  # fmt: skip
+    report["targets"] = targets(report)
+    return report
+
+
+def summarise(per_seed: list[list[dict]]) -> list[dict]:
+    """Per mark: real steps (mean over seeds), mean return over seeds and its spread."""
+    marks = min(len(rows) for rows in per_seed)
+    out = []
+    for k in range(marks):
+        means = np.array([float(rows[k]["mean_return"]) for rows in per_seed])
+        steps = np.array([float(rows[k]["real_steps"]) for rows in per_seed])
+        out.append({"real_steps": float(steps.mean()), "mean_return": float(means.mean()), "std_return": float(means.std()),
+                    "min_return": float(means.min()), "max_return": float(means.max())})  # fmt: skip
+    return out
+
+
+def targets(report: dict) -> list[dict]:
+    dream, free = report["curves"]["dyna"], report["curves"]["model-free"]
+    within = [row for row in dream if row["real_steps"] <= TARGET_STEPS]
+    if report["world"] == "worldsim/CartPole-v0":
+        best = max((row["mean_return"] for row in within), default=float("nan"))
+        return [{"target": f"dream-trained real return >= {CARTPOLE_TARGET:.0f} within {TARGET_STEPS} real steps",
+                 "value": best, "passed": bool(best >= CARTPOLE_TARGET)}]  # fmt: skip
+    if within and free:
+        gap = within[-1]["mean_return"] - free[min(len(within), len(free)) - 1]["mean_return"]
+        return [{"target": f"dream-trained beats model-free at {within[-1]['real_steps']:.0f} real steps",
+                 "value": gap, "passed": bool(gap > 0)}]  # fmt: skip
+    return []
+
+
+def write_report(report: dict, out: str | Path, command: str) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {**report, "command": command}
+    paths = [out / "rl.json", out / "rl.md", out / "rl.png"]
+    paths[0].write_text(json.dumps(report, indent=2) + "\n")
+    paths[1].write_text(markdown(report))
+    name = report["world"].split("/")[-1]
+    plot_returns(report["curves"], paths[2], f"{report['algo'].upper()} on {name}, {report['seeds']} seeds: real return vs real steps")
+    return paths
+
+
+def markdown(report: dict) -> str:
+    s = report["settings"]
+    lines = [
+        f"# RL in imagination: {report['world']} {report['world_kwargs']}",
+        "",
+        f"`{report['command']}` ({report['seconds'] / 60:.0f} min)",
+        "",
+        f"{report['algo'].upper()}, {report['seeds']} seeds. Dyna: {s['iterations']} rounds of (collect real steps with the "
+        f"policy -> {s['model_steps']} world-model fine-tuning steps -> {s['dream_steps']} dream steps of the agent) from "
+        f"`{report['model']}`. Model-free: the same algorithm on the real env. Returns: mean over seeds of each seed's "
+        f"mean real return over {s['eval_episodes']} seeded episodes; spread: std over seeds.",
+        "",
+        "## Targets",
+        "",
+        *[f"- {t['target']}: {t['value']:.2f}, {'PASS' if t['passed'] else 'FAIL'}" for t in report["targets"]],
+        "",
+        "## Real return against real steps",
+        "",
+        "| mark | dyna real steps | dyna return | model-free real steps | model-free return |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    dream, free = report["curves"]["dyna"], report["curves"]["model-free"]
+    for k in range(max(len(dream), len(free))):
+        cells = []
+        for curve in (dream, free):
+            row = curve[k] if k < len(curve) else None
+            cells += ["-", "-"] if row is None else [f"{row['real_steps']:.0f}", f"{row['mean_return']:.2f} ± {row['std_return']:.2f}"]
+        lines.append(f"| {k + 1} | {' | '.join(cells)} |")
+    lines += ["", "Plot: `rl.png`.", ""]
+    return "\n".join(lines)
