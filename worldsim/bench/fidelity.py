@@ -299,7 +299,9 @@ def run_fidelity(model: WorldModel, settings: Settings) -> dict:
             group.baselines["physical_variance"] = twin
         env = make_world(model, group.scenario, group.split, None)
         if len(np.unique(group.actions)) > 1:  # the policy acts: does the dream follow the actions?
-            group.random_dream = dream(model, group, random_actions(env, group.actions.shape, settings.seed), settings)
+            randomised = random_actions(env, group.actions.shape, settings.seed)
+            randomised[:, : context - 1] = group.actions[:, : context - 1]  # the context keeps its real actions
+            group.random_dream = dream(model, group, randomised, settings)
         env.close()
         report["groups"][group.name] = score_fidelity(group, settings)
     report["heads"] = heads_report(model, settings)
