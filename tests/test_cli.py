@@ -90,7 +90,7 @@ def test_train_runs_from_the_command_line(capsys, tmp_path):
     code, _, err = run(capsys, "train", "model=tiny")
     assert code == 2 and "`worldsim train` needs data=..." in err
     code, _, err = run(capsys, "train", f"data={data}", "model=huge")
-    assert code == 2 and "unknown model 'huge'; choose one of base, small, tiny" in err
+    assert code == 2 and "unknown model 'huge'; choose one of base, cpu, small, tiny" in err
     code, _, err = run(capsys, "train", f"data={data}", "train.colour=red")
     assert code == 2 and "unknown config key" in err
 
@@ -100,4 +100,4 @@ def test_model_names_a_world_model_outside_train(capsys, tmp_path):
     code, _, err = run(capsys, "bench", "speed", f"model={tmp_path / 'none'}", "quick=true")
     assert code == 1 and f"no world model '{tmp_path / 'none'}'" in err
     code, _, err = run(capsys, "train", "data=x", "model=huge")
-    assert code == 2 and "unknown model 'huge'; choose one of base, small, tiny" in err
+    assert code == 2 and "unknown model 'huge'; choose one of base, cpu, small, tiny" in err

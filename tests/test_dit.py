@@ -197,3 +197,14 @@ def test_the_frame_before_is_read_and_checked():
         model(**x, previous=given["previous"])
     with pytest.raises(ValueError, match=r"previous must be \[B, C, h, w\]"):
         model(**x, previous=torch.zeros(2, 3, 8, 4), previous_sigmas=torch.ones(2))
+
+
+def test_noise_schedule_mixes_clean_windows_and_keeps_old_draws_without_them():
+    from worldsim.model.flow import NoiseSchedule
+
+    plain = NoiseSchedule().sample(256, 4, torch.Generator().manual_seed(0))
+    assert torch.equal(NoiseSchedule(clean_prob=0.0).sample(256, 4, torch.Generator().manual_seed(0)), plain)
+    mixed = NoiseSchedule(clean_prob=0.5).sample(256, 4, torch.Generator().manual_seed(0))
+    clean = (mixed == mixed[:, :1]).all(dim=1)  # every frame at one context level, the last one included
+    assert 0.35 < clean.float().mean() < 0.65 and (mixed[clean] <= 0.1).all()
+    assert (NoiseSchedule(clean_prob=1.0).sample(8, 4, torch.Generator().manual_seed(0)) <= 0.1).all()

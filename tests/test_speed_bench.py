@@ -73,7 +73,7 @@ def test_cases_over_the_budget_are_skipped_with_the_reason(tmp_path):
     assert data["targets"] == [] and text.count("**NOT MEASURED**") == 2 and "skipped: estimated" in text
 
 
-def test_cli_bench_speed_writes_the_report_and_rl_is_not_built(capsys, tmp_path):
+def test_cli_bench_speed_writes_the_report(capsys, tmp_path):
     argv = ["bench", "speed", "preset=tiny", "frame_size=[8,8]", "device=cpu", "batch_sizes=[2]", "windows=[4]",
             "sampler_steps=[1]", "repeats=1", f"out={tmp_path}"]  # fmt: skip
     assert main(argv) == 0
@@ -81,8 +81,6 @@ def test_cli_bench_speed_writes_the_report_and_rl_is_not_built(capsys, tmp_path)
     assert [(r["mode"], r["batch"], r["window"]) for r in data["rows"]] == [("cache", 2, 4), ("recompute", 2, 4)]
     assert data["command"].startswith("worldsim bench speed preset=tiny") and (tmp_path / "speed.md").is_file()
     assert main(["bench", "speed", "frame_size=[8]"]) == 1 and "frame_size must be two" in capsys.readouterr().err
-    assert main(["bench", "rl", "model=balls"]) == 2
-    assert "worldsim bench rl: not built yet" in capsys.readouterr().err
 
 
 def test_a_trained_model_is_timed_at_its_own_sizes(tmp_path):

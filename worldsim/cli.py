@@ -80,7 +80,8 @@ def run_train(cfg: DictConfig, mode: str | None) -> None:
 def run_demo(cfg: DictConfig, mode: str | None) -> None:
     from worldsim.demo import run_demo as demo
 
-    demo(frame_size=tuple(cfg.frame_size), steps=cfg.steps, seed=cfg.seed, scale=cfg.scale, out=cfg.out)
+    keys = ("model", "episodes", "horizon", "prompt", "seed", "scale", "device", "out", "progress")
+    demo(**{key: to_python(cfg[key]) for key in keys})
 
 
 def run_bench(cfg: DictConfig, mode: str | None) -> None:

@@ -181,10 +181,14 @@ def collisions(positions: np.ndarray, radii: np.ndarray, touch: float = 1e-3) ->
 
 
 def near_wall(positions: np.ndarray, radii: np.ndarray, world_size, margin: float = 0.05) -> np.ndarray:
-    """bool ``[T]``: some ball is within ``margin`` of a wall (world units)."""
+    """bool ``[T]``: some ball is within ``margin`` of a wall (world units), or within the distance
+    it travels to the next frame, so that a bounce between two frames counts too."""
     width, height = world_size
-    low = (positions - radii[None, :, None]) <= margin
-    high = positions + radii[None, :, None] >= np.array([width, height]) - margin
+    travel = np.zeros(positions.shape[:2])
+    travel[:-1] = np.linalg.norm(np.diff(positions, axis=0), axis=-1)
+    reach = (margin + travel)[..., None]
+    low = (positions - radii[None, :, None]) <= reach
+    high = positions + radii[None, :, None] >= np.array([width, height]) - reach
     return (low | high).any(axis=(1, 2))
 
 
@@ -194,8 +198,9 @@ def collision_drift(parsed: ParsedBalls, positions, radii, world_size, fps: floa
     For each collision in the true ``positions [T, n, 2]`` (ball radii ``[n]``) at frame ``c``,
     velocities are taken by central differences at ``c - span`` and ``c + span``, masses as
     ``pi r^2`` of the parsed radii; collisions with a ball near a wall in between, or a ball not
-    found, are skipped. Returns per collision ``{"momentum": |P1 - P0| / |P0|, "energy":
-    |E1 - E0| / E0}``: both 0 for the true elastic physics.
+    found, are skipped. Returns per collision ``{"momentum": |P1 - P0| / sum_i m_i |v0_i|,
+    "energy": |E1 - E0| / E0}`` (momentum is scaled by the balls' summed momentum magnitudes, as the
+    total P0 of a head-on collision can be near zero): both 0 for the true elastic physics.
     """
     positions, radii = np.asarray(positions), np.asarray(radii)
     velocities = finite_velocities(parsed.centers, fps)
@@ -211,7 +216,8 @@ def collision_drift(parsed: ParsedBalls, positions, radii, world_size, fps: floa
             continue
         p0, p1 = (masses[:, None] * v0).sum(0), (masses[:, None] * v1).sum(0)
         e0, e1 = (masses * (v0**2).sum(-1)).sum() / 2, (masses * (v1**2).sum(-1)).sum() / 2
-        drifts.append({"momentum": float(np.linalg.norm(p1 - p0) / max(np.linalg.norm(p0), 1e-9)),
+        scale = (masses * np.linalg.norm(v0, axis=-1)).sum()
+        drifts.append({"momentum": float(np.linalg.norm(p1 - p0) / max(scale, 1e-9)),
                        "energy": float(abs(e1 - e0) / max(e0, 1e-9))})  # fmt: skip
     return drifts
 

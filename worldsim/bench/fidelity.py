@@ -1,9 +1,10 @@
 """Fidelity and physics benchmarks: how faithful is a world model's dream to its real world?
 
-Held-out episodes are recorded fresh from the model's real world (``WorldModelConfig.env_id``) with
-the collection policy (``auto``: no-ops in the passive Balls scenarios, the epsilon-scripted policy
-where there is a task) from seeds ``seed = 1,000,000`` on, a range no collect command uses by
-default. Each episode gives the model its first ``context`` real frames, actions and caption; the
+Held-out episodes are recorded fresh from the model's real world (``WorldModelConfig.env_id``) from
+seeds ``seed = 1,000,000`` on, a range no collect command uses by default, with the collection
+policy (``auto``: no-ops in the passive Balls scenarios, the epsilon-scripted policy in CartPole)
+except in ``push``, where random pushes keep the red ball from reaching the target within the
+horizon (the heads are scored on whole episodes of the scripted policy). Each episode gives the model its first ``context`` real frames, actions and caption; the
 model then dreams ``horizon`` frames open loop (:class:`~worldsim.simulator.WorldSimulator`, KV
 cache) with the real actions, and every dreamed frame is compared with the real one.
 
@@ -158,7 +159,7 @@ def record_group(model: WorldModel, scenario: str | None, split: str, settings: 
     while len(episodes) < settings.episodes:
         if seed - settings.seed >= 20 * settings.episodes:
             raise RuntimeError(f"{scenario or 'the world'}: too few episodes last {steps} steps; try a shorter horizon")
-        episode = record_episode(env, make_policy("auto", env), seed, max_steps=steps)
+        episode = record_episode(env, make_policy(policy_for(scenario), env), seed, max_steps=steps)
         episode.meta["seed"] = seed
         seed += 1
         if len(episode) == steps:
@@ -169,6 +170,12 @@ def record_group(model: WorldModel, scenario: str | None, split: str, settings: 
     env.close()
     balls = is_balls(model)
     return Group(scenario, split, context, episodes, np.stack(backgrounds) if balls else None, targets if balls else None, world_size)
+
+
+def policy_for(scenario: str | None) -> str:
+    """The policy of the rollout episodes: the collection policy (``auto``), except in ``push``,
+    whose scripted policy reaches the target within the horizon too often: there, random pushes."""
+    return "random" if scenario == "push" else "auto"
 
 
 def background_of(env: gym.Env) -> np.ndarray | None:
@@ -657,7 +664,9 @@ def physics_markdown(report: dict) -> str:
         "",
         "Velocity error: mean |v - v_hat| (units/s) over balls and frames. Radius drift: mean |r_hat - r| (units). Colour drift: "
         "mean RGB distance of a ball's core pixels to its true colour. Count violations: fraction of dreamed frames missing "
-        "a ball. Momentum / energy drift: relative change across ball-ball collisions (0 for the true elastic physics). "
+        "a ball. Momentum / energy drift: change across ball-ball collisions, relative to the balls' summed momentum "
+        "magnitudes / to the kinetic energy before (0 for the true elastic physics; the floor shows what finite differences "
+        "two frames from the contact leave). "
         "Gravity: fitted to the red ball's height in free flight (true: 9.8), mean ± std (fits).",
         "",
         "Plot: `physics.png`; videos (real | dream | 4x error): `videos/`.",

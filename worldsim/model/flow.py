@@ -26,7 +26,11 @@ class NoiseSchedule:
     With probability ``context_prob`` a sample is "clean context, noisy last frame": all frames but
     the last share one small level drawn from ``[0, context_noise_max]`` (context noise
     augmentation; the model sees the level), the last frame gets a level from the main law. Other
-    samples draw every frame's level independently (diffusion forcing). The main law mixes a
+    samples draw every frame's level independently (diffusion forcing). With probability
+    ``clean_prob`` a sample is instead all at one context level, as the simulator's commit pass sees
+    a frame: the reward and termination heads, trained on frames at context levels, then also
+    learn from a window's last frame, the only place an episode's last (terminal) frame appears.
+    The main law mixes a
     logit-normal (``logit_mean``, ``logit_std``) with a share ``uniform_prob`` of uniform levels, so
     that the highest levels, where sampling starts and the context decides everything, are trained.
     """
@@ -36,6 +40,7 @@ class NoiseSchedule:
     logit_mean: float = 0.5
     logit_std: float = 1.2
     uniform_prob: float = 0.25
+    clean_prob: float = 0.0
 
     def sample(self, batch: int, frames: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         """Noise levels ``[batch, frames]`` in (0, 1]."""
@@ -47,7 +52,11 @@ class NoiseSchedule:
         context &= frames > 1
         levels = torch.rand(batch, 1, generator=generator) * self.context_noise_max
         clean_context = torch.cat([levels.expand(batch, frames - 1), sigmas[:, -1:]], dim=1)
-        return torch.where(context[:, None], clean_context, sigmas).to(device)
+        sigmas = torch.where(context[:, None], clean_context, sigmas)
+        if self.clean_prob > 0:  # drawn only when used, so that runs without it keep their noise
+            clean = torch.rand(batch, generator=generator) < self.clean_prob
+            sigmas = torch.where(clean[:, None], levels.expand(batch, frames), sigmas)
+        return sigmas.to(device)
 
 
 def preconditioning(sigmas: torch.Tensor, data_std) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -211,21 +211,27 @@ def shipped_models() -> dict[str, Path]:
     return {p.name: p for p in sorted(root.iterdir()) if (p / CONFIG_FILE).is_file()} if root.is_dir() else {}
 
 
-def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
-    """A WorldModel from a shipped model's name, a model folder, or a training run folder (its
+def model_folder(name_or_path: str | Path) -> Path:
+    """The model folder of a shipped model's name, a model folder, or a training run folder (its
     latest checkpoint)."""
     path = Path(name_or_path)
     if (path / CONFIG_FILE).is_file():
-        return WorldModel.from_pretrained(path, device)
-    if (path / "vae" / "config.json").is_file() and not (path / CONFIG_FILE).is_file():
+        return path
+    if (path / "vae" / "config.json").is_file():
         raise ValueError(f"{path} is a VAE codec run, not a world model; pass it as model.vae={path} to `worldsim train`")
     if (path / "checkpoints").is_dir():
-        return WorldModel.from_pretrained(latest_checkpoint(path), device)
+        return latest_checkpoint(path)
     shipped = shipped_models()
     if str(name_or_path) in shipped:
-        return WorldModel.from_pretrained(shipped[str(name_or_path)], device)
+        return shipped[str(name_or_path)]
     names = ", ".join(shipped) or "none yet"
     raise FileNotFoundError(
         f"no world model {str(name_or_path)!r}: not a shipped model (shipped: {names}), "
         "a model folder (with worldsim.json) or a run folder (with checkpoints/)"
     )
+
+
+def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
+    """A WorldModel from a shipped model's name, a model folder, or a training run folder (its
+    latest checkpoint)."""
+    return WorldModel.from_pretrained(model_folder(name_or_path), device)

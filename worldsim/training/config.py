@@ -44,6 +44,7 @@ class TrainConfig:
     logit_mean: float = 0.5  # noise levels of noisy frames: sigmoid(normal(logit_mean, logit_std)),
     logit_std: float = 1.2  # a positive mean favouring the high levels where the context must be used,
     uniform_prob: float = 0.25  # mixed with this share of uniform levels in (0, 1]
+    clean_prob: float = 0.1  # share of all-context-level samples: the heads learn from the last frame too
     reward_weight: float = 1.0
     termination_weight: float = 1.0
     log_every: int = 10

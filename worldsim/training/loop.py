@@ -111,11 +111,11 @@ def sizes_of(model: str) -> tuple[ModelConfig, tuple[int, int]]:
     """The sizes (``model=`` of ``worldsim train``) and frame size of a trained world model (a
     shipped name, model or run folder): to build fresh weights of the same sizes (the speed
     benchmark) or to fine-tune it (``train(init=...)``)."""
-    from worldsim.model.world_model import latest_checkpoint, load
+    from worldsim.model.world_model import load, model_folder
 
     world = load(model)
     dit, text = world.dit.config, world.text_encoder
-    folder = Path(model) if (Path(model) / "worldsim.json").is_file() else latest_checkpoint(Path(model))
+    folder = model_folder(model)
     sizes = ModelConfig(
         codec=world.config.codec,
         vae=str(folder) if world.config.codec == "vae" else None,
@@ -143,7 +143,8 @@ class FlowMatchingLoss(nn.Module):
         super().__init__()
         self.dit, self.text_encoder, self.codec = model.dit, model.text_encoder, model.codec
         self.cfg = cfg
-        self.schedule = NoiseSchedule(cfg.context_prob, cfg.context_noise_max, cfg.logit_mean, cfg.logit_std, cfg.uniform_prob)
+        self.schedule = NoiseSchedule(cfg.context_prob, cfg.context_noise_max, cfg.logit_mean, cfg.logit_std, cfg.uniform_prob,
+                                      cfg.clean_prob)  # fmt: skip
 
     def forward(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
         device = next(self.dit.parameters()).device
