@@ -53,14 +53,8 @@ class DynaSettings:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def world_args(model, world_kwargs: dict) -> dict:
-    """The real world's arguments: the model's, its frame size, then the caller's."""
-    config = model.config
-    return {**config.env_kwargs, "frame_size": tuple(config.frame_size), **world_kwargs}
-
-
 def real_world(model, world_kwargs: dict) -> gym.Env:
-    return gym.make(model.config.env_id, **world_args(model, world_kwargs))
+    return gym.make(model.config.env_id, **model.config.world_kwargs(**world_kwargs))
 
 
 def collect_steps(env_id: str, out: Path, steps: int, env_kwargs: dict, policy: str, algo: str, seed: int) -> int:
@@ -105,7 +99,7 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
         policy = "random" if k == 0 else str(out / "policies" / f"iter_{k - 1:03d}.zip")
         quota = settings.real_steps * (k + 1) // settings.iterations
         if quota > real_used:
-            real_used += collect_steps(env_id, out / "real" / f"iter_{k:03d}", quota - real_used, world_args(model, world_kwargs), policy, algo,
+            real_used += collect_steps(env_id, out / "real" / f"iter_{k:03d}", quota - real_used, model.config.world_kwargs(**world_kwargs), policy, algo,
                                        settings.seed + 1_000 * k)  # fmt: skip
         collections = sorted(str(p) for p in (out / "real").glob("iter_*"))
         sizes, _ = sizes_of(current)

@@ -186,7 +186,7 @@ def train_in_dream(
     venv.close()
     dream_model = venv.venv.model
     config = dream_model.config
-    real = gym.make(config.env_id, **{**config.env_kwargs, "frame_size": tuple(config.frame_size), **world_kwargs})
+    real = gym.make(config.env_id, **config.world_kwargs(**world_kwargs))
     returns = evaluate_real(agent, real, eval_episodes, eval_seed)
     dream = DreamEnv(dream_model, device, sampler_steps=sampler_steps, **world_kwargs)
     film = real_beside_dream(agent, real, dream, eval_seed)

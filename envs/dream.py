@@ -107,7 +107,7 @@ class DreamVectorEnv(VectorEnv):
         config = self.model.config
         self.env_id = config.env_id
         # The twin: the real world this model learned, made with the same world arguments.
-        self.twin = gym.make(self.env_id, **{**config.env_kwargs, "frame_size": tuple(config.frame_size), **world_kwargs})
+        self.twin = gym.make(self.env_id, **config.world_kwargs(**world_kwargs))
         check_same_actions(config.action_space, self.twin.action_space, self.env_id)
         self.num_envs = int(num_envs)
         self.single_observation_space = self.twin.observation_space

@@ -58,8 +58,7 @@ def run_demo(
     report = {"model": model, "groups": {}, "command": "worldsim demo", "settings": {"horizon": horizon}}
     physics = {}
     for group in groups:
-        copy_last = np.repeat(group.real[:, context - 1 : context], group.real.shape[1], axis=1)
-        group.baselines["copy_last"] = copy_last
+        group.baselines["copy_last"] = fidelity.copy_last(group)
         report["groups"][group.scenario] = fidelity.score_fidelity(group, settings)
         physics[group.scenario] = (fidelity.physics_scores(group, group.dream), fidelity.physics_scores(group, group.real))
     dreamed = dream_from_prompt(world, prompt, horizon, seed, device)

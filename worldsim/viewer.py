@@ -165,7 +165,7 @@ class Viewer:
             raise ValueError(f"no key map for {self.env_id}; the viewer plays {', '.join(KEY_MAPS)}")
         self.keymap = KEY_MAPS[self.env_id]
         frame_size = tuple(self.env.observation_space.shape[:2])
-        self.real = gym.make(self.env_id, **{**config.env_kwargs, "frame_size": frame_size, **world_kwargs})
+        self.real = gym.make(self.env_id, **config.world_kwargs(frame_size=frame_size, **world_kwargs))
         self.policy = make_policy("auto", self.real)
         self.frame_size = frame_size
         self.fps = config.fps if fps is None else fps

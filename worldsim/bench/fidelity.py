@@ -129,13 +129,11 @@ def is_balls(model: WorldModel) -> bool:
 
 def make_world(model: WorldModel, scenario: str | None, split: str, steps: int | None) -> gym.Env:
     """The model's real world for ``scenario`` and ``split``, truncating after ``steps`` steps."""
-    kwargs = {k: v for k, v in model.config.env_kwargs.items() if k not in ("scenario", "split", "max_steps")}
-    kwargs["frame_size"] = tuple(model.config.frame_size)
     if is_balls(model):
-        return gym.make(BALLS, scenario=scenario, split=split, max_steps=steps, **kwargs)
+        return gym.make(BALLS, **model.config.world_kwargs(scenario=scenario, split=split, max_steps=steps))
     if scenario is not None or split != "id":
         raise ValueError(f"scenarios and splits exist only for {BALLS}; the model's world is {model.config.env_id}")
-    return gym.make(model.config.env_id, max_episode_steps=steps, **kwargs)
+    return gym.make(model.config.env_id, max_episode_steps=steps, **model.config.world_kwargs())
 
 
 def scenarios_of(model: WorldModel, settings: Settings) -> list[str | None]:
@@ -155,11 +153,12 @@ def record_group(model: WorldModel, scenario: str | None, split: str, settings: 
     ends early, e.g. a push that reaches its target, is replaced by the next seed)."""
     steps = context - 1 + settings.horizon
     env = make_world(model, scenario, split, steps)
+    policy = make_policy(policy_for(scenario), env)
     episodes, backgrounds, targets, seed = [], [], [], settings.seed
     while len(episodes) < settings.episodes:
         if seed - settings.seed >= 20 * settings.episodes:
             raise RuntimeError(f"{scenario or 'the world'}: too few episodes last {steps} steps; try a shorter horizon")
-        episode = record_episode(env, make_policy(policy_for(scenario), env), seed, max_steps=steps)
+        episode = record_episode(env, policy, seed, max_steps=steps)
         episode.meta["seed"] = seed
         seed += 1
         if len(episode) == steps:
@@ -206,6 +205,14 @@ def physical_variance(model: WorldModel, group: Group, perturbation: float) -> n
         takes.append(np.stack(frames))
     env.close()
     return np.stack(takes)
+
+
+def copy_last(group: Group) -> np.ndarray:
+    """The real context, then its last frame repeated."""
+    real, c = group.real, group.context
+    frames = np.repeat(real[:, c - 1 : c], real.shape[1], axis=1)
+    frames[:, :c] = real[:, :c]
+    return frames
 
 
 def constant_velocity(group: Group, frame_size: tuple[int, int]) -> np.ndarray:
@@ -295,21 +302,18 @@ def run_fidelity(model: WorldModel, settings: Settings) -> dict:
     groups, context = prepare(model, settings, ("id",))
     report = {"settings": asdict(settings), "context": context, "groups": {}, "world": model.config.env_id, "fps": model.config.fps}
     for group in tqdm(groups, desc="baselines and scores", disable=not settings.progress):
-        real = group.real
-        copy_last = np.repeat(real[:, context - 1 : context], real.shape[1], axis=1)
-        copy_last[:, :context] = real[:, :context]
-        group.baselines["copy_last"] = copy_last
+        group.baselines["copy_last"] = copy_last(group)
         if is_balls(model):
             group.baselines["constant_velocity"] = constant_velocity(group, tuple(model.config.frame_size))
         twin = physical_variance(model, group, settings.perturbation)
         if twin is not None:
             group.baselines["physical_variance"] = twin
-        env = make_world(model, group.scenario, group.split, None)
         if len(np.unique(group.actions)) > 1:  # the policy acts: does the dream follow the actions?
+            env = make_world(model, group.scenario, group.split, None)
             randomised = random_actions(env, group.actions.shape, settings.seed)
+            env.close()
             randomised[:, : context - 1] = group.actions[:, : context - 1]  # the context keeps its real actions
             group.random_dream = dream(model, group, randomised, settings)
-        env.close()
         report["groups"][group.name] = score_fidelity(group, settings)
     report["heads"] = heads_report(model, settings)
     if is_balls(model) and settings.long_steps and settings.long_rollouts:
@@ -405,7 +409,7 @@ def long_rollouts(model: WorldModel, settings: Settings, context: int) -> dict:
         survival = []
         for n, episode in enumerate(g.episodes):
             state = {key: value[context - 1] for key, value in episode.states.items()}
-            parsed = metrics.parse_balls(frames[row], palette_of(state), WORLD_HEIGHT, g.backgrounds[n])
+            parsed = metrics.parse_balls(frames[row], state["colors"], WORLD_HEIGHT, g.backgrounds[n])
             expected = np.ones(len(state["radii"]), bool)
             valid = metrics.frame_valid(parsed, expected, frames[row], g.backgrounds[n], state["radii"], WORLD_HEIGHT)
             survival.append(np.cumprod(valid))
@@ -414,11 +418,6 @@ def long_rollouts(model: WorldModel, settings: Settings, context: int) -> dict:
         out[g.scenario] = {"rollouts": len(g.episodes), "valid": survival.tolist()}
     out["_frames"] = frames  # for the video; dropped from the JSON
     return out
-
-
-def palette_of(state: dict) -> np.ndarray:
-    """The colours of a state's balls: every ball keeps its colour, ball 0 being red."""
-    return np.asarray(state["colors"])
 
 
 def fidelity_targets(report: dict) -> list[dict]:

@@ -45,6 +45,11 @@ class WorldModelConfig:
     context_noise: float = 0.0  # noise level of context frames at inference (within training's range)
     sampler_steps: int = 4
 
+    def world_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """The arguments of ``gym.make(env_id, ...)`` for the real world this model learned: its
+        collection's ``env_kwargs`` at the model's frame size, then ``overrides``."""
+        return {**self.env_kwargs, "frame_size": tuple(self.frame_size), **overrides}
+
 
 class WorldModel(nn.Module):
     """A trained world model: encode frames, predict the next ones, decode them."""
