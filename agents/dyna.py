@@ -8,6 +8,10 @@ dream (:func:`~worldsim.agents.imagination.train_in_dream`'s pieces; the same SB
 itself and evaluates it at the same real-step marks. Both log real return against real steps used
 to a CSV (``dyna.csv`` / ``model_free.csv``) that :func:`plot_returns` draws.
 
+With ``fresh=True`` the first round trains a new world model of the given model's sizes from random
+weights instead of fine-tuning it, so that every real step any world model learned from is counted
+in the budget (the given model then only names the world and the sizes).
+
 A killed ``dyna`` run resumes (``resume=True``) after its last finished iteration: the world model
 from that iteration's checkpoint, the agent's weights from its ``policies/iter_NNN.zip`` (read
 weights-only; the optimizer and a DQN's replay buffer start afresh).
@@ -45,12 +49,15 @@ class DynaSettings:
     eval_episodes: int = 10
     eval_seed: int = 1_000_000
     seed: int = 0
+    fresh: bool = False  # round 1 trains a new world model (random weights) instead of fine-tuning the given one
 
     def __post_init__(self):
         for name in ("real_steps", "iterations", "model_steps", "dream_steps", "num_envs", "eval_episodes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.fresh, bool):
+            raise ValueError(f"fresh must be true or false, got {self.fresh!r}")
 
 
 def real_world(model, world_kwargs: dict) -> gym.Env:
@@ -106,8 +113,9 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
         train_cfg = TrainConfig(batch_size=settings.model_batch_size, window_lengths=[context], lr=settings.model_lr,
                                 warmup_steps=min(50, settings.model_steps), checkpoint_every=settings.model_steps,
                                 keep_checkpoints=1, seed=settings.seed + k)  # fmt: skip
+        start_from = None if settings.fresh and k == 0 else current
         result = train(collections, out / "world" / f"iter_{k:03d}", settings.model_steps, sizes, train_cfg, device=device,
-                       progress=progress, init=current)  # fmt: skip
+                       progress=progress, init=start_from)  # fmt: skip
         current = str(result.checkpoint)
         model = load(current, device)
         venv = DreamVecEnv(DreamVectorEnv(settings.num_envs, model, device, **world_kwargs))
@@ -136,21 +144,28 @@ def model_free(model_path: str, algo: str, out: str | Path, settings: DynaSettin
                **world_kwargs) -> list[dict]:  # fmt: skip
     """The same SB3 algorithm trained on the real env for the same ``real_steps``, evaluated at the
     same marks as :func:`dyna` (after each ``real_steps / iterations``); writes
-    ``model_free.csv`` and ``model_free.zip``. ``model_path`` only names the world (its env id and
+    ``model_free.csv`` and ``model_free.zip`` (after every mark: a killed run continues from its
+    last mark, a finished one is read back). ``model_path`` only names the world (its env id and
     frame size)."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from worldsim.model.world_model import load
 
     out = Path(out)
+    rows = read_rows(out / "model_free.csv") if (out / "model_free.zip").is_file() else []
+    if len(rows) >= settings.iterations:
+        return rows[: settings.iterations]
     model = load(model_path)
     envs = DummyVecEnv([lambda: real_world(model, world_kwargs) for _ in range(min(8, settings.num_envs))])
-    envs.seed(settings.seed)
+    envs.seed(settings.seed + len(rows))
     agent = make_agent(algo, envs, settings.seed, device)
+    if rows:  # resumed: the weights and step count of the last mark
+        agent.set_parameters(str(out / "model_free.zip"), exact_match=True, device=device)
+        agent.num_timesteps = int(rows[-1]["real_steps"])
     real = real_world(model, world_kwargs)
-    log = MetricsWriter(out / "model_free.csv", COLUMNS)
-    rows, start = [], time.perf_counter()
-    for k in range(settings.iterations):
+    log = MetricsWriter(out / "model_free.csv", COLUMNS, keep_until=len(rows))
+    start = time.perf_counter() - (float(rows[-1]["seconds"]) if rows else 0.0)
+    for k in range(len(rows), settings.iterations):
         quota = settings.real_steps * (k + 1) // settings.iterations
         agent.learn(total_timesteps=quota - agent.num_timesteps, reset_num_timesteps=False, progress_bar=progress)
         returns = evaluate_real(agent, real, settings.eval_episodes, settings.eval_seed)
@@ -158,8 +173,8 @@ def model_free(model_path: str, algo: str, out: str | Path, settings: DynaSettin
                "std_return": float(np.std(returns)), "dream_steps": 0, "model": "", "seconds": time.perf_counter() - start}  # fmt: skip
         log.write(row)
         rows.append(row)
+        save_policy(agent, out / "model_free.zip")
     log.close()
-    save_policy(agent, out / "model_free.zip")
     real.close()
     envs.close()
     return rows
@@ -175,7 +190,17 @@ def read_rows(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     with path.open() as f:
-        return list(csv.DictReader(f))
+        return [{key: number(value) for key, value in row.items()} for row in csv.DictReader(f)]
+
+
+def number(text: str) -> int | float | str:
+    """A CSV cell as written: an int, a float, or the text (a model path)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def plot_returns(curves: dict[str, list[dict]], path: Path, title: str) -> Path:

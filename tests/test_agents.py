@@ -1,6 +1,7 @@
 """Agents trained in imagination (tiny model): the loop end to end, reloading, seeded evaluation, errors."""
 
 import json
+from dataclasses import replace
 
 import gymnasium as gym
 import pytest
@@ -66,6 +67,32 @@ def test_dyna_runs_its_rounds_on_the_real_step_budget_and_resumes_after_a_kill(t
     assert [int(r["real_steps"]) for r in rows] == [20, 40] and len(read_rows(tmp_path / "a" / "dyna.csv")) == 2
     assert "iter_001" in rows[1]["model"] and (tmp_path / "a" / "policies" / "iter_001.zip").is_file()
     assert sorted(p.name for p in (tmp_path / "a" / "real").iterdir()) == ["iter_000", "iter_001"]
+
+
+def test_dyna_fresh_trains_a_new_world_model_in_its_first_round(tmp_path):
+    from worldsim.agents.dyna import DynaSettings, dyna
+
+    folder = str(save_tiny_world_model(tmp_path / "model"))
+    world = dict(scenario="push", frame_size=(16, 16), max_steps=10)
+    rows = dyna(folder, "ppo", tmp_path / "a", DynaSettings(**DYNA, fresh=True), progress=False, **world)
+    runs = [json.loads((tmp_path / "a" / "world" / f"iter_{k:03d}" / "config.json").read_text()) for k in (0, 1)]
+    assert runs[0]["init"] is None and runs[1]["init"] == rows[0]["model"]  # round 2 fine-tunes round 1's model
+    with pytest.raises(ValueError, match="fresh must be true or false"):
+        DynaSettings(fresh="yes")
+
+
+def test_model_free_resumes_from_its_last_mark_and_reads_back_a_finished_run(tmp_path):
+    from worldsim.agents.dyna import DynaSettings, model_free
+
+    folder = str(save_tiny_world_model(tmp_path / "model"))
+    world = dict(scenario="push", frame_size=(16, 16), max_steps=10)
+    settings = DynaSettings(**{**DYNA, "real_steps": 256, "iterations": 2})  # PPO learns in rollouts of 2 x 64 steps
+    first = model_free(folder, "ppo", tmp_path / "a", replace(settings, iterations=1, real_steps=128), progress=False, **world)
+    assert [r["real_steps"] for r in first] == [128]
+    # The "killed" run had finished mark 1 of 2: resuming trains on to the second mark only.
+    rows = model_free(folder, "ppo", tmp_path / "a", settings, progress=False, **world)
+    assert [r["step"] for r in rows] == [1, 2] and rows[0] == first[0] and rows[1]["real_steps"] == 256
+    assert model_free(folder, "ppo", tmp_path / "a", settings, progress=False, **world) == rows  # finished: read back
 
 
 def test_agent_dyna_cli_with_the_model_free_baseline(tmp_path, capsys):

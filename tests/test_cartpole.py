@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import worldsim  # noqa: F401  (registers the ids)
-from worldsim.envs.cartpole import STATE_KEYS
+from worldsim.envs.cartpole import STATE_KEYS, draw
 
 
 def make(**kwargs) -> gym.Env:
@@ -126,3 +126,20 @@ def test_bad_render_mode_names_the_accepted_ones():
 def test_bad_frame_size_names_what_is_accepted(frame_size):
     with pytest.raises(ValueError, match=r"frame_size must be two integers \(H, W\), each at least 4"):
         make(frame_size=frame_size)
+
+
+@pytest.mark.parametrize("frame_size", [(32, 32), (32, 48), (48, 24)])
+def test_the_pole_leans_the_way_its_angle_says_and_stays_legible(frame_size):
+    def pole_columns(angle):
+        frame = draw(frame_size, 0.0, angle).astype(int)
+        brown = (frame[..., 0] - frame[..., 2]) * (frame[..., 0] < 250)  # the pole: red well above blue, not white
+        rows, cols = np.nonzero(brown > 40)
+        return cols.mean(), rows.min(), brown.max()
+
+    upright, top, contrast = pole_columns(0.0)
+    assert contrast > 80  # dark enough to read at small sizes
+    left, right = pole_columns(-0.21), pole_columns(0.21)  # just past CartPole's 12-degree limit
+    assert left[0] < upright - 0.3 < upright + 0.3 < right[0]
+    assert top > 0  # the whole pole is in the frame
+    tilted = draw(frame_size, 0.0, 0.19).astype(int) - draw(frame_size, 0.0, 0.21).astype(int)
+    assert np.abs(tilted).max() > 10  # one degree of tilt changes some pixels by more than 10 levels

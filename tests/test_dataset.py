@@ -44,6 +44,20 @@ def test_each_frame_carries_the_action_that_led_into_it(roots):
     assert first["caption"] == episode.caption and not first["is_image"]
 
 
+def test_windows_ending_an_episode_by_termination_are_repeated(tmp_path):
+    root = tmp_path / "cartpole"
+    collect(env_id="worldsim/CartPole-v0", env_kwargs={"frame_size": (16, 16)}, out=root, episodes=2, policy="random",
+            seed=0, progress=False)  # fmt: skip
+    ends = [r for r in Collection(root).refs() if r.terminated]
+    assert len(ends) == 2  # random pushes topple the pole long before CartPole's 500-step limit
+    plain = WindowDataset(root, window_lengths=4, images=False)
+    repeated = WindowDataset(root, window_lengths=4, images=False, terminal_repeats=5)
+    assert len(repeated) == len(plain) + 4 * len(ends)
+    ending = [repeated[i]["terminated"].tolist() for i in range(len(repeated)) if repeated[i]["terminated"].any()]
+    assert ending == [[False, False, False, True]] * (5 * len(ends))
+    assert sum(bool(plain[i]["terminated"].any()) for i in range(len(plain))) == len(ends)
+
+
 def test_stills_are_one_frame_images(roots):
     square, _ = roots
     dataset = WindowDataset(square, window_lengths=4)
@@ -79,8 +93,10 @@ def test_sampler_is_seeded_and_shards_across_ranks():
 
 
 def test_bad_arguments_are_rejected(roots, tmp_path):
-    with pytest.raises(ValueError, match="window lengths and stride must be positive"):
+    with pytest.raises(ValueError, match="window lengths, stride and terminal_repeats must be positive"):
         WindowDataset(roots[0], window_lengths=0)
+    with pytest.raises(ValueError, match="terminal_repeats must be positive"):
+        WindowDataset(roots[0], window_lengths=4, terminal_repeats=0)
     with pytest.raises(ValueError, match="no windows of length"):
         WindowDataset(roots[1], window_lengths=50, images=False)
     with pytest.raises(FileNotFoundError, match="does not exist"):

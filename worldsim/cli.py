@@ -170,7 +170,7 @@ def bench_rl(cfg: DictConfig, mode: str, command: str) -> list:
     world = {}
     if load(str(cfg.model)).config.env_id == "worldsim/Balls-v0":
         world["scenario"] = "push" if cfg.scenario == "all" else str(cfg.scenario)
-    keys = ("real_steps", "iterations", "model_steps", "dream_steps", "num_envs", "eval_episodes")
+    keys = ("real_steps", "iterations", "model_steps", "model_lr", "dream_steps", "num_envs", "eval_episodes", "fresh")
     settings = DynaSettings(**{key: cfg[key] for key in keys}, **({"seed": cfg.seed} if cfg.seed is not None else {}))
     report = rl.run_rl(str(cfg.model), cfg.algo, settings, cfg.seeds, cfg.work, one_device(cfg.device), cfg.progress, **world)
     return rl.write_report(report, cfg.out or "benchmarks/results/rl", command)
@@ -217,7 +217,8 @@ def run_agent(cfg: DictConfig, mode: str | None) -> None:
 def run_dyna(cfg: DictConfig, world: dict) -> None:
     from worldsim.agents.dyna import DynaSettings, dyna, model_free, plot_returns
 
-    keys = ("real_steps", "iterations", "model_steps", "model_batch_size", "model_lr", "num_envs", "eval_episodes", "eval_seed", "seed")
+    keys = ("real_steps", "iterations", "model_steps", "model_batch_size", "model_lr", "num_envs", "eval_episodes", "eval_seed", "seed",
+            "fresh")
     settings = DynaSettings(dream_steps=cfg.steps, **{key: cfg[key] for key in keys})
     out = Path(cfg.out)
     curves = {"dyna": dyna(str(cfg.model), cfg.algo, out, settings, cfg.device, cfg.resume, cfg.progress, **world)}

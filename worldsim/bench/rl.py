@@ -90,6 +90,15 @@ def write_report(report: dict, out: str | Path, command: str) -> list[Path]:
     return paths
 
 
+def start_of(report: dict) -> str:
+    """Where the Dyna world model starts, and so which real steps the curve counts."""
+    if report["settings"].get("fresh"):
+        return (f"the first round training a new world model of `{report['model']}`'s sizes from random weights, so every "
+                "real step any world model learned from is counted.")  # fmt: skip
+    return (f"fine-tuning `{report['model']}` from the first round: the real steps that model was trained on before are "
+            "not counted.")  # fmt: skip
+
+
 def markdown(report: dict) -> str:
     s = report["settings"]
     lines = [
@@ -98,9 +107,9 @@ def markdown(report: dict) -> str:
         f"`{report['command']}` ({report['seconds'] / 60:.0f} min)",
         "",
         f"{report['algo'].upper()}, {report['seeds']} seeds. Dyna: {s['iterations']} rounds of (collect real steps with the "
-        f"policy -> {s['model_steps']} world-model fine-tuning steps -> {s['dream_steps']} dream steps of the agent) from "
-        f"`{report['model']}`. Model-free: the same algorithm on the real env. Returns: mean over seeds of each seed's "
-        f"mean real return over {s['eval_episodes']} seeded episodes; spread: std over seeds.",
+        f"policy -> {s['model_steps']} world-model training steps on all real data so far -> {s['dream_steps']} dream steps "
+        f"of the agent), {start_of(report)} Model-free: the same algorithm on the real env. Returns: mean over seeds of "
+        f"each seed's mean real return over {s['eval_episodes']} seeded episodes; spread: std over seeds.",
         "",
         "## Targets",
         "",

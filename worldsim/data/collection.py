@@ -35,6 +35,7 @@ class EpisodeRef:
     steps: int  # T: number of actions; 0 for a still image
     frame_size: tuple[int, int]  # (H, W)
     caption: str
+    terminated: bool = False  # the episode ended by termination (not truncation or the collector's limit)
 
 
 class Collection:
@@ -97,9 +98,10 @@ def read_ref(path: Path) -> EpisodeRef:
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
+            terminated = bool(data["terminated"][-1]) if int(meta["steps"]) else False
     except (OSError, ValueError, KeyError) as error:
         raise ValueError(f"episode file {path} is corrupt or not a worldsim episode ({error})") from error
-    return EpisodeRef(path, int(meta["steps"]), tuple(meta["frame_size"]), meta.get("caption", ""))
+    return EpisodeRef(path, int(meta["steps"]), tuple(meta["frame_size"]), meta.get("caption", ""), terminated)
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

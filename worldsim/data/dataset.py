@@ -41,6 +41,8 @@ class WindowDataset(Dataset):
     ``roots`` may mix frame sizes and worlds with the same kind of actions; pair it with
     :class:`BucketBatchSampler` so that every batch has one ``(T, H, W)``. Episodes shorter than a
     window length give no window of that length. Loaded episodes are kept in memory when ``cache``.
+    A window that ends on a terminated episode's last frame is listed ``terminal_repeats`` times: an
+    episode of T steps gives about T windows but one end, too rare for the termination head alone.
 
     An item is a dict of tensors:
     ``frames`` uint8 ``[T, H, W, 3]``; ``actions`` int64 ``[T]`` (discrete) or float32 ``[T, A]``;
@@ -55,13 +57,16 @@ class WindowDataset(Dataset):
         stride: int = 1,
         images: bool = True,
         cache: bool = True,
+        terminal_repeats: int = 1,
     ):
         roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
         lengths = [window_lengths] if isinstance(window_lengths, int) else list(window_lengths)
         if not roots:
             raise ValueError("WindowDataset needs at least one collection folder")
-        if not lengths or min(lengths) < 1 or stride < 1:
-            raise ValueError(f"window lengths and stride must be positive, got {window_lengths!r} and {stride!r}")
+        if not lengths or min(lengths) < 1 or stride < 1 or terminal_repeats < 1:
+            raise ValueError(
+                f"window lengths, stride and terminal_repeats must be positive, got {window_lengths!r}, {stride!r} and {terminal_repeats!r}"
+            )
         collections = [Collection(root) for root in roots]
         self.windows: list[Window] = []
         for collection in collections:
@@ -69,6 +74,8 @@ class WindowDataset(Dataset):
                 for length in lengths:
                     starts = range(0, ref.steps + 2 - length, stride)
                     self.windows.extend(Window(ref, start, length) for start in starts)
+                    if ref.terminated and ref.steps + 1 >= length:  # the window ending on the last frame
+                        self.windows.extend([Window(ref, ref.steps + 1 - length, length)] * (terminal_repeats - 1))
             if images:
                 self.windows.extend(Window(ref, 0, 1) for ref in collection.refs("stills"))
         if not self.windows:

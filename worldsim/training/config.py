@@ -45,6 +45,7 @@ class TrainConfig:
     logit_std: float = 1.2  # a positive mean favouring the high levels where the context must be used,
     uniform_prob: float = 0.25  # mixed with this share of uniform levels in (0, 1]
     clean_prob: float = 0.1  # share of all-context-level samples: the heads learn from the last frame too
+    terminal_repeats: int = 8  # windows ending on a terminated episode's last frame are drawn this many times as often
     reward_weight: float = 1.0
     termination_weight: float = 1.0
     log_every: int = 10

@@ -261,7 +261,7 @@ def train(
         raise ValueError(f"steps must be >= 1, got {steps}")
     out = Path(out)
     rank, world_size, device = setup_distributed(device)
-    dataset = WindowDataset(data, cfg.window_lengths, images=cfg.images)
+    dataset = WindowDataset(data, cfg.window_lengths, images=cfg.images, terminal_repeats=cfg.terminal_repeats)
     sampler = BucketBatchSampler(dataset.buckets, cfg.batch_size, drop_last=True, seed=cfg.seed, rank=rank, world_size=world_size)
     if len(sampler) == 0:
         raise ValueError(f"no full batch of {cfg.batch_size} windows per rank: collect more episodes or lower batch_size")
@@ -294,7 +294,8 @@ def train(
     parts = {"trainable": trainable, "optimizer": optimizer, "schedule": schedule, "ema": ema}
     start = checkpoint.start(out, parts, resume)
     if rank == 0:
-        checkpoint.write_run_config(out, data=[str(d) for d in data], steps=steps, model=model_cfg, train=cfg, world=model.config)
+        checkpoint.write_run_config(out, data=[str(d) for d in data], steps=steps, init=None if init is None else str(init), model=model_cfg,
+                                    train=cfg, world=model.config)  # fmt: skip
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
     metrics = checkpoint.MetricsWriter(out / "metrics.csv", METRICS, enabled=rank == 0, keep_until=start.step)
