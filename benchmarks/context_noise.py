@@ -4,10 +4,10 @@
         [--episodes 8] [--horizon 16]
 
 For each value it sets the model's ``context_noise``, dreams ``horizon`` frames open loop from the
-real context of ``episodes`` held-out episodes per Balls scenario (the fidelity benchmark's
+real context of ``episodes`` held-out episodes (per scenario for Balls; the fidelity benchmark's
 ``prepare`` and ``dream``, seeds from ``--seed``: keep them apart from the benchmark's 1,000,000)
 and prints the PSNR at a few horizons and its mean over the horizon. This chose the shipped
-``balls`` model's 0.05 (worldsim/shipped/balls/RECIPE.md).
+models' values (their ``RECIPE.md``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from worldsim.model.world_model import load
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="a Balls world model: shipped name, model or run folder")
+    parser.add_argument("--model", required=True, help="a world model: shipped name, model or run folder")
     parser.add_argument("--values", type=float, nargs="+", default=[0.0, 0.05, 0.1])
     parser.add_argument("--seed", type=int, default=3_000_000)
     parser.add_argument("--episodes", type=int, default=8)

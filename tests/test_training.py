@@ -185,8 +185,30 @@ def test_reward_head_learns_the_reward(overfit, data):
         latents = model.codec.encode(batch["frames"])
         text, mask = model.text_encoder(batch["caption"])
         out = model.dit(latents, torch.zeros(latents.shape[:2]), batch["actions"], batch["action_mask"], text, mask)
-    rewarded = batch["rewards"] > 0.5  # frames reached by action 4
-    assert out.reward[rewarded].mean() > out.reward[~rewarded].mean() + 0.3
+    rewarded = batch["rewards"][:, -1] > 0.5  # last frames reached by action 4 (the heads learn and are read there)
+    last = out.reward[:, -1]
+    assert last[rewarded].mean() > last[~rewarded].mean() + 0.3
+
+
+def test_heads_learn_on_a_windows_last_frame_only(overfit, data):
+    from torch.utils.data import default_collate
+
+    from worldsim.data.dataset import WindowDataset
+
+    _, result = overfit
+    objective = loop.FlowMatchingLoss(result.model, config(clean_prob=1.0))  # every frame at a context level
+    dataset = WindowDataset(data, window_lengths=3, images=False)
+    batch = default_collate([dataset[i] for i in range(8)])
+
+    def losses(rewards):
+        with torch.no_grad():
+            out = objective({**batch, "rewards": rewards}, torch.Generator().manual_seed(0))
+        return float(out["reward"])
+
+    earlier, last = batch["rewards"].clone(), batch["rewards"].clone()
+    earlier[:, :-1] += 5.0
+    last[:, -1] += 5.0
+    assert losses(earlier) == losses(batch["rewards"]) < losses(last)
 
 
 def test_guidance_changes_the_sample_and_scale_one_is_plain(overfit):

@@ -136,7 +136,8 @@ class FlowMatchingLoss(nn.Module):
     """The training objective of a WorldModel on a batch of windows (the module DDP wraps).
 
     Returns a dict of scalar losses: ``loss`` (the weighted sum), ``diffusion`` (velocity MSE over
-    all frames), ``reward`` (MSE) and ``termination`` (BCE) on frames at context noise levels.
+    all frames), ``reward`` (MSE) and ``termination`` (BCE) on a window's last frame, where it is at
+    a context noise level.
     """
 
     def __init__(self, model: WorldModel, cfg: TrainConfig):
@@ -161,7 +162,11 @@ class FlowMatchingLoss(nn.Module):
         out = self.dit(add_noise(x0, noise, sigmas), sigmas, batch["actions"].to(device), action_mask, text, text_mask)
         weight = out.loss_weight[:, :, None, None, None]
         diffusion = (weight * (out.velocity.float() - velocity_target(x0, noise)) ** 2).mean()
+        # The heads are read on the simulator's newest frame, the last of its window, so they learn
+        # there only: at earlier positions they would learn the position (an episode's end is
+        # always a window's last frame) instead of what the frame shows.
         heads = (sigmas <= self.cfg.context_noise_max) & ~batch["is_image"].to(device)[:, None]
+        heads[:, :-1] = False
         reward = masked_mean((out.reward.float() - batch["rewards"].to(device)) ** 2, heads)
         termination = masked_mean(
             F.binary_cross_entropy_with_logits(out.termination.float(), batch["terminated"].to(device).float(), reduction="none"),
