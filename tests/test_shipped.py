@@ -12,10 +12,11 @@ from worldsim.metrics import psnr
 from worldsim.model.world_model import shipped_models
 from worldsim.training.loop import sizes_of
 
-# Each shipped model and the worlds of its held-out windows (a CartPole model is not shipped yet:
-# see worldsim/shipped/balls/RECIPE.md and the README).
+# Each shipped model: the worlds of its held-out windows and the policy that drives them (random
+# pushes in CartPole: under the balancing policy the first frames barely change, copying is exact).
 SHIPPED = {
-    "balls": [dict(scenario=s) for s in ("uniform", "collision", "parabola", "push")],
+    "balls": ([dict(scenario=s) for s in ("uniform", "collision", "parabola", "push")], "auto"),
+    "cartpole": ([{}], "random"),
 }
 
 
@@ -26,13 +27,13 @@ def test_every_shipped_model_is_listed_and_has_its_recipe():
         assert sizes_of(name)[0].hidden_size == 128  # a name works wherever a model folder does
 
 
-def held_out_windows(model, worlds, context: int, per_world: int = 8, seed: int = 2_000_000):
+def held_out_windows(model, worlds, policy: str, context: int, per_world: int = 8, seed: int = 2_000_000):
     """Fixed held-out windows of ``context + 1`` real frames (seeds no collect command uses)."""
     frames, actions, captions = [], [], []
     for kwargs in worlds:
         env = gym.make(model.config.env_id, frame_size=tuple(model.config.frame_size), **kwargs)
         for k in range(per_world):
-            episode = record_episode(env, make_policy("auto", env), seed + k, max_steps=context + 4)
+            episode = record_episode(env, make_policy(policy, env), seed + k, max_steps=context + 4)
             t = min(len(episode), context + 4) - 1
             frames.append(episode.frames[t - context + 1 : t + 2])
             actions.append(episode.actions[t - context + 1 : t + 1])
@@ -44,12 +45,25 @@ def held_out_windows(model, worlds, context: int, per_world: int = 8, seed: int 
 def test_shipped_model_predicts_the_next_frame_better_than_copying_it(name):
     model = worldsim.load(name)
     context = model.config.context_frames - 1
-    frames, actions, captions = held_out_windows(model, SHIPPED[name], context)
+    frames, actions, captions = held_out_windows(model, *SHIPPED[name], context)
     generator = torch.Generator().manual_seed(0)
     predicted = model.predict_next(torch.from_numpy(frames[:, :-1]), torch.from_numpy(actions), captions, generator=generator)
     model_psnr = psnr(predicted.numpy(), frames[:, -1]).mean()
     copy_psnr = psnr(frames[:, -2], frames[:, -1]).mean()
     assert model_psnr > copy_psnr + 1.0, (model_psnr, copy_psnr)
+
+
+def test_shipped_cartpole_ends_an_episode_where_the_pole_falls():
+    from worldsim.bench.fidelity import teacher_forced_heads
+
+    model = worldsim.load("cartpole")
+    env = gym.make("worldsim/CartPole-v0", **model.config.world_kwargs())
+    episodes = [record_episode(env, make_policy("random", env), 2_000_000 + k) for k in range(12)]
+    _, ends = teacher_forced_heads(model, episodes, model.config.context_frames)
+    said, ended = ends > 0.5, np.concatenate([e.terminated for e in episodes])
+    before = np.concatenate([np.arange(len(e))[::-1] for e in episodes])  # steps before the episode's last
+    assert said[ended].mean() >= 0.8, said[ended].mean()  # the falls it catches
+    assert said[before >= 5].mean() <= 0.05, said[before >= 5].mean()  # no end while the pole is still up
 
 
 def test_a_shipped_model_runs_as_a_dream_env():

@@ -37,9 +37,9 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def overfit(data, tmp_path_factory):
-    """A tiny model trained 800 steps on the synthetic world (shared by the tests below)."""
+    """A tiny model trained 1200 steps on the synthetic world (shared by the tests below)."""
     out = tmp_path_factory.mktemp("run") / "run"
-    result = train([data], out, 800, TINY, config(checkpoint_every=400), progress=False)
+    result = train([data], out, 1200, TINY, config(checkpoint_every=600), progress=False)
     return out, result
 
 
@@ -53,8 +53,8 @@ def test_loss_falls_below_a_bound(overfit):
 def test_run_folder_holds_config_metrics_and_checkpoints(overfit):
     out, result = overfit
     assert (out / "config.json").is_file()
-    assert [p.name for p in checkpoint.checkpoints(out)] == ["step_0000400", "step_0000800"]
-    assert result.checkpoint == out / "checkpoints" / "step_0000800"
+    assert [p.name for p in checkpoint.checkpoints(out)] == ["step_0000600", "step_0001200"]
+    assert result.checkpoint == out / "checkpoints" / "step_0001200"
     with (out / "metrics.csv").open() as f:
         row = next(csv.DictReader(f))
     assert {"diffusion", "reward", "termination", "lr", "grad_norm", "tokens_per_s"} <= row.keys()

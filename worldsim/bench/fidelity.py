@@ -573,15 +573,25 @@ def heading(title: str, report: dict) -> list[str]:
     return [f"# {title}", "", f"`{report['command']}` ({report['seconds']:.0f} s)", ""]
 
 
+def baselines_of(report: dict) -> str:
+    """The baselines of the report's groups, described."""
+    described = {
+        "copy_last": "`copy_last` repeats the last context frame",
+        "constant_velocity": "`constant_velocity` moves the true balls in straight lines",
+        "physical_variance": f"`physical_variance` is the real world re-run with its initial state nudged by "
+        f"{report['settings']['perturbation']} units (a ceiling: two real takes of one scene)",
+    }
+    present = {method for entry in report["groups"].values() for method in entry["curves"]}
+    return "; ".join(text for method, text in described.items() if method in present)
+
+
 def fidelity_markdown(report: dict) -> str:
     s = report["settings"]
     lines = [
         *heading("Simulator fidelity", report),
         f"Model `{report['model']}` ({report['world']}). {s['episodes']} held-out episodes per scenario (seeds from "
         f"{s['seed']}), {report['context']} real context frames, then {s['horizon']} dreamed frames open loop with the "
-        "real actions. Baselines: `copy_last` repeats the last context frame; `constant_velocity` moves the true balls "
-        "in straight lines; `physical_variance` is the real world re-run with its initial state nudged by "
-        f"{s['perturbation']} units (a ceiling: two real takes of one scene).",
+        f"real actions. Baselines: {baselines_of(report)}.",
         "",
         "## Targets",
         "",
@@ -631,7 +641,8 @@ def fidelity_markdown(report: dict) -> str:
             valid = r["valid"]
             at = [fmt(valid[t - 1]) if t <= len(valid) else "-" for t in (10, 100, 1000)]
             lines.append(f"| {name} | {r['rollouts']} | {' | '.join(at)} | {valid[-1]:.2f} |")
-    lines += ["", "Plots: `fidelity.png`, `long_rollouts.png`; videos (real | dream | 4x error): `videos/`.", ""]
+    plots = "`fidelity.png`, `long_rollouts.png`" if "long_rollouts" in report else "`fidelity.png`"
+    lines += ["", f"Plots: {plots}; videos (real | dream | 4x error): `videos/`.", ""]
     return "\n".join(lines)
 
 
