@@ -113,10 +113,15 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
         train_cfg = TrainConfig(batch_size=settings.model_batch_size, window_lengths=[context], lr=settings.model_lr,
                                 warmup_steps=min(50, settings.model_steps), checkpoint_every=settings.model_steps,
                                 keep_checkpoints=1, seed=settings.seed + k)  # fmt: skip
-        start_from = None if settings.fresh and k == 0 else current
-        result = train(collections, out / "world" / f"iter_{k:03d}", settings.model_steps, sizes, train_cfg, device=device,
-                       progress=progress, init=start_from)  # fmt: skip
-        current = str(result.checkpoint)
+        run = out / "world" / f"iter_{k:03d}"
+        trained = run / "checkpoints" / f"step_{settings.model_steps:07d}"
+        if (trained / "worldsim.json").is_file():  # killed after this round's training: its model stands
+            current = str(trained)
+        else:
+            start_from = None if settings.fresh and k == 0 else current
+            result = train(collections, run, settings.model_steps, sizes, train_cfg, device=device, progress=progress,
+                           init=start_from)  # fmt: skip
+            current = str(result.checkpoint)
         model = load(current, device)
         venv = DreamVecEnv(DreamVectorEnv(settings.num_envs, model, device, **world_kwargs))
         venv.seed(settings.seed + k)

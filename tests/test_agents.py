@@ -69,6 +69,18 @@ def test_dyna_runs_its_rounds_on_the_real_step_budget_and_resumes_after_a_kill(t
     assert sorted(p.name for p in (tmp_path / "a" / "real").iterdir()) == ["iter_000", "iter_001"]
 
 
+def test_dyna_resumed_after_a_kill_between_training_and_the_round_end_keeps_the_trained_model(tmp_path):
+    from worldsim.agents.dyna import DynaSettings, dyna
+
+    folder = str(save_tiny_world_model(tmp_path / "model"))
+    world = dict(scenario="push", frame_size=(16, 16), max_steps=10)
+    settings = DynaSettings(**{**DYNA, "iterations": 1, "real_steps": 20})
+    (row,) = dyna(folder, "ppo", tmp_path / "a", settings, progress=False, **world)
+    (tmp_path / "a" / "dyna.csv").unlink()  # killed in the dream: the world model was trained, the round not logged
+    (again,) = dyna(folder, "ppo", tmp_path / "a", settings, resume=True, progress=False, **world)
+    assert again["model"] == row["model"] and again["real_steps"] == row["real_steps"]
+
+
 def test_dyna_fresh_trains_a_new_world_model_in_its_first_round(tmp_path):
     from worldsim.agents.dyna import DynaSettings, dyna
 
