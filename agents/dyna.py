@@ -30,7 +30,7 @@ import numpy as np
 
 from worldsim.agents.imagination import evaluate_real, make_agent
 from worldsim.atomic import atomic_write
-from worldsim.training.checkpoint import MetricsWriter
+from worldsim.training.checkpoint import MetricsWriter, newest
 
 COLUMNS = ("step", "real_steps", "mean_return", "std_return", "dream_steps", "model", "seconds")
 
@@ -114,8 +114,8 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
                                 warmup_steps=min(50, settings.model_steps), checkpoint_every=settings.model_steps,
                                 keep_checkpoints=1, seed=settings.seed + k)  # fmt: skip
         run = out / "world" / f"iter_{k:03d}"
-        trained = run / "checkpoints" / f"step_{settings.model_steps:07d}"
-        if (trained / "worldsim.json").is_file():  # killed after this round's training: its model stands
+        trained = newest(run)  # the round's only checkpoint is its last step's
+        if trained is not None:  # killed after this round's training: its model stands
             current = str(trained)
         else:
             start_from = None if settings.fresh and k == 0 else current

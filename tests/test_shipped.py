@@ -31,7 +31,7 @@ def held_out_windows(model, worlds, policy: str, context: int, per_world: int = 
     """Fixed held-out windows of ``context + 1`` real frames (seeds no collect command uses)."""
     frames, actions, captions = [], [], []
     for kwargs in worlds:
-        env = gym.make(model.config.env_id, frame_size=tuple(model.config.frame_size), **kwargs)
+        env = gym.make(model.config.env_id, **model.config.world_kwargs(**kwargs))
         for k in range(per_world):
             episode = record_episode(env, make_policy(policy, env), seed + k, max_steps=context + 4)
             t = min(len(episode), context + 4) - 1
