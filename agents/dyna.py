@@ -20,7 +20,6 @@ weights-only; the optimizer and a DQN's replay buffer start afresh).
 from __future__ import annotations
 
 import csv
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,21 +63,25 @@ def real_world(model, world_kwargs: dict) -> gym.Env:
     return gym.make(model.config.env_id, **model.config.world_kwargs(**world_kwargs))
 
 
+def stream_seed(seed: int, *stream: int) -> int:
+    """A 32-bit seed for the random stream ``stream`` of the run seeded ``seed``. Collections seed
+    their episodes ``s, s + 1, ...``, so plain ``seed + k`` would give runs seeded 0 and 1 nearly the
+    same episodes; hashing (seed, stream) through ``SeedSequence`` keeps them apart."""
+    return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0])
+
+
 def collect_steps(env_id: str, out: Path, steps: int, env_kwargs: dict, policy: str, algo: str, seed: int) -> int:
     """Collects whole episodes of ``policy`` into the collection ``out`` until it holds at least
-    ``steps`` steps (the last episode may go over); returns the steps it holds."""
+    ``steps`` steps (only the last episode goes over); returns the steps it holds."""
     from worldsim.data.collect import collect
     from worldsim.data.collection import Collection
 
     scenario = env_kwargs.get("scenario")
     kwargs = {k: v for k, v in env_kwargs.items() if k != "scenario"}
-    episodes, held = 1, 0
-    while True:
-        collect(env_id, out, episodes, kwargs, [scenario] if scenario else None, policy=policy, algo=algo, seed=seed, progress=False)
-        held = sum(ref.steps for ref in Collection(out).refs())
-        if held >= steps:
-            return held
-        episodes += max(1, math.ceil((steps - held) / (held / episodes)))
+    # Every episode has at least one step, so ``steps`` episodes always reach the budget.
+    collect(env_id, out, steps, kwargs, [scenario] if scenario else None, policy=policy, algo=algo, seed=seed, progress=False,
+            steps=steps)  # fmt: skip
+    return sum(ref.steps for ref in Collection(out).refs())
 
 
 def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, device: str = "cpu", resume: bool = False,
@@ -101,13 +104,14 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
     real = real_world(model, world_kwargs)
     env_id, context = model.config.env_id, model.config.context_frames
     log = MetricsWriter(out / "dyna.csv", COLUMNS, keep_until=len(rows))
-    real_used, start = (int(rows[-1]["real_steps"]) if rows else 0), time.perf_counter()
+    real_used = int(rows[-1]["real_steps"]) if rows else 0
+    start = time.perf_counter() - (float(rows[-1]["seconds"]) if rows else 0.0)  # seconds go on counting after a resume
     for k in range(len(rows), settings.iterations):
         policy = "random" if k == 0 else str(out / "policies" / f"iter_{k - 1:03d}.zip")
         quota = settings.real_steps * (k + 1) // settings.iterations
         if quota > real_used:
             real_used += collect_steps(env_id, out / "real" / f"iter_{k:03d}", quota - real_used, model.config.world_kwargs(**world_kwargs), policy, algo,
-                                       settings.seed + 1_000 * k)  # fmt: skip
+                                       stream_seed(settings.seed, 0, k))  # fmt: skip
         collections = sorted(str(p) for p in (out / "real").glob("iter_*"))
         sizes, _ = sizes_of(current)
         train_cfg = TrainConfig(batch_size=settings.model_batch_size, window_lengths=[context], lr=settings.model_lr,
@@ -124,7 +128,7 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
             current = str(result.checkpoint)
         model = load(current, device)
         venv = DreamVecEnv(DreamVectorEnv(settings.num_envs, model, device, **world_kwargs))
-        venv.seed(settings.seed + k)
+        venv.seed(stream_seed(settings.seed, 1, k))
         if agent is None:
             agent = make_agent(algo, venv, settings.seed, device)
             if k > 0:  # resumed: the weights of the last finished round
@@ -162,7 +166,7 @@ def model_free(model_path: str, algo: str, out: str | Path, settings: DynaSettin
         return rows[: settings.iterations]
     model = load(model_path)
     envs = DummyVecEnv([lambda: real_world(model, world_kwargs) for _ in range(min(8, settings.num_envs))])
-    envs.seed(settings.seed + len(rows))
+    envs.seed(stream_seed(settings.seed, 2, len(rows)))
     agent = make_agent(algo, envs, settings.seed, device)
     if rows:  # resumed: the weights and step count of the last mark
         agent.set_parameters(str(out / "model_free.zip"), exact_match=True, device=device)

@@ -130,3 +130,41 @@ def test_bench_rl_reports_both_methods_over_seeds(tmp_path):
     assert [len(report["curves"][m]) for m in ("dyna", "model-free")] == [1, 1]
     assert len(report["runs"]["dyna"]) == 2 and report["targets"][0]["target"].startswith("dream-trained beats model-free")
     assert "| mark | dyna real steps |" in (tmp_path / "rl" / "rl.md").read_text() and (tmp_path / "rl" / "rl.png").is_file()
+
+
+def test_runs_of_neighbouring_seeds_collect_from_disjoint_episode_seeds():
+    from worldsim.agents.dyna import stream_seed
+
+    # A collection seeds its episodes s, s + 1, ...: the streams of seeds 0-2, rounds 0-4 must lie far apart.
+    starts = sorted(stream_seed(seed, 0, k) for seed in range(3) for k in range(5))
+    assert min(b - a for a, b in zip(starts, starts[1:])) > 100_000
+    assert stream_seed(4, 0, 1) == stream_seed(4, 0, 1) and stream_seed(4, 0, 1) != stream_seed(4, 1, 1)
+
+
+def test_real_and_dream_episodes_compare_lengths_and_returns_per_fixed_policy():
+    from worldsim.bench.rl import episodes_markdown, episodes_real_and_dreamed
+
+    world = dict(scenario="push", frame_size=(16, 16))
+    never = episodes_real_and_dreamed(tiny_world_model(), episodes=2, seed=0, max_steps=3, **world)
+    always = episodes_real_and_dreamed(tiny_world_model(terminates=True), episodes=2, seed=0, max_steps=3, **world)
+    assert [r["policy"] for r in never] == ["random", "always 0", "always 1", "always 2", "always 3", "always 4"]
+    assert all(r["dream_length"] == 3 for r in never) and all(r["dream_length"] == 1 for r in always)
+    assert all(r["real_length"] == 3 for r in never + always)  # a push episode rarely ends in 3 steps
+    assert [r["real_return"] for r in never] == [r["real_return"] for r in always]  # seeded
+    assert "| always 4 | 3.0 | 1.0 |" in episodes_markdown(always, "header")
+
+
+def test_rl_targets_count_the_last_mark_of_a_20000_step_budget_even_when_its_last_episode_goes_over():
+    from worldsim.bench.rl import targets
+
+    def curve(*returns):
+        return [{"real_steps": 10_000 * (k + 1) + 39, "mean_return": r} for k, r in enumerate(returns)]
+
+    settings = {"real_steps": 20_000, "iterations": 2}
+    push = {"world": "worldsim/Balls-v0", "settings": settings, "curves": {"dyna": curve(0.0, 0.5), "model-free": curve(0.1, 0.4)}}
+    (target,) = targets(push)
+    assert target["passed"] and target["value"] == pytest.approx(0.1) and "20000-real-step mark" in target["target"]
+    cartpole = {"world": "worldsim/CartPole-v0", "settings": {"real_steps": 40_000, "iterations": 4},
+                "curves": {"dyna": curve(20.0, 480.0, 500.0, 500.0), "model-free": curve(9.0, 9.0, 9.0, 9.0)}}  # fmt: skip
+    (target,) = targets(cartpole)
+    assert target["value"] == 480.0 and target["passed"]  # marks 3 and 4 have a budget past 20,000

@@ -70,6 +70,18 @@ def test_more_episodes_extend_a_collection(tmp_path):
     assert summary.episodes == 1 and summary.total_episodes == 3
 
 
+def test_a_step_budget_stops_after_the_episode_that_reaches_it(tmp_path):
+    # CartPole episodes of the random policy differ in length; a budget ends on the episode that reaches it.
+    args = dict(env_id="worldsim/CartPole-v0", env_kwargs={"frame_size": (16, 16)}, policy="random", progress=False)
+    summary = collect(**args, out=tmp_path / "d", episodes=1000, steps=60)
+    lengths = [ref.steps for ref in Collection(tmp_path / "d").refs()]
+    assert summary.episodes == len(lengths) < 1000 and sum(lengths) >= 60 > sum(lengths[:-1])
+    assert collect(**args, out=tmp_path / "d", episodes=1000, steps=60).episodes == 0  # resumed: already spent
+    assert collect(**args, out=tmp_path / "d", episodes=1000, steps=120).total_episodes > len(lengths)
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        collect(**args, out=tmp_path / "e", episodes=1, steps=-1)
+
+
 def test_other_settings_do_not_mix_into_a_collection(tmp_path):
     collect(**BALLS, out=tmp_path / "d", episodes=1, progress=False)
     with pytest.raises(ValueError, match="already holds a collection with other settings.*seed"):

@@ -18,7 +18,7 @@ from worldsim.data.episode import Episode
 from worldsim.data.policies import Policy, make_policy
 
 # Settings that may change between an interrupted run and its continuation.
-RESUMABLE = ("episodes", "stills", "worldsim_version")
+RESUMABLE = ("episodes", "steps", "stills", "worldsim_version")
 
 
 @dataclass(frozen=True)
@@ -58,15 +58,18 @@ def collect(
     algo: str = "ppo",
     seed: int = 0,
     progress: bool = True,
+    steps: int | None = None,
 ) -> CollectSummary:
     """Rolls ``policy`` in ``env_id`` for ``episodes`` episodes and writes them to ``out``.
 
     Episode ``i`` uses seed ``seed + i`` and, where ``scenarios`` is given, scenario
     ``scenarios[i % len(scenarios)]``. Files that already exist are kept, so an interrupted run
-    continues where it stopped when called again with the same settings.
+    continues where it stopped when called again with the same settings. With ``steps``, it stops
+    early, before the first episode that would start once the folder's episodes hold at least
+    ``steps`` steps (a budget of real steps: only the last episode goes over).
     """
-    if episodes < 0 or stills < 0:
-        raise ValueError(f"episodes and stills must be >= 0, got episodes={episodes}, stills={stills}")
+    if episodes < 0 or stills < 0 or (steps is not None and steps < 0):
+        raise ValueError(f"episodes, stills and steps must be >= 0, got episodes={episodes}, stills={stills}, steps={steps}")
     env_kwargs = dict(env_kwargs or {})
     settings = {
         "env_id": env_id,
@@ -77,6 +80,7 @@ def collect(
         "algo": algo,
         "seed": seed,
         "episodes": episodes,
+        "steps": steps,
         "stills": stills,
         "worldsim_version": worldsim.__version__,
     }
@@ -86,16 +90,21 @@ def collect(
         raise ValueError(f"{env_id} has no still images; use stills=0")
     collection = create_collection(out, settings, resume_ignores=RESUMABLE)
     start = time.perf_counter()
-    frames = written = 0
+    frames = written = recorded = 0
     todo = [i for i in range(episodes) if not episode_path(collection.root, "episodes", i).exists()]
+    held = sum(ref.steps for ref in collection.refs()) if steps is not None else 0
     names = list(envs)
     with tqdm(todo, desc=f"collect {env_id}", unit="ep", disable=not progress) as bar:
         for i in bar:
+            if steps is not None and held >= steps:
+                break
             name = names[i % len(names)]
             episode = record_episode(envs[name], policies[name], seed + i)
             episode.meta.update(env_id=env_id, env_kwargs={**env_kwargs, **({"scenario": name} if name else {})})
             written += episode.save(episode_path(collection.root, "episodes", i)).stat().st_size
             frames += len(episode.frames)
+            held += len(episode)
+            recorded += 1
             bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - start):.0f}")
     new_stills = [i for i in range(stills) if not episode_path(collection.root, "stills", i).exists()]
     still_env = next(iter(envs.values())).unwrapped
@@ -106,7 +115,7 @@ def collect(
         env.close()
     return CollectSummary(
         out=collection.root,
-        episodes=len(todo),
+        episodes=recorded,
         stills=len(new_stills),
         frames=frames,
         bytes=written,

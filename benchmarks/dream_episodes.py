@@ -1,0 +1,52 @@
+"""Do a model's dream episodes end and pay like the real ones? Closed loop, per simple policy.
+
+    python benchmarks/dream_episodes.py --model cartpole [--episodes 16] [--max-steps 100] \
+        [--seed 4000000] [--world-kwargs '{"scenario": "push"}'] [--out FOLDER]
+
+For the uniformly random policy and for every constant action it runs ``episodes`` real episodes
+(seeds ``seed, seed + 1, ...``) and as many dream episodes (``episodes`` dream envs reset with
+``seed``, each starting from its real twin's context), both cut at ``max-steps``, and reports the
+mean length and return of each (:func:`worldsim.bench.rl.episodes_real_and_dreamed`). An agent
+trained in the dream learns what the dream pays. Prints a markdown table and, with ``--out``,
+writes it (``dream_episodes.md``) with a JSON of the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from worldsim.atomic import atomic_write
+from worldsim.bench.rl import episodes_markdown, episodes_real_and_dreamed
+from worldsim.model.world_model import load
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a world model: shipped name, model or run folder")
+    parser.add_argument("--episodes", type=int, default=16)
+    parser.add_argument("--max-steps", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=4_000_000)
+    parser.add_argument("--world-kwargs", type=json.loads, default={}, help='JSON, e.g. \'{"scenario": "push"}\'')
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    model = load(args.model)
+    rows = episodes_real_and_dreamed(model, args.episodes, args.seed, args.max_steps, **args.world_kwargs)
+    text = episodes_markdown(rows, f"Model `{args.model}` ({model.config.env_id}, {args.world_kwargs or 'default world'}): "
+                                   f"{args.episodes} episodes per policy from seed {args.seed}, cut at {args.max_steps} steps. "
+                                   f"`python benchmarks/dream_episodes.py {shlex.join(sys.argv[1:])}`")  # fmt: skip
+    print(text, end="")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(args.out / "dream_episodes.md", "w") as f:
+            f.write(text)
+        with atomic_write(args.out / "dream_episodes.json", "w") as f:
+            json.dump({"model": args.model, "world_kwargs": args.world_kwargs, "episodes": args.episodes, "seed": args.seed,
+                       "max_steps": args.max_steps, "rows": rows}, f, indent=2)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
