@@ -19,7 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from worldsim.atomic import atomic_write
+from worldsim.atomic import write_table
 from worldsim.bench.rl import episodes_markdown, episodes_real_and_dreamed
 from worldsim.model.world_model import load
 
@@ -40,12 +40,8 @@ def main() -> None:
                                    f"`python benchmarks/dream_episodes.py {shlex.join(sys.argv[1:])}`")  # fmt: skip
     print(text, end="")
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        with atomic_write(args.out / "dream_episodes.md", "w") as f:
-            f.write(text)
-        with atomic_write(args.out / "dream_episodes.json", "w") as f:
-            json.dump({"model": args.model, "world_kwargs": args.world_kwargs, "episodes": args.episodes, "seed": args.seed,
-                       "max_steps": args.max_steps, "rows": rows}, f, indent=2)  # fmt: skip
+        write_table(args.out, "dream_episodes", text, {"model": args.model, "world_kwargs": args.world_kwargs, "episodes": args.episodes, "seed": args.seed,
+                                                          "max_steps": args.max_steps, "rows": rows})  # fmt: skip
 
 
 if __name__ == "__main__":

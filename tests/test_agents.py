@@ -168,3 +168,12 @@ def test_rl_targets_count_the_last_mark_of_a_20000_step_budget_even_when_its_las
                 "curves": {"dyna": curve(20.0, 480.0, 500.0, 500.0), "model-free": curve(9.0, 9.0, 9.0, 9.0)}}  # fmt: skip
     (target,) = targets(cartpole)
     assert target["value"] == 480.0 and target["passed"]  # marks 3 and 4 have a budget past 20,000
+
+
+def test_write_table_writes_a_benchmarks_markdown_and_json_side_by_side(tmp_path):
+    from worldsim.atomic import write_table
+
+    write_table(tmp_path / "new", "t", "| a |\n", {"rows": [1]})
+    assert (tmp_path / "new" / "t.md").read_text() == "| a |\n"
+    assert json.loads((tmp_path / "new" / "t.json").read_text()) == {"rows": [1]}
+    assert not [p for p in (tmp_path / "new").iterdir() if p.name.startswith(".")]  # no temporary files left

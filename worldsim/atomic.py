@@ -28,3 +28,15 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_table(out: str | Path, stem: str, markdown: str, data: dict) -> None:
+    """Writes a benchmark's table ``out/stem.md`` and its figures ``out/stem.json``, atomically."""
+    import json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / f"{stem}.md", "w") as f:
+        f.write(markdown)
+    with atomic_write(out / f"{stem}.json", "w") as f:
+        json.dump(data, f, indent=2)
