@@ -58,6 +58,10 @@ class DynaSettings:
         if not isinstance(self.fresh, bool):
             raise ValueError(f"fresh must be true or false, got {self.fresh!r}")
 
+    def quota(self, k: int) -> int:
+        """The real steps that may be used by the end of round (mark) ``k``, counting from 0."""
+        return self.real_steps * (k + 1) // self.iterations
+
 
 def real_world(model, world_kwargs: dict) -> gym.Env:
     return gym.make(model.config.env_id, **model.config.world_kwargs(**world_kwargs))
@@ -108,7 +112,7 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
     start = time.perf_counter() - (float(rows[-1]["seconds"]) if rows else 0.0)  # seconds go on counting after a resume
     for k in range(len(rows), settings.iterations):
         policy = "random" if k == 0 else str(out / "policies" / f"iter_{k - 1:03d}.zip")
-        quota = settings.real_steps * (k + 1) // settings.iterations
+        quota = settings.quota(k)
         if quota > real_used:
             real_used += collect_steps(env_id, out / "real" / f"iter_{k:03d}", quota - real_used, model.config.world_kwargs(**world_kwargs), policy, algo,
                                        stream_seed(settings.seed, 0, k))  # fmt: skip
@@ -175,7 +179,7 @@ def model_free(model_path: str, algo: str, out: str | Path, settings: DynaSettin
     log = MetricsWriter(out / "model_free.csv", COLUMNS, keep_until=len(rows))
     start = time.perf_counter() - (float(rows[-1]["seconds"]) if rows else 0.0)
     for k in range(len(rows), settings.iterations):
-        quota = settings.real_steps * (k + 1) // settings.iterations
+        quota = settings.quota(k)
         agent.learn(total_timesteps=quota - agent.num_timesteps, reset_num_timesteps=False, progress_bar=progress)
         returns = evaluate_real(agent, real, settings.eval_episodes, settings.eval_seed)
         row = {"step": k + 1, "real_steps": int(agent.num_timesteps), "mean_return": float(np.mean(returns)),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldsim.agents.dyna import DynaSettings, dyna, model_free, plot_returns
+from worldsim.agents.dyna import DynaSettings, dyna, model_free, plot_returns, real_world
 
 CARTPOLE_TARGET = 475.0
 TARGET_STEPS = 20_000
@@ -69,8 +69,8 @@ def summarise(per_seed: list[list[dict]]) -> list[dict]:
 def targets(report: dict) -> list[dict]:
     """The targets at the marks whose budget is within ``TARGET_STEPS`` real steps (a mark's budget
     is its share of ``real_steps``; the steps used may pass it by the end of the last episode)."""
-    s = report["settings"]
-    within = [k for k in range(len(report["curves"]["dyna"])) if s["real_steps"] * (k + 1) // s["iterations"] <= TARGET_STEPS]
+    settings = DynaSettings(**report["settings"])
+    within = [k for k in range(len(report["curves"]["dyna"])) if settings.quota(k) <= TARGET_STEPS]
     dream, free = report["curves"]["dyna"], report["curves"]["model-free"]
     if report["world"] == "worldsim/CartPole-v0":
         best = max((dream[k]["mean_return"] for k in within), default=float("nan"))
@@ -79,7 +79,7 @@ def targets(report: dict) -> list[dict]:
     if within and len(free) > within[-1]:
         k = within[-1]
         gap = dream[k]["mean_return"] - free[k]["mean_return"]
-        return [{"target": f"dream-trained beats model-free at the {s['real_steps'] * (k + 1) // s['iterations']}-real-step mark",
+        return [{"target": f"dream-trained beats model-free at the {settings.quota(k)}-real-step mark",
                  "value": gap, "passed": bool(gap > 0)}]  # fmt: skip
     return []
 
@@ -147,9 +147,7 @@ def act(policy: str, n: int, n_actions: int, rng: np.random.Generator) -> np.nda
 def real_episodes(model, policy: str, episodes: int, seed: int, max_steps: int, **world_kwargs) -> tuple[np.ndarray, np.ndarray]:
     """Lengths and returns of ``episodes`` real episodes of ``policy`` (seeds ``seed, seed + 1, ...``),
     cut at ``max_steps``."""
-    import gymnasium as gym
-
-    env = gym.make(model.config.env_id, **model.config.world_kwargs(**world_kwargs))
+    env = real_world(model, world_kwargs)
     lengths, returns = np.zeros(episodes), np.zeros(episodes)
     for i in range(episodes):
         env.reset(seed=seed + i)
