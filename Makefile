@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch first, pinned: a bare `torch` requirement on a machine without it would pull a CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo test test-slow clean
+.PHONY: setup demo test test-slow test-float-paths clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,12 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# The tests that assert on a trained result (marker `learned`), once per float path this CPU can
+# take: Intel and AMD machines run other kernels, so a margin must hold on all of them.
+FLOAT_PATHS ?= NATIVE=1 ATEN_CPU_CAPABILITY=default ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=COMPATIBLE
+test-float-paths: setup
+	@for path in $(FLOAT_PATHS); do echo "== $$path"; env $$path $(BIN)/python -m pytest -q -m learned || exit 1; done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs/demo

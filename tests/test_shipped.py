@@ -41,6 +41,7 @@ def held_out_windows(model, worlds, policy: str, context: int, per_world: int = 
     return np.stack(frames), np.stack(actions), captions
 
 
+@pytest.mark.learned
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_model_predicts_the_next_frame_better_than_copying_it(name):
     model = worldsim.load(name)
@@ -50,9 +51,11 @@ def test_shipped_model_predicts_the_next_frame_better_than_copying_it(name):
     predicted = model.predict_next(torch.from_numpy(frames[:, :-1]), torch.from_numpy(actions), captions, generator=generator)
     model_psnr = psnr(predicted.numpy(), frames[:, -1]).mean()
     copy_psnr = psnr(frames[:, -2], frames[:, -1]).mean()
+    # Measured (`make test-float-paths`, every path alike): balls +8.50 dB, cartpole +3.97 dB.
     assert model_psnr > copy_psnr + 1.0, (model_psnr, copy_psnr)
 
 
+@pytest.mark.learned
 def test_shipped_cartpole_ends_an_episode_where_the_pole_falls():
     from worldsim.bench.fidelity import teacher_forced_heads
 
@@ -62,6 +65,8 @@ def test_shipped_cartpole_ends_an_episode_where_the_pole_falls():
     _, ends = teacher_forced_heads(model, episodes, model.config.context_frames)
     said, ended = ends > 0.5, np.concatenate([e.terminated for e in episodes])
     before = np.concatenate([np.arange(len(e))[::-1] for e in episodes])  # steps before the episode's last
+    # Measured on every float path of `make test-float-paths`: 11 of 12 falls caught (0.8 allows
+    # two misses) and no end 5 or more steps early.
     assert said[ended].mean() >= 0.8, said[ended].mean()  # the falls it catches
     assert said[before >= 5].mean() <= 0.05, said[before >= 5].mean()  # no end while the pole is still up
 

@@ -37,48 +37,73 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def overfit(data, tmp_path_factory):
-    """A tiny model trained 1200 steps on the synthetic world (shared by the tests below)."""
+    """A tiny model trained 2400 steps on the synthetic world (shared by the tests below).
+
+    At 1200 steps it had not yet learned every action: which place it drew for an action hinged on
+    the CPU's float path (three of five actions wrong on an Intel AVX-512 machine, and with
+    ATEN_CPU_CAPABILITY=avx2 here); at 2400 every action is learned on every path we can reach.
+    """
     out = tmp_path_factory.mktemp("run") / "run"
-    result = train([data], out, 1200, TINY, config(checkpoint_every=600), progress=False)
+    result = train([data], out, 2400, TINY, config(checkpoint_every=1200), progress=False)
     return out, result
 
 
+@pytest.mark.learned
 def test_loss_falls_below_a_bound(overfit):
     out, _ = overfit
     diffusion = losses(out, "diffusion")
+    # Measured on the four float paths of `make test-float-paths`: ratio 0.108-0.113, last 0.151-0.157.
     assert np.mean(diffusion[-20:]) < 0.3 * np.mean(diffusion[:5])  # about 1.4 at the start
-    assert np.mean(diffusion[-20:]) < 0.4  # 0.27 when written
+    assert np.mean(diffusion[-20:]) < 0.4
 
 
 def test_run_folder_holds_config_metrics_and_checkpoints(overfit):
     out, result = overfit
     assert (out / "config.json").is_file()
-    assert [p.name for p in checkpoint.checkpoints(out)] == ["step_0000600", "step_0001200"]
-    assert result.checkpoint == out / "checkpoints" / "step_0001200"
+    assert [p.name for p in checkpoint.checkpoints(out)] == ["step_0001200", "step_0002400"]
+    assert result.checkpoint == out / "checkpoints" / "step_0002400"
     with (out / "metrics.csv").open() as f:
         row = next(csv.DictReader(f))
     assert {"diffusion", "reward", "termination", "lr", "grad_norm", "tokens_per_s"} <= row.keys()
 
 
+@pytest.mark.learned
 def test_actions_steer_the_prediction(overfit):
     out, _ = overfit
     model = load(out)  # the run folder's latest checkpoint (EMA weights)
-    context = torch.from_numpy(np.stack([draw((1, 4), "red"), draw(PLACES[2], "red")]))[None]
-    targets = [draw(place, "red").astype(float) for place in PLACES]
-    for action in range(5):
-        predicted = model.predict_next(context, torch.tensor([[2, action]]), ["a red block"], steps=8,
-                                       generator=torch.Generator().manual_seed(0))[0].numpy()  # fmt: skip
-        errors = [np.abs(predicted - target).mean() for target in targets]
-        assert int(np.argmin(errors)) == action, (action, errors)
+    samples = 4  # one sample is noisy: its margins ranged -9 to +11 on the same model
+    context = torch.from_numpy(np.stack([draw((1, 4), "red"), draw(PLACES[2], "red")]))[None].repeat(5 * samples, 1, 1, 1, 1)
+    actions = torch.tensor([[2, action] for action in range(5) for _ in range(samples)])
+    predicted = model.predict_next(context, actions, ["a red block"] * len(actions), steps=8,
+                                   generator=torch.Generator().manual_seed(0))  # fmt: skip
+    mean = predicted.float().reshape(5, samples, *predicted.shape[1:]).mean(dim=1).numpy()  # [action, H, W, 3]
+    targets = np.stack([draw(place, "red") for place in PLACES]).astype(float)
+    errors = np.abs(mean[:, None] - targets[None]).mean(axis=(2, 3, 4))  # [action, place]: mean absolute error
+    margins = [np.delete(errors[a], a).min() - errors[a, a] for a in range(5)]
+    # The mean prediction for each action is nearest its own place by more than 2 levels. The block
+    # is 4 of 64 pixels, so a right place beats a wrong one by at most ~12.9; measured: 10.3-12.7 on
+    # the four float paths of `make test-float-paths` (AMD EPYC AVX-512 native, ATEN_CPU_CAPABILITY
+    # default and avx2, MKL_CBWR=COMPATIBLE). The old one-sample test at 1200 steps had margins of
+    # -8.9 (avx2) and -5.3 (default) there, as on the Intel machine that failed it.
+    assert min(margins) > 2.0, (np.round(margins, 2).tolist(), np.round(errors, 2).tolist())
 
 
+@pytest.mark.learned
 def test_captions_steer_a_generated_image(overfit):
     out, _ = overfit
     model = load(out)
     g = torch.Generator().manual_seed(0)
-    images = model.generate_image(["a red block"] * 4 + ["a blue block"] * 4, steps=8, generator=g).float()
-    red, blue = images[:4].mean(dim=(0, 1, 2)), images[4:].mean(dim=(0, 1, 2))
-    assert red[0] > blue[0] and blue[2] > red[2]
+    images = model.generate_image(["a red block"] * 8 + ["a blue block"] * 8, steps=8, generator=g).float()
+
+    def redness(images):  # mean R - B over the bright pixels (the block; some samples draw none)
+        bright = images.amax(dim=-1) > 100
+        return float((images[..., 0] - images[..., 2])[bright].mean())
+
+    # The red caption's bright pixels are red (R - B = +190 for the block's colour), the blue
+    # caption's blue (-190). The old measure, a channel's mean over whole images, differed by as
+    # little as 1.9 levels; this one measured +133..+151 and -129..-142 on the four float paths of
+    # `make test-float-paths`.
+    assert redness(images[:8]) > 50 and redness(images[8:]) < -50, (redness(images[:8]), redness(images[8:]))
 
 
 def test_resume_after_a_kill_continues_the_same_curve(data, tmp_path, monkeypatch):
@@ -172,6 +197,7 @@ def test_worldsim_load_finds_models_and_explains_misses(overfit, tmp_path):
         worldsim.load(tmp_path / "empty_run")
 
 
+@pytest.mark.learned
 def test_reward_head_learns_the_reward(overfit, data):
     from torch.utils.data import default_collate
 
@@ -187,7 +213,7 @@ def test_reward_head_learns_the_reward(overfit, data):
         out = model.dit(latents, torch.zeros(latents.shape[:2]), batch["actions"], batch["action_mask"], text, mask)
     rewarded = batch["rewards"][:, -1] > 0.5  # last frames reached by action 4 (the heads learn and are read there)
     last = out.reward[:, -1]
-    assert last[rewarded].mean() > last[~rewarded].mean() + 0.3
+    assert last[rewarded].mean() > last[~rewarded].mean() + 0.3  # measured 1.05-1.17 (`make test-float-paths`)
 
 
 def test_heads_learn_on_a_windows_last_frame_only(overfit, data):
@@ -272,12 +298,14 @@ def test_ema_warms_up_then_keeps_its_decay():
     torch.testing.assert_close(averaged[0], torch.full((3,), 0.01))
 
 
+@pytest.mark.learned
 def test_init_fine_tunes_a_trained_model_and_refuses_other_sizes(overfit, data, tmp_path):
     out, _ = overfit
     tuned = tmp_path / "tuned"
     train([data], tuned, 5, TINY, config(warmup_steps=1), progress=False, init=out)
     fresh = losses(out, "diffusion")[0]
-    assert losses(tuned, "diffusion")[0] < 0.5 * fresh  # starts where the trained model is, not from scratch
+    # Starts where the trained model is, not from scratch: measured 0.15-0.16 of the fresh loss.
+    assert losses(tuned, "diffusion")[0] < 0.5 * fresh
     assert load(tuned).dit.config.residual_std == load(out).dit.config.residual_std
     wider = replace(TINY, hidden_size=64)
     with pytest.raises(ValueError, match="has other sizes than model="):
