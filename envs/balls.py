@@ -11,9 +11,15 @@ import gymnasium as gym
 import numpy as np
 import pymunk
 from gymnasium import spaces
-
 from worldsim.envs import captions
-from worldsim.envs.validation import check_action, check_frame_size
+from worldsim.envs.validation import (
+    check_action,
+    check_frame_size,
+    check_options,
+    check_seed,
+)
+
+from worldsim.errors import UserError
 
 SCENARIOS = ("uniform", "collision", "parabola", "push")
 SPLITS = ("id", "ood")
@@ -124,23 +130,23 @@ class BallsEnv(gym.Env):
         render_mode: str | None = None,
     ):
         if scenario not in SCENARIOS:
-            raise ValueError(f"unknown Balls scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
+            raise UserError(f"unknown Balls scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
         if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; choose 'id' (in-distribution) or 'ood'")
+            raise UserError(f"unknown split {split!r}; choose 'id' (in-distribution) or 'ood'")
         if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}")
+            raise UserError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}")
         self.frame_size = check_frame_size(frame_size)
         self.radius_range = check_range("radius_range", radius_range, radius_bounds, minimum=0.05)
         self.speed_range = check_range("speed_range", speed_range, speed_bounds, minimum=0.0)
         self.radius_bounds = (float(radius_bounds[0]), float(radius_bounds[1]))
         self.speed_bounds = (float(speed_bounds[0]), float(speed_bounds[1]))
         if split == "ood" and (self.radius_range == self.radius_bounds or self.speed_range == self.speed_bounds):
-            raise ValueError(
+            raise UserError(
                 "the ood split draws radii and speeds outside radius_range / speed_range but within "
                 "radius_bounds / speed_bounds; make the bounds wider than the ranges"
             )
         if max_steps is not None and (not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
-            raise ValueError(f"max_steps must be a positive integer or None, got {max_steps!r}")
+            raise UserError(f"max_steps must be a positive integer or None, got {max_steps!r}")
         self.scenario = scenario
         self.split = split
         self.max_steps = int(max_steps or DEFAULT_MAX_STEPS[scenario])
@@ -150,7 +156,7 @@ class BallsEnv(gym.Env):
         largest = self.radius_range[1] if split == "id" else self.radius_bounds[1]
         needed = MIN_BOX_IN_RADII[scenario] * largest
         if min(self.world_size) < needed:
-            raise ValueError(
+            raise UserError(
                 f"scenario {scenario!r} with radii up to {largest} needs a box at least {needed:.1f} units on each "
                 f"side, but frame_size {self.frame_size} gives {self.world_size[0]:.1f}x{WORLD_HEIGHT:.0f}; "
                 "use a wider frame or smaller radii"
@@ -167,6 +173,8 @@ class BallsEnv(gym.Env):
     # ----------------------------------------------------------------------------- gymnasium API
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        check_seed(seed)
+        check_options(options)
         super().reset(seed=seed)
         self._scene = sample_scene(self.scenario, self.np_random, self.world_size, self._draw_radius, self._draw_speed)
         self._build_space(self._scene)
@@ -447,7 +455,7 @@ def check_range(name: str, value, bounds, minimum: float) -> tuple[float, float]
     except (TypeError, ValueError):
         valid = False
     if not valid:
-        raise ValueError(
+        raise UserError(
             f"{name} must be (low, high) with {minimum} <= bounds low <= low < high <= bounds high; "
             f"got {value!r} within bounds {bounds!r}"
         )

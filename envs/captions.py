@@ -55,7 +55,7 @@ STILL = (
 )
 
 
-def describe_episode(scenario: str, scene: "Scene", world_size, radius_range, speed_range, rng: np.random.Generator) -> str:
+def describe_episode(scenario: str, scene: Scene, world_size, radius_range, speed_range, rng: np.random.Generator) -> str:
     """One sentence for a Balls episode starting from ``scene``."""
     sizes = [size_word(r, radius_range) for r in scene.radii]
     if scenario == "uniform":
@@ -71,7 +71,7 @@ def describe_episode(scenario: str, scene: "Scene", world_size, radius_range, sp
     return pick(rng, PUSH).format(size=sizes[0], size1=sizes[1], where=region(((x0 + x1) / 2, (y0 + y1) / 2), world_size))
 
 
-def describe_still(scene: "Scene", world_size, radius_range, rng: np.random.Generator) -> str:
+def describe_still(scene: Scene, world_size, radius_range, rng: np.random.Generator) -> str:
     """One sentence naming every ball of a still scene by size, colour and place."""
     parts = [
         f"a {size_word(r, radius_range)} {COLOR_NAMES[i % len(COLOR_NAMES)]} ball at the {region(p, world_size)}"

@@ -9,8 +9,14 @@ import cv2
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from worldsim.envs.validation import (
+    check_action,
+    check_frame_size,
+    check_options,
+    check_seed,
+)
 
-from worldsim.envs.validation import check_action, check_frame_size
+from worldsim.errors import UserError
 
 ACTIONS = ("left", "right")
 STATE_KEYS = ("cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity")
@@ -52,7 +58,7 @@ def make_pixel_cartpole(frame_size: tuple[int, int] = (64, 64), render_mode: str
     """
     frame_size = check_frame_size(frame_size)
     if render_mode not in (None, "rgb_array"):
-        raise ValueError(f"worldsim/CartPole-v0 supports render_mode None or 'rgb_array', got {render_mode!r}")
+        raise UserError(f"worldsim/CartPole-v0 supports render_mode None or 'rgb_array', got {render_mode!r}")
     return PixelCartPole(gym.make("CartPole-v1", render_mode=render_mode), frame_size)  # its own drawing is never used
 
 
@@ -106,6 +112,8 @@ class PixelCartPole(gym.Wrapper):
         self._caption = ""
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        check_seed(seed)
+        check_options(options)
         _, info = self.env.reset(seed=seed, options=options)
         angle = float(self.env.unwrapped.state[2])
         rng = np.random.default_rng(seed if seed is not None else self.env.unwrapped.np_random.integers(2**31))

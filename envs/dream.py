@@ -23,12 +23,13 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from gymnasium.wrappers import TimeLimit
+from worldsim.envs import DREAM_WORLDS, balls, cartpole
+from worldsim.envs.validation import check_action, check_options, check_seed
 
 from worldsim.data.collect import record_episode
 from worldsim.data.episode import Episode
 from worldsim.data.policies import make_policy
-from worldsim.envs import DREAM_WORLDS, balls, cartpole
-from worldsim.envs.validation import check_action
+from worldsim.errors import UserError, is_integer
 from worldsim.model.world_model import WorldModel, load
 
 DEFAULT_HORIZON = 200  # for a twin that names no episode length of its own
@@ -63,8 +64,8 @@ class DreamVectorEnv(VectorEnv):
     ``reset(options={"reset_mask": mask})`` restarts them.
 
     ## Seeding
-    ``reset(seed=s)`` starts env ``i`` from the real twin reset with seed ``s + i`` and seeds the
-    simulator's noise with ``s``: the same seed and actions give the same rollout. Later resets
+    ``reset(seed=s)`` (any seed Gymnasium takes: a Python int >= 0) starts env ``i`` from the real
+    twin reset with seed ``s + i`` and seeds the simulator's noise with ``s mod 2**64``: the same seed and actions give the same rollout. Later resets
     (autoresets included) draw their twin seeds from the env's ``np_random``.
 
     ## Info (dict of arrays, each key with its ``_key`` mask, as Gymnasium's vector envs)
@@ -98,11 +99,14 @@ class DreamVectorEnv(VectorEnv):
         **world_kwargs: Any,
     ):
         check_positive("num_envs", num_envs)
+        modes = [mode.value for mode in AutoresetMode]
+        if autoreset_mode not in (*AutoresetMode, *modes):
+            raise UserError(f"autoreset_mode must be an AutoresetMode or one of {modes}, got {autoreset_mode!r}")
         autoreset_mode = AutoresetMode(autoreset_mode)
         if autoreset_mode not in (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED):
-            raise ValueError(f"dream envs support autoreset_mode SAME_STEP or DISABLED, got {autoreset_mode}")
+            raise UserError(f"dream envs support autoreset_mode SAME_STEP or DISABLED, got {autoreset_mode}")
         if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}")
+            raise UserError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}")
         self.model = resolve_model(model, device, env_id)
         config = self.model.config
         self.env_id = config.env_id
@@ -120,6 +124,9 @@ class DreamVectorEnv(VectorEnv):
         self.simulator_kwargs = {"sampler_steps": sampler_steps, "frame_size": self.frame_size, "guidance": guidance}
         self.simulator = self.model.simulator(self.num_envs, self.device, **self.simulator_kwargs)
         self.context_frames = check_positive("context_frames", self.simulator.window if context_frames is None else context_frames)
+        if self.context_frames > self.simulator.window:
+            window = self.simulator.window
+            raise UserError(f"context_frames must be at most {window}, the frames the model keeps as context; got {context_frames}")
         self.horizon = check_positive("horizon", horizon if horizon is not None else real_max_steps(self.twin) or DEFAULT_HORIZON)
         self.policy = make_policy("auto", self.twin)  # acts in the twin to record starting frames
         self.metadata = {**self.metadata, "render_fps": config.fps, "autoreset_mode": autoreset_mode}
@@ -143,16 +150,18 @@ class DreamVectorEnv(VectorEnv):
         env starts from ``context_frames`` real frames of the twin. A prompt may also be a
         sequence of strings, one per env reset.
         """
+        check_seed(seed)
+        options = dict(check_options(options))
         super().reset(seed=seed)
-        options = dict(options or {})
         mask = options.pop("reset_mask", None)
         unknown = set(options) - set(RESET_OPTIONS)
         if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; dream envs accept 'prompt', 'context' and 'reset_mask'")
+            raise UserError(f"unknown reset options {sorted(unknown)}; dream envs accept 'prompt', 'context' and 'reset_mask'")
         rows = np.arange(self.num_envs) if mask is None else np.flatnonzero(check_reset_mask(mask, self.num_envs))
         seeds = self.draw_seeds(seed, rows)
         if mask is None:  # a fresh simulator: its noise seeded, its frame counter back at 0
-            simulator_seed = seed if seed is not None else int(self.np_random.integers(2**31))
+            # Gymnasium takes any int >= 0, torch's generator 64 bits.
+            simulator_seed = seed % 2**64 if seed is not None else int(self.np_random.integers(2**31))
             self.simulator = self.model.simulator(self.num_envs, self.device, seed=simulator_seed, **self.simulator_kwargs)
         self.restart(rows, self.starts(rows, seeds, options))
         self.started = True
@@ -206,12 +215,15 @@ class DreamVectorEnv(VectorEnv):
         if seed is None:
             return [int(s) for s in self.np_random.integers(2**31, size=len(rows))]
         if not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
+            raise UserError(f"seed must be an int or None, got {seed!r}")
         return [int(seed) + int(i) for i in rows]
 
     def starts(self, rows: np.ndarray, seeds: list[int], options: dict[str, Any]) -> list[Start]:
         """How each env of ``rows`` starts, from the reset ``options`` (see :meth:`reset`)."""
         n = len(rows)
+        if "prompt" in options and options["prompt"] is None:
+            raise UserError('options["prompt"] must be a string or a list of strings, one per env reset; '
+                            "got None (leave it out for none)")
         prompts = check_prompts(options.get("prompt"), n)
         if "context" in options:
             contexts = per_env(options["context"], n, "context", lambda c: isinstance(c, Episode) or getattr(c, "ndim", 0) == 4)
@@ -316,8 +328,8 @@ class DreamEnv(gym.Env):
     ``model``: a shipped model's name, a model folder, a training run folder (its latest
     checkpoint) or a :class:`~worldsim.model.world_model.WorldModel`; ``device="cpu"``;
     ``sampler_steps=None`` (the model's); ``context_frames=None`` (the simulator's window: the
-    model's training window - 1); ``horizon=None``; ``guidance=1.0`` (classifier-free guidance on
-    text and actions); ``render_mode`` in ``{None, "rgb_array", "human"}`` (a pygame window, frames
+    model's training window - 1, also the most it takes); ``horizon=None``; ``guidance=1.0``
+    (classifier-free guidance on text and actions, a finite number >= 1); ``render_mode`` in ``{None, "rgb_array", "human"}`` (a pygame window, frames
     scaled up by nearest neighbour, paced at the model's fps); and the twin's world arguments
     (Balls: ``scenario=``, ``frame_size=``, ``split=``, ...; CartPole: ``frame_size=``).
     ``metadata["render_fps"]`` is the model's fps.
@@ -355,9 +367,11 @@ class DreamEnv(gym.Env):
         return self.dream.model
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        check_seed(seed)
+        check_options(options)
         super().reset(seed=seed)
         if options and "reset_mask" in options:
-            raise ValueError("reset_mask is an option of the vector env (DreamVectorEnv), not of DreamEnv")
+            raise UserError("reset_mask is an option of the vector env (DreamVectorEnv), not of DreamEnv")
         if seed is None:  # the env's own generator decides, so reset() after reset(seed) repeats
             seed = int(self.np_random.integers(2**31))
         observations, _ = self.dream.reset(seed=seed, options=options)
@@ -389,21 +403,21 @@ def resolve_model(model, device, env_id: str | None) -> WorldModel:
     """The WorldModel named by ``model``, checked to have learned ``env_id`` (when given)."""
     if model is None:
         dream_id = next((d for d, real in DREAM_WORLDS.items() if real == env_id), "worldsim/DreamBalls-v0")
-        raise ValueError(
+        raise UserError(
             f"a dream env needs a world model: pass model=NAME_OR_PATH (a shipped model's name, a model folder "
             f"or a training run folder) or a WorldModel, e.g. gym.make({dream_id!r}, model='runs/balls')"
         )
     if isinstance(model, (str, Path)):
         model = load(model, device)
     if not isinstance(model, WorldModel):
-        raise TypeError(f"model must be a name, a path or a WorldModel, got {type(model).__name__}")
+        raise UserError(f"model must be a name, a path or a WorldModel, got {type(model).__name__}")
     learned = model.config.env_id
     if learned is None:
-        raise ValueError("the model names no real world (config.env_id); a dream env needs it for its spaces and starting frames")
+        raise UserError("the model names no real world (config.env_id); a dream env needs it for its spaces and starting frames")
     if env_id is not None and learned != env_id:
         dream_id = next((d for d, real in DREAM_WORLDS.items() if real == learned), None)
         hint = f"; use {dream_id}" if dream_id else ""
-        raise ValueError(f"this model learned {learned}, not {env_id}{hint}")
+        raise UserError(f"this model learned {learned}, not {env_id}{hint}")
     return model
 
 
@@ -413,14 +427,14 @@ def check_same_actions(declared: dict[str, Any], space: gym.Space, env_id: str) 
         isinstance(space, spaces.Box) and declared.get("type") == "box" and tuple(declared.get("shape", ())) == space.shape
     )
     if not same:
-        raise ValueError(
+        raise UserError(
             f"the model's action space {declared} does not match {env_id}'s {space} with these world arguments; "
             "a dream env must take exactly the real world's actions"
         )
 
 
 def check_actions(actions, space: gym.Space, num_envs: int, names: tuple[str, ...]) -> np.ndarray:
-    """One action per env as an array (int64 ``[N]`` or float32 ``[N, A]``), or a ValueError that
+    """One action per env as an array (int64 ``[N]`` or float32 ``[N, A]``), or a UserError that
     says what is accepted."""
     value = np.asarray(actions)
     shown = f"{value.dtype} {value.shape} {np.array2string(value, threshold=8)}"
@@ -429,24 +443,24 @@ def check_actions(actions, space: gym.Space, num_envs: int, names: tuple[str, ..
         ids = value - space.start if valid else value
         if not valid or not ((ids >= 0) & (ids < space.n)).all():
             listing = ", ".join(f"{space.start + i} {name}" for i, name in enumerate(names))
-            raise ValueError(
+            raise UserError(
                 f"actions must be {num_envs} integers in [{space.start}, {space.start + space.n}) ({listing}), one per env; got {shown}"
             )
         return ids.astype(np.int64)
     valid = value.shape == (num_envs, *space.shape) and np.issubdtype(value.dtype, np.number)
     if not valid or not (np.isfinite(value) & (value >= space.low) & (value <= space.high)).all():
-        raise ValueError(
+        raise UserError(
             f"actions must be numbers of shape {(num_envs, *space.shape)} within [{space.low}, {space.high}], one row per env; got {shown}"
         )
     return value.astype(np.float32)
 
 
 def check_context(frames, frame_size: tuple[int, int]) -> np.ndarray:
-    """Context frames as uint8 ``[T, H, W, 3]`` of the env's ``frame_size``, or a ValueError naming it."""
+    """Context frames as uint8 ``[T, H, W, 3]`` of the env's ``frame_size``, or a UserError naming it."""
     value = np.asarray(frames)
     if value.dtype != np.uint8 or value.ndim != 4 or value.shape[1:] != (*frame_size, 3) or len(value) < 1:
         height, width = frame_size
-        raise ValueError(
+        raise UserError(
             f"context frames must be uint8 [T, {height}, {width}, 3] (T >= 1; H, W = {height}, {width}, this env's frame_size); "
             f"got {value.dtype} {value.shape}"
         )
@@ -456,25 +470,25 @@ def check_context(frames, frame_size: tuple[int, int]) -> np.ndarray:
 def check_reset_mask(mask, num_envs: int) -> np.ndarray:
     value = np.asarray(mask)
     if value.dtype != np.bool_ or value.shape != (num_envs,) or not value.any():
-        raise ValueError(
+        raise UserError(
             f"options['reset_mask'] must be a bool array of shape ({num_envs},) with at least one True; got {value.dtype} {value.shape}"
         )
     return value
 
 
 def check_positive(name: str, value) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not is_integer(value, 1):
+        raise UserError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
 def check_prompts(prompt, n: int) -> list[str | None]:
-    """The prompt of each of ``n`` env resets (None: keep the start's caption), or a TypeError."""
+    """The prompt of each of ``n`` env resets (None: keep the start's caption), or a UserError."""
     if prompt is None or isinstance(prompt, str):
         return [prompt] * n
     if isinstance(prompt, (list, tuple)) and len(prompt) == n and all(isinstance(p, str) for p in prompt):
         return list(prompt)
-    raise TypeError(f"the prompt must be a string (or a list of {n} strings, one per env reset); got {prompt!r}")
+    raise UserError(f"the prompt must be a string (or a list of {n} strings, one per env reset); got {prompt!r}")
 
 
 def per_env(value, n: int, name: str, is_one) -> list:
@@ -483,7 +497,7 @@ def per_env(value, n: int, name: str, is_one) -> list:
         return [value] * n
     if isinstance(value, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(value, str) and len(value) == n:
         return list(value)
-    raise ValueError(
+    raise UserError(
         f"options[{name!r}] must be one value for every env reset or a sequence of {n}, one per env; got {type(value).__name__}"
     )
 

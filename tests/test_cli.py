@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from worldsim.cli import COMMANDS, main
+from worldsim.cli import COMMANDS, Command, main
 from worldsim.data.collection import Collection
 
 
@@ -51,6 +51,29 @@ def test_bad_values_are_one_line_errors(capsys, tmp_path):
     code, _, err = run(capsys, "collect", "frame_size=[0,64]", f"out={tmp_path / 'd'}")
     assert code == 1 and "frame_size must be two integers" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_an_internal_error_keeps_its_traceback(capsys, monkeypatch):
+    # main() once turned every ValueError into a one-line "worldsim: error:", so bugs read as usage errors.
+    def broken(cfg, mode):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setitem(COMMANDS, "demo", Command("broken", broken, config="demo"))
+    with pytest.raises(ValueError, match="an internal bug"):
+        main(["demo"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["collect", "episodes=abc"], "episodes must be an integer >= 0, got 'abc'"),
+        (["train", "data=d", "train.grad_accum=0"], "train.grad_accum must be an integer >= 1, got 0"),
+        (["collect", "out=/etc/passwd"], "out must be a folder path (/etc/passwd is a file)"),
+    ],
+)
+def test_bad_settings_fail_before_any_work(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
 
 
 def test_command_help_shows_its_config(capsys):

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
+from tiny_world_model import save_tiny_world_model, tiny_world_model
+from worldsim.envs.dream import DreamEnv, DreamVectorEnv
 
 import worldsim  # noqa: F401  (registers the ids)
-from tiny_world_model import save_tiny_world_model, tiny_world_model
 from worldsim.data.collect import record_episode
 from worldsim.data.policies import make_policy
-from worldsim.envs.dream import DreamEnv, DreamVectorEnv
+from worldsim.errors import UserError
 
 SIZE = (16, 16)
 
@@ -90,7 +91,7 @@ def test_prompt_reset_generates_the_first_frame(balls):
     assert env.dream.simulator.filled[0].sum() == 1  # one generated frame, no real ones
     observation, reward, terminated, truncated, info = env.step(3)
     assert info["step"] == 1 and isinstance(reward, float) and not terminated and not truncated
-    with pytest.raises(TypeError, match="the prompt must be a string"):
+    with pytest.raises(UserError, match="the prompt must be a string"):
         env.reset(options={"prompt": 42})
 
 
@@ -120,7 +121,7 @@ def test_vector_reset_options_per_env(balls):
     observations, info = venv.reset(options={"prompt": "a ball", "reset_mask": np.array([True, False, False])})
     assert list(info["caption"]) == ["a ball", "b", "c"] and venv.simulator.filled.sum(1).tolist() == [1, 1, 2]
     assert np.array_equal(observations[1:], np.stack([contexts[1][-1], contexts[2][-1]]))  # untouched
-    with pytest.raises(TypeError, match="a list of 3 strings"):
+    with pytest.raises(UserError, match="a list of 3 strings"):
         venv.reset(options={"prompt": ["a", "b"]})
 
 
@@ -201,3 +202,39 @@ def test_bad_inputs_give_clear_errors(balls):
         DreamEnv(balls, frame_size=(18, 16))
     with pytest.raises(ValueError, match="horizon must be a positive integer"):
         DreamEnv(balls, horizon=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"guidance": float("nan")}, "guidance must be a finite number >= 1"),
+        ({"sampler_steps": 0}, r"sampler_steps must be >= 1 \(an integer\), .*got 0"),
+        ({"context_frames": 50}, "context_frames must be at most 2, the frames the model keeps as context; got 50"),
+        ({"autoreset_mode": "sometimes"}, "autoreset_mode must be an AutoresetMode or one of"),
+    ],
+)
+def test_bad_settings_are_user_errors(balls, kwargs, message):
+    # guidance=nan once made black frames and NaN rewards; sampler_steps=0 and context_frames=50 were ignored.
+    with pytest.raises(UserError, match=message):
+        DreamVectorEnv(1, balls, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "reset, message",
+    [
+        ({"options": {"prompt": None}}, r'options\["prompt"\] must be a string .*got None'),
+        ({"options": "a red ball"}, "reset options must be a dict or None, got str 'a red ball'"),
+        ({"seed": -5}, "seed must be None or a non-negative Python int"),
+        ({"seed": 1.5}, "seed must be None or a non-negative Python int"),
+    ],
+)
+def test_bad_resets_are_user_errors(balls, reset, message):
+    with pytest.raises(UserError, match=message):
+        DreamEnv(balls).reset(**reset)
+
+
+def test_any_seed_gymnasium_takes_works(balls):
+    env = DreamEnv(balls)
+    first, _ = env.reset(seed=2**64)
+    again, _ = env.reset(seed=2**64)
+    assert np.array_equal(first, again)

@@ -1,10 +1,15 @@
+import io
+import zipfile
+
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 import worldsim  # noqa: F401
 from worldsim.data.collect import record_episode
 from worldsim.data.policies import make_policy
+from worldsim.errors import MissingFileError, UserError
 
 
 def test_scripted_push_reaches_the_target_and_random_rarely_does():
@@ -53,10 +58,49 @@ def test_sb3_policy_loads_weights_only_and_acts_like_the_original(tmp_path):
 
 def test_sb3_policy_errors(tmp_path):
     env = gym.make("worldsim/Balls-v0", scenario="push", frame_size=(36, 36))
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(MissingFileError, match="does not exist"):
         make_policy(str(tmp_path / "missing.zip"), env)
-    with pytest.raises(ValueError, match="algo must be one of"):
+    with pytest.raises(UserError, match="algo must be one of"):
         make_policy(str(tmp_path / "missing.zip"), env, algo="sac") if (tmp_path / "missing.zip").touch() is None else None
     (tmp_path / "bad.zip").write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="does not hold an SB3 PPO policy"):
+    with pytest.raises(UserError, match="bad.zip is not an SB3 policy .zip"):
         make_policy(str(tmp_path / "bad.zip"), env)
+    with pytest.raises(UserError, match=r"epsilon must be a probability in \[0, 1\], got 2.0"):
+        make_policy("scripted", env, epsilon=2.0)
+
+
+@pytest.fixture(scope="module")
+def small_policy(tmp_path_factory) -> str:
+    """A PPO policy (worldsim's FrameCNN) saved for 16x16 Balls frames."""
+    from stable_baselines3 import PPO
+    from worldsim.agents.imagination import policy_kwargs
+
+    env = gym.make("worldsim/Balls-v0", scenario="push", frame_size=(16, 16))
+    path = tmp_path_factory.mktemp("policy") / "ppo16.zip"
+    PPO("CnnPolicy", env, policy_kwargs=policy_kwargs(), n_steps=8, batch_size=8, device="cpu").save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("frame_size", [(32, 32), (64, 64)])
+def test_a_policy_of_another_frame_size_is_named(small_policy, frame_size):
+    # At <= 32 px this was torch's "Kernel size can't be greater than actual input size".
+    env = gym.make("worldsim/Balls-v0", scenario="push", frame_size=frame_size)
+    with pytest.raises(UserError, match=rf"is a policy for 16x16 frames, but this env makes {frame_size[0]}x{frame_size[1]} frames"):
+        make_policy(small_policy, env)
+
+
+def test_a_policy_that_needs_unpickling_is_refused(small_policy, tmp_path):
+    # torch's weights-only loader once surfaced as an UnpicklingError traceback.
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(small_policy) as original, zipfile.ZipFile(evil, "w") as copy:
+        for name in original.namelist():
+            if name == "policy.pth":
+                buffer = io.BytesIO()
+                torch.save({"weights": zipfile.ZipFile}, buffer)  # a class: only unpickling could make it
+                copy.writestr(name, buffer.getvalue())
+            else:
+                copy.writestr(name, original.read(name))
+    env = gym.make("worldsim/Balls-v0", scenario="push", frame_size=(16, 16))
+    with pytest.raises(UserError, match="holds more than weights"):
+        make_policy(str(evil), env)
+    assert make_policy(small_policy, env)(*env.reset(seed=0)) in range(5)

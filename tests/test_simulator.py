@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from worldsim.errors import UserError
 from worldsim.model.codec import PixelCodec
 from worldsim.model.dit import SpacetimeDiT
 from worldsim.model.text import ByteTextEncoder
@@ -159,7 +160,7 @@ def test_bad_inputs_give_clear_errors(model):
         sim.step(torch.tensor([1, 2, 3]))
     with pytest.raises(ValueError, match=r"context must be uint8 \[1, T, 8, 12, 3\]"):
         sim.reset([True, False], torch.zeros(1, 2, 16, 16, 3, dtype=torch.uint8))
-    with pytest.raises(TypeError, match="prompts must be strings"):
+    with pytest.raises(UserError, match="prompts must be strings"):
         sim.reset([True, False], prompts=[42])
     with pytest.raises(ValueError, match="got 2 prompts for 1 envs"):
         sim.reset([True, False], prompts=["a", "b"])
@@ -167,6 +168,26 @@ def test_bad_inputs_give_clear_errors(model):
         WorldSimulator(model, 1, frame_size=(9, 12))
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         WorldSimulator(model, 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"guidance": float("nan")}, "guidance must be a finite number >= 1"),
+        ({"guidance": float("inf")}, "guidance must be a finite number >= 1"),
+        ({"guidance": 0.5}, "guidance must be a finite number >= 1"),
+        ({"guidance": "2"}, "guidance must be a finite number >= 1"),
+        ({"sampler_steps": 0}, r"sampler_steps must be >= 1 \(an integer\), .*got 0"),
+        ({"sampler_steps": 2.5}, r"sampler_steps must be >= 1 \(an integer\), .*got 2.5"),
+        ({"batch_size": True}, "batch_size must be >= 1"),
+        ({"frame_size": (0, 12)}, "frame_size .* must be divisible by 2 .*, two positive integers"),
+        ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*64\)"),
+    ],
+)
+def test_bad_settings_are_user_errors(model, kwargs, message):
+    # sampler_steps=0 once fell back to the model's default and guidance=nan made black frames.
+    with pytest.raises(UserError, match=message):
+        WorldSimulator(model, **{"batch_size": 1, **kwargs})
 
 
 @torch.no_grad()

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from worldsim.errors import UserError, accepted_number, is_integer, is_number
+
 CONFIG_MODULE = "worldsim.configs"
 
 
-class UsageError(Exception):
-    """A mistake in the command line, reported as one line without a traceback."""
+class UsageError(UserError):
+    """A mistake in the shape of the command line (sub-command, key, override syntax): exit status 2."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def bench_speed(cfg: DictConfig, mode: str, command: str) -> list:
         sizes, size = sizes_of(str(cfg.model))
     size = to_python(cfg.frame_size) or list(size)
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size)):
-        raise ValueError(f"frame_size must be two positive integers [H, W], got {size}")
+        raise UserError(f"frame_size must be two positive integers [H, W], got {size}")
     grid = speed.QUICK if cfg.quick else speed.FULL
     keys = ("batch_sizes", "windows", "sampler_steps", "repeats", "max_seconds", "seed")
     grid = replace(grid, **{key: to_python(cfg[key]) for key in keys if cfg[key] is not None})
@@ -135,7 +137,7 @@ def bench_fidelity(cfg: DictConfig, mode: str, command: str) -> list:
 
     steps = to_python(cfg.sampler_steps)
     if steps is not None and not isinstance(steps, int):
-        raise ValueError(f"sampler_steps must be one integer for {mode} (a list is for speed's grid), got {steps}")
+        raise UserError(f"sampler_steps must be one integer for {mode} (a list is for speed's grid), got {steps}")
     device = one_device(cfg.device)
     scenarios = to_python(cfg.scenario)
     keys = ("episodes", "horizon", "context", "long_steps", "long_rollouts", "perturbation", "videos", "seed")
@@ -170,7 +172,8 @@ def bench_rl(cfg: DictConfig, mode: str, command: str) -> list:
     world = {}
     if load(str(cfg.model)).config.env_id == "worldsim/Balls-v0":
         world["scenario"] = "push" if cfg.scenario == "all" else str(cfg.scenario)
-    keys = ("real_steps", "iterations", "model_steps", "model_lr", "dream_steps", "num_envs", "eval_episodes", "fresh")
+    keys = ("real_steps", "iterations", "model_steps", "model_lr", "dream_steps", "num_envs", "eval_episodes", "fresh", "frame_stack",
+            "normalize_reward")
     settings = DynaSettings(**{key: cfg[key] for key in keys}, **({"seed": cfg.seed} if cfg.seed is not None else {}))
     report = rl.run_rl(str(cfg.model), cfg.algo, settings, cfg.seeds, cfg.work, one_device(cfg.device), cfg.progress, **world)
     return rl.write_report(report, cfg.out or "benchmarks/results/rl", command)
@@ -202,12 +205,13 @@ def run_agent(cfg: DictConfig, mode: str | None) -> None:
         world["frame_size"] = tuple(world["frame_size"])
     model = load(str(cfg.model), cfg.device)
     if model.config.env_id != cfg.world.env_id:
-        raise ValueError(f"model {cfg.model} learned {model.config.env_id}, not world={cfg.world.name} ({cfg.world.env_id})")
+        raise UserError(f"model {cfg.model} learned {model.config.env_id}, not world={cfg.world.name} ({cfg.world.env_id})")
     if mode == "dyna":
         return run_dyna(cfg, world)
     report = train_in_dream(model, cfg.algo, cfg.steps, cfg.out, num_envs=cfg.num_envs, eval_episodes=cfg.eval_episodes,
                             seed=cfg.seed, eval_seed=cfg.eval_seed, device=cfg.device, sampler_steps=cfg.sampler_steps,
-                            progress=cfg.progress, model_name=str(cfg.model), **world)  # fmt: skip
+                            frame_stack=cfg.frame_stack, normalize_reward=cfg.normalize_reward, progress=cfg.progress,
+                            model_name=str(cfg.model), **world)  # fmt: skip
     print(f"trained {cfg.algo} for {report.dream_steps} dream steps in {report.seconds:.0f} s; real return over "
           f"{len(report.returns)} episodes: {report.mean_return:.2f} +- {report.std_return:.2f}")
     for name in ("policy.zip", "returns.json", "real_vs_dream.mp4"):
@@ -218,7 +222,7 @@ def run_dyna(cfg: DictConfig, world: dict) -> None:
     from worldsim.agents.dyna import DynaSettings, dyna, model_free, plot_returns
 
     keys = ("real_steps", "iterations", "model_steps", "model_batch_size", "model_lr", "num_envs", "eval_episodes", "eval_seed", "seed",
-            "fresh")
+            "fresh", "frame_stack", "normalize_reward")
     settings = DynaSettings(dream_steps=cfg.steps, **{key: cfg[key] for key in keys})
     out = Path(cfg.out)
     curves = {"dyna": dyna(str(cfg.model), cfg.algo, out, settings, cfg.device, cfg.resume, cfg.progress, **world)}
@@ -230,6 +234,111 @@ def run_dyna(cfg: DictConfig, world: dict) -> None:
         print(f"{name}: real return {float(last['mean_return']):.2f} +- {float(last['std_return']):.2f} after {last['real_steps']} real steps")
     for name in ("dyna.csv", *(["model_free.csv"] if cfg.baseline else []), "returns.png", "policy.zip"):
         print(f"wrote {out / name}")
+
+
+# ------------------------------------------------------------------------- settings checked on entry
+# Each check returns None for a value it accepts, else what it accepts. train.* and model.* are
+# checked by their dataclasses (worldsim.training.config), bench's fidelity keys by fidelity.Settings.
+
+
+def integer(low: int, optional: bool = False):
+    def check(value):
+        if (value is None and optional) or is_integer(value, low):
+            return None
+        return accepted_number(low, integer=True) + (" or null" if optional else "")
+
+    return check
+
+
+def number(low: float, high: float | None = None, optional: bool = False, above: bool = False):
+    def check(value):
+        if (value is None and optional) or is_number(value, low, high, open_low=above):
+            return None
+        return accepted_number(low, high, open_low=above) + (" or null" if optional else "")
+
+    return check
+
+
+def boolean(value):
+    return None if isinstance(value, bool) else "true or false"
+
+
+def device(auto: bool):
+    def check(value):
+        choices = ("auto", "cpu", "cuda") if auto else ("cpu", "cuda")
+        if value not in choices and not (isinstance(value, str) and value.startswith("cuda:")):
+            return listing(choices)
+        if value.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                return f"{listing(choices[:-1]) if auto else 'cpu'} (torch sees no CUDA device here)"
+        return None
+
+    return check
+
+
+def folder(optional: bool = False):
+    def check(value):
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not value:
+            return "a folder path"
+        path = Path(value)
+        # A file where the folder or one of its parents should be fails only once work is done.
+        for part in (path, *path.parents):
+            if part.exists():
+                return None if part.is_dir() else f"a folder path ({part} is a file)"
+        return None
+
+    return check
+
+
+def one_of(*choices):
+    return lambda value: None if value in choices else listing(choices)
+
+
+def listing(choices) -> str:
+    """``a, b or c``."""
+    words = [str(c) for c in choices]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+COMMON = {"progress": boolean}
+SETTINGS = {
+    "collect": {"episodes": integer(0), "stills": integer(0), "epsilon": number(0, 1), "algo": one_of("ppo", "a2c", "dqn"),
+                "seed": integer(0), "out": folder(), **COMMON},
+    "train": {"steps": integer(1), "out": folder(), "stage": one_of("dit", "vae"), "resume": boolean, "device": device(auto=True),
+              "vae.latent_channels": integer(1), "vae.downsample": one_of(2, 4, 8), "vae.width": integer(1),
+              "vae.kl_weight": number(0), **COMMON},
+    "play": {"device": device(auto=False), "sampler_steps": integer(1, optional=True), "seed": integer(0),
+             "fps": number(0, optional=True), "side_by_side": boolean, "rewind_steps": integer(1), "record_dir": folder(),
+             "max_steps": integer(1, optional=True)},
+    "bench": {"device": device(auto=True), "out": folder(optional=True), "threads": integer(1, optional=True), "quick": boolean,
+              "seed": integer(0, optional=True), "preset": one_of("tiny", "small", "base"), "algo": one_of("ppo", "dqn"),
+              "seeds": integer(1), "real_steps": integer(1), "iterations": integer(1), "model_steps": integer(0),
+              "model_lr": number(0, above=True), "fresh": boolean, "dream_steps": integer(1), "num_envs": integer(1),
+              "eval_episodes": integer(1), "work": folder(), "frame_stack": integer(1), "normalize_reward": boolean, **COMMON},
+    "agent": {"algo": one_of("ppo", "dqn"), "steps": integer(1), "num_envs": integer(1), "eval_episodes": integer(1),
+              "eval_seed": integer(0), "seed": integer(0), "device": device(auto=False), "sampler_steps": integer(1, optional=True),
+              "max_steps": integer(1, optional=True), "out": folder(), "real_steps": integer(1), "iterations": integer(1),
+              "model_steps": integer(0), "model_batch_size": integer(1), "model_lr": number(0, above=True), "baseline": boolean,
+              "fresh": boolean, "resume": boolean, "frame_stack": integer(1), "normalize_reward": boolean, **COMMON},
+    "demo": {"episodes": integer(1), "horizon": integer(3), "seed": integer(0), "scale": integer(1), "device": device(auto=False),
+             "out": folder(), **COMMON},
+}  # fmt: skip
+ABSENT = object()
+
+
+def check_settings(cfg: DictConfig, checks: dict) -> None:
+    """Raises a UserError naming the first setting whose value its check refuses (a missing ``???`` is left to its command)."""
+    for key, check in checks.items():
+        value = to_python(OmegaConf.select(cfg, key, default=ABSENT))
+        if value is ABSENT:
+            continue
+        accepted = check(value)
+        if accepted is not None:
+            raise UserError(f"{key} must be {accepted}, got {value!r}")
 
 
 def to_python(value):
@@ -274,17 +383,16 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs a command line; a user's mistake (UserError) is one line on stderr, anything else an
+    internal error with its traceback (so a bug never reads as a usage error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return dispatch(argv)
-    except UsageError as error:
-        print(f"worldsim: error: {error}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as error:
+    except UserError as error:
         if os.environ.get("WORLDSIM_DEBUG"):
             raise
-        print(f"worldsim: error: {error}", file=sys.stderr)
-        return 1
+        print(f"worldsim: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2 if isinstance(error, UsageError) else 1
 
 
 def dispatch(argv: list[str]) -> int:
@@ -307,7 +415,9 @@ def dispatch(argv: list[str]) -> int:
     bad = [arg for arg in rest if "=" not in arg or arg.startswith("-")]
     if bad:
         raise UsageError(f"expected key=value overrides, got {bad[0]!r}; see `worldsim {name} --help`")
-    command.run(compose(command.config, rest), mode)
+    cfg = compose(command.config, rest)
+    check_settings(cfg, SETTINGS[name])
+    command.run(cfg, mode)
     return 0
 
 
@@ -315,7 +425,11 @@ def compose(config: str, overrides: list[str]) -> DictConfig:
     """Composes ``configs/<config>.yaml`` with ``overrides``; a bad key or choice is a UsageError."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
-    from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+    from hydra.errors import (
+        ConfigCompositionException,
+        HydraException,
+        MissingConfigException,
+    )
 
     plain = plain_overrides(config, overrides)
     overrides = [o for o in overrides if o not in plain]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from worldsim.bench import fidelity
+from worldsim.errors import UserError
 from worldsim.video import write_video
 
 NEXT_STEPS = (
@@ -51,7 +52,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     world = load(model, device)
     if world.config.env_id != fidelity.BALLS:
-        raise ValueError(f"the demo shows a Balls world model; {model} learned {world.config.env_id}")
+        raise UserError(f"the demo shows a Balls world model; {model} learned {world.config.env_id}")
     settings = fidelity.Settings(episodes=episodes, horizon=horizon, long_steps=0, seed=1_000_000 + seed, device=device,
                                  progress=progress)  # fmt: skip
     groups, context = fidelity.prepare(world, settings, ("id",))

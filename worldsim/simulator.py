@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
-from worldsim.model.flow import make_scheduler
+from worldsim.errors import UserError, is_integer
+from worldsim.model.flow import check_sampling, make_scheduler
 from worldsim.model.world_model import WorldModel
 
 
@@ -53,8 +54,8 @@ class WorldSimulator:
         window: W, the context frames each env keeps (default: the model's training window - 1).
         sampler_steps: k Euler steps per frame (default: the model's ``sampler_steps``).
         frame_size: ``(H, W)`` of generated frames (default: the model's).
-        guidance: classifier-free guidance scale on actions and text (1 = none).
-        seed: the generator's seed.
+        guidance: classifier-free guidance scale on actions and text: a finite number >= 1 (1 = none).
+        seed: the generator's seed, in [0, 2**64).
     """
 
     def __init__(
@@ -68,25 +69,30 @@ class WorldSimulator:
         guidance: float = 1.0,
         seed: int = 0,
     ):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_count("batch_size", batch_size)
+        if window is not None:
+            check_count("window", window, "frame")
+        check_sampling(sampler_steps, guidance)
+        if not (is_integer(seed, 0) and seed < 2**64):
+            raise UserError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.window = window if window is not None else max(1, model.config.context_frames - 1)
-        if self.window < 1:
-            raise ValueError(f"window must be >= 1 frame, got {window}")
-        self.sampler_steps = sampler_steps or model.config.sampler_steps
+        self.sampler_steps = sampler_steps if sampler_steps is not None else model.config.sampler_steps
         self.sigmas = make_scheduler(self.sampler_steps).sigmas.tolist()  # host floats: no syncs
         self.frame_size = tuple(frame_size or model.config.frame_size)
-        self.guidance = guidance
+        self.guidance = float(guidance)
         dit, codec = model.dit.config, model.codec
         d, p = codec.downsample, dit.patch_size
+        step = d * p
+        if len(self.frame_size) != 2 or not all(is_integer(x, 1) and x % step == 0 for x in self.frame_size):
+            raise UserError(
+                f"frame_size {self.frame_size} must be divisible by {step} (codec downsampling x patch size), two positive integers"
+            )
         height, width = self.frame_size
-        if height % (d * p) or width % (d * p):
-            raise ValueError(f"frame_size {self.frame_size} must be divisible by {d * p} (codec downsampling x patch size)")
         if dit.temporal_patch_size != 1:
-            raise ValueError("the simulator steps one frame at a time: it needs temporal_patch_size=1")
+            raise UserError("the simulator steps one frame at a time: it needs temporal_patch_size=1")
         self.latent_shape = (codec.latent_channels, height // d, width // d)
         self.tokens_per_frame = (height // d // p) * (width // d // p)
         heads, head_dim = dit.num_heads, dit.hidden_size // dit.num_heads
@@ -120,7 +126,7 @@ class WorldSimulator:
         """
         actions = torch.as_tensor(actions)
         if tuple(actions.shape) != (self.batch_size, *self.action_shape):
-            raise ValueError(f"actions must have shape {(self.batch_size, *self.action_shape)} (one per env), got {tuple(actions.shape)}")
+            raise UserError(f"actions must have shape {(self.batch_size, *self.action_shape)} (one per env), got {tuple(actions.shape)}")
         actions = actions.to(self.device, self.action_dtype).reshape(self.batch_size, 1, *self.action_shape)
         everyone = slice(None)
         taken = torch.ones(self.batch_size, 1, dtype=torch.bool, device=self.device)
@@ -157,7 +163,7 @@ class WorldSimulator:
         n = len(rows)
         prompts = list(prompts) if prompts is not None else [""] * n
         if len(prompts) != n:
-            raise ValueError(f"got {len(prompts)} prompts for {n} envs to reset")
+            raise UserError(f"got {len(prompts)} prompts for {n} envs to reset")
         self.set_prompts(rows, prompts)
         self.filled[rows] = False
         self.previous[rows] = 0
@@ -191,7 +197,7 @@ class WorldSimulator:
             return
         bad = [p for p in prompts if not isinstance(p, str)]
         if bad:
-            raise TypeError(f"prompts must be strings, got {bad[0]!r}")
+            raise UserError(f"prompts must be strings, got {bad[0]!r}")
         self.text[rows] = self._text_context(prompts)
 
     # --------------------------------------------------------------------------------- internals
@@ -290,7 +296,7 @@ class WorldSimulator:
         ``head``, temporal positions ``time - T .. time - 1``."""
         n, t = context.shape[:2]
         if n != len(rows) or tuple(context.shape[2:]) != (*self.frame_size, 3) or context.dtype != torch.uint8:
-            raise ValueError(
+            raise UserError(
                 f"context must be uint8 [{len(rows)}, T, {self.frame_size[0]}, {self.frame_size[1]}, 3] "
                 f"(one row per env reset, frames of the simulator's size); got {context.dtype} {tuple(context.shape)}"
             )
@@ -315,3 +321,9 @@ class WorldSimulator:
         updated = self.frames.clone()
         updated[rows] = frames
         self.frames = updated
+
+
+def check_count(name: str, value, unit: str = "") -> None:
+    """Raises a UserError unless ``value`` is an integer >= 1 (a bool is not a count)."""
+    if not is_integer(value, 1):
+        raise UserError(f"{name} must be >= 1{' ' + unit if unit else ''} (an integer), got {value!r}")

@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from worldsim.errors import UserError
+
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float, scale: int = 1) -> Path:
     """Writes RGB ``frames`` uint8 [T, H, W, 3] to an mp4 at ``path``, upscaled ``scale`` times
@@ -45,5 +47,5 @@ def read_video(path: str | Path) -> np.ndarray:
         frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
     capture.release()
     if not frames:
-        raise ValueError(f"{path} holds no readable video frames")
+        raise UserError(f"{path} holds no readable video frames")
     return np.stack(frames)

@@ -38,6 +38,7 @@ import numpy as np
 from worldsim.data.collect import record_episode
 from worldsim.data.policies import make_policy
 from worldsim.envs.dream import DreamEnv
+from worldsim.errors import MissingFileError, UserError
 
 COMMANDS = ("h", "r", "p", "tab", "t", "backspace", "v", "escape")
 BACKGROUND, PANEL, TEXT, DIM = (18, 18, 22), (40, 40, 48), (235, 235, 235), (150, 150, 160)
@@ -103,7 +104,7 @@ def read_replay(path: str | Path, keymap: KeyMap) -> list[Input]:
     """The frames of a replay file (see the module docstring); an unknown key name is an error."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"replay file {path} does not exist")
+        raise MissingFileError(f"replay file {path} does not exist")
     frames = []
     for number, raw in enumerate(path.read_text().splitlines(), 1):
         line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("prompt:") else raw.strip()
@@ -116,7 +117,7 @@ def read_replay(path: str | Path, keymap: KeyMap) -> list[Input]:
             unknown = [n for n in names if n not in keymap.keys and n not in COMMANDS]
             if unknown:
                 accepted = ", ".join([*keymap.keys, *COMMANDS])
-                raise ValueError(f"{path}:{number}: unknown key {unknown[0]!r}; accepted: {accepted}, an integer action, or 'prompt: TEXT'")
+                raise UserError(f"{path}:{number}: unknown key {unknown[0]!r}; accepted: {accepted}, an integer action, or 'prompt: TEXT'")
             frames.append(Input(tuple(n for n in names if n in keymap.keys), tuple(n for n in names if n in COMMANDS)))
     return frames
 
@@ -162,7 +163,7 @@ class Viewer:
         config = self.env.model.config
         self.env_id = config.env_id
         if self.env_id not in KEY_MAPS:
-            raise ValueError(f"no key map for {self.env_id}; the viewer plays {', '.join(KEY_MAPS)}")
+            raise UserError(f"no key map for {self.env_id}; the viewer plays {', '.join(KEY_MAPS)}")
         self.keymap = KEY_MAPS[self.env_id]
         frame_size = tuple(self.env.observation_space.shape[:2])
         self.real = gym.make(self.env_id, **config.world_kwargs(frame_size=frame_size, **world_kwargs))
@@ -443,5 +444,5 @@ class Viewer:
     def check_action(self, action: int) -> int:
         n = self.env.action_space.n
         if not 0 <= action < n:
-            raise ValueError(f"action {action} is outside this world's actions 0..{n - 1}")
+            raise UserError(f"action {action} is outside this world's actions 0..{n - 1}")
         return action

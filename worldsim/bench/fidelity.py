@@ -49,6 +49,7 @@ from worldsim import metrics
 from worldsim.data.collect import record_episode
 from worldsim.data.episode import Episode
 from worldsim.data.policies import make_policy
+from worldsim.errors import UserError, is_integer, is_number
 from worldsim.model.world_model import WorldModel
 from worldsim.video import write_video
 
@@ -75,15 +76,15 @@ class Settings:
     progress: bool = True
 
     def __post_init__(self):
-        for name in ("episodes", "horizon"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.horizon < 3:
-            raise ValueError(f"horizon must be at least 3 frames (velocities need neighbours), got {self.horizon}")
-        if self.context is not None and (not isinstance(self.context, int) or self.context < 1):
-            raise ValueError(f"context must be a positive integer or None, got {self.context!r}")
-        if self.long_steps < 0 or self.long_rollouts < 0 or self.videos < 0 or self.perturbation < 0:
-            raise ValueError("long_steps, long_rollouts, videos and perturbation must not be negative")
+        for name, low in (("episodes", 1), ("horizon", 3), ("long_steps", 0), ("long_rollouts", 0), ("videos", 0), ("seed", 0)):
+            if not is_integer(getattr(self, name), low):
+                accepted = "at least 3 frames (an integer; velocities need neighbours)" if name == "horizon" else f"an integer >= {low}"
+                raise UserError(f"{name} must be {accepted}, got {getattr(self, name)!r}")
+        for name in ("context", "sampler_steps"):
+            if getattr(self, name) is not None and not is_integer(getattr(self, name), 1):
+                raise UserError(f"{name} must be an integer >= 1 or None, got {getattr(self, name)!r}")
+        if not is_number(self.perturbation, 0):
+            raise UserError(f"perturbation must be a finite number >= 0, got {self.perturbation!r}")
 
 
 @dataclass
@@ -132,7 +133,7 @@ def make_world(model: WorldModel, scenario: str | None, split: str, steps: int |
     if is_balls(model):
         return gym.make(BALLS, **model.config.world_kwargs(scenario=scenario, split=split, max_steps=steps))
     if scenario is not None or split != "id":
-        raise ValueError(f"scenarios and splits exist only for {BALLS}; the model's world is {model.config.env_id}")
+        raise UserError(f"scenarios and splits exist only for {BALLS}; the model's world is {model.config.env_id}")
     return gym.make(model.config.env_id, max_episode_steps=steps, **model.config.world_kwargs())
 
 
@@ -144,7 +145,7 @@ def scenarios_of(model: WorldModel, settings: Settings) -> list[str | None]:
     chosen = list(settings.scenarios or SCENARIOS)
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown:
-        raise ValueError(f"unknown Balls scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
+        raise UserError(f"unknown Balls scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
     return chosen
 
 
@@ -445,7 +446,7 @@ def fidelity_targets(report: dict) -> list[dict]:
 def run_physics(model: WorldModel, settings: Settings) -> dict:
     """PhyWorld-style physics of the dream against the parser floor, in- and out-of-distribution."""
     if not is_balls(model):
-        raise ValueError(f"the physics benchmark parses Balls frames; this model's world is {model.config.env_id}")
+        raise UserError(f"the physics benchmark parses Balls frames; this model's world is {model.config.env_id}")
     start = time.perf_counter()
     scenarios = scenarios_of(model, settings)
     groups, context = prepare(model, settings, ("id",), scenarios)

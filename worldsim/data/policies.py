@@ -6,11 +6,16 @@ action; ``reset(seed)`` starts an episode so that a seed fixes every action it t
 
 from __future__ import annotations
 
+import json
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
+
+from worldsim.errors import MissingFileError, UserError, is_number
 
 POLICIES = ("auto", "random", "noop", "scripted")
 
@@ -89,6 +94,10 @@ def make_policy(name: str, env: gym.Env, epsilon: float = 0.2, algo: str = "ppo"
     ``auto`` is ``scripted`` where the world has a task (Balls push, CartPole) and ``noop`` for the
     passive Balls scenarios.
     """
+    if not is_number(epsilon, 0, 1):
+        raise UserError(f"epsilon must be a probability in [0, 1], got {epsilon!r}")
+    if not isinstance(name, str):
+        raise UserError(f"policy must be one of {', '.join(POLICIES)} or the path of an SB3 .zip, got {name!r}")
     scenario = getattr(env.unwrapped, "scenario", None)
     world = "balls" if scenario is not None else "cartpole" if env.action_space == gym.spaces.Discrete(2) else None
     if name == "auto":
@@ -102,10 +111,10 @@ def make_policy(name: str, env: gym.Env, epsilon: float = 0.2, algo: str = "ppo"
             return EpsilonPolicy(push_toward_target, env.action_space, epsilon)
         if world == "cartpole":
             return EpsilonPolicy(balance_pole, env.action_space, epsilon)
-        raise ValueError(f"no scripted policy for this world (scenario {scenario!r}); use policy=random or noop")
+        raise UserError(f"no scripted policy for this world (scenario {scenario!r}); use policy=random or noop")
     if name.endswith(".zip"):
         return SB3Policy(Path(name), env, algo)
-    raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)} or the path of an SB3 .zip")
+    raise UserError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)} or the path of an SB3 .zip")
 
 
 class SB3Policy:
@@ -122,28 +131,72 @@ class SB3Policy:
         import stable_baselines3
 
         if not path.is_file():
-            raise FileNotFoundError(f"SB3 policy file {path} does not exist")
+            raise MissingFileError(f"SB3 policy file {path} does not exist")
         if algo not in self.ALGOS:
-            raise ValueError(f"algo must be one of {', '.join(self.ALGOS)} for an SB3 policy, got {algo!r}")
+            raise UserError(f"algo must be one of {', '.join(self.ALGOS)} for an SB3 policy, got {algo!r}")
+        k = check_saved_spaces(path, env)
         cls = getattr(stable_baselines3, algo.upper())
-        is_image = len(env.observation_space.shape) == 3
+        shape = env.observation_space.shape
         kwargs = {"learning_starts": 0, "buffer_size": 1} if algo == "dqn" else {}
-        from worldsim.agents.imagination import policy_kwargs
+        from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
-        # Image policies: worldsim's own (FrameCNN, from `worldsim agent train`) or SB3's default.
-        layouts = [policy_kwargs(), {}] if is_image else [{}]
+        from worldsim.agents.imagination import FrameStacker, policy_kwargs
+
+        # An image policy of `worldsim agent` sees its last k frames stacked on the channels.
+        self.stacker = FrameStacker(env.observation_space, k) if k > 1 else None
+        self.first = True
+        seen = VecFrameStack(DummyVecEnv([lambda: env]), k, channels_order="last") if k > 1 else env
+        # Image policies: worldsim's own (FrameCNN, from `worldsim agent train`) or SB3's default,
+        # whose NatureCNN needs frames of at least 36 px.
+        layouts = ([policy_kwargs()] + ([{}] if min(shape[:2]) >= 36 else [])) if len(shape) == 3 else [{}]
         for layout in layouts:
-            self.model = cls("CnnPolicy" if is_image else "MlpPolicy", env, device="cpu", policy_kwargs=layout, **kwargs)
+            self.model = cls("CnnPolicy" if len(shape) == 3 else "MlpPolicy", seen, device="cpu", policy_kwargs=layout, **kwargs)
             try:
                 self.model.set_parameters(str(path), exact_match=True, device="cpu")
                 break
+            except pickle.UnpicklingError:
+                raise UserError(f"{path} holds more than weights (objects that only unpickling would make); "
+                                "worldsim loads SB3 policies weights-only, so re-save it with SB3's save()") from None  # fmt: skip
             except (RuntimeError, ValueError, KeyError) as error:
                 if layout is layouts[-1]:
-                    raise ValueError(f"{path} does not hold an SB3 {algo.upper()} policy for these spaces ({error})") from error
+                    raise UserError(f"{path} does not hold an SB3 {algo.upper()} policy for these spaces ({error})") from error
 
     def reset(self, seed: int) -> None:
         self.model.set_random_seed(seed)
+        self.first = True
 
     def __call__(self, observation, info):
+        if self.stacker is not None:
+            observation = self.stacker.reset(observation) if self.first else self.stacker.step(observation)
+        self.first = False
         action, _ = self.model.predict(observation, deterministic=True)
         return action.item() if np.ndim(action) == 0 else action
+
+
+def check_saved_spaces(path: Path, env: gym.Env) -> int:
+    """How many of ``env``'s frames the SB3 policy in ``path`` sees at once (1 for a policy of
+    one frame or of other observations); a UserError unless its saved spaces fit ``env``'s.
+
+    SB3's ``data`` entry is JSON; beside each space's pickle (never read) it keeps plain fields
+    such as ``_shape`` and ``n``, and it stores image spaces channel-first."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+        saved_obs, saved_actions = data["observation_space"], data["action_space"]
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError) as error:
+        raise UserError(f"{path} is not an SB3 policy .zip ({type(error).__name__}: {error})") from None
+    obs = env.observation_space.shape
+    shape = tuple(saved_obs.get("_shape") or ())
+    # Image policies: channel-last, or channel-first with k stacked frames ([3k, H, W], `worldsim agent`).
+    stacked = len(shape) == 3 and len(obs) == 3 and shape[0] % obs[-1] == 0 and shape[1:] == obs[:2]
+    fits = (shape == obs or stacked) if len(obs) == 3 else shape == obs
+    if not fits:
+        if len(shape) == 3 and len(obs) == 3:
+            height, width = shape[1:] if shape[0] % 3 == 0 else shape[:2]
+            raise UserError(f"{path} is a policy for {height}x{width} frames, but this env makes {obs[0]}x{obs[1]} frames; "
+                            f"use frame_size=[{height},{width}] or a policy trained at this size")  # fmt: skip
+        raise UserError(f"{path} is a policy for observations of shape {shape}, but this env's are {obs}")
+    n = getattr(env.action_space, "n", None)
+    if saved_actions.get("n") is not None and n is not None and int(saved_actions["n"]) != int(n):
+        raise UserError(f"{path} is a policy for {saved_actions['n']} actions, but this env has {n}")
+    return shape[0] // obs[-1] if stacked else 1

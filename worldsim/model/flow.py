@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
+from worldsim.errors import UserError, is_integer, is_number
+
 
 @dataclass(frozen=True)
 class NoiseSchedule:
@@ -80,6 +82,16 @@ def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigmas: torch.Tensor) -> to
 
 def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return noise - x0
+
+
+def check_sampling(steps: int | None, guidance: float) -> None:
+    """Raises a UserError unless ``steps`` is None (the model's default) or an integer >= 1, and
+    ``guidance`` a finite number >= 1 (below 1 the mix leans on the unconditional model, which
+    ignores the actions)."""
+    if steps is not None and not is_integer(steps, 1):
+        raise UserError(f"sampler_steps must be >= 1 (an integer), or None for the model's default; got {steps!r}")
+    if not is_number(guidance, 1):
+        raise UserError(f"guidance must be a finite number >= 1 (1: no classifier-free guidance), got {guidance!r}")
 
 
 def make_scheduler(steps: int, shift: float = 1.0, device=None) -> FlowMatchEulerDiscreteScheduler:

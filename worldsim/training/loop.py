@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from worldsim.data.collection import Collection
 from worldsim.data.dataset import BucketBatchSampler, WindowDataset
+from worldsim.errors import UserError
 from worldsim.model.codec import load_codec
 from worldsim.model.dit import SpacetimeDiT
 from worldsim.model.flow import NoiseSchedule, add_noise, velocity_target
@@ -59,12 +60,12 @@ def describe_world(roots: list[str | Path]) -> WorldModelConfig:
     collections = [Collection(root) for root in roots]
     env_ids = {c.settings.get("env_id") for c in collections}
     if len(env_ids) > 1:
-        raise ValueError(f"the collections come from different worlds {sorted(map(str, env_ids))}; train one world per model")
+        raise UserError(f"the collections come from different worlds {sorted(map(str, env_ids))}; train one world per model")
     settings = collections[0].settings
     env_id, env_kwargs = settings.get("env_id"), dict(settings.get("env_kwargs") or {})
     frame_size = tuple(collections[0].refs()[0].frame_size)
     if env_id is None:
-        raise ValueError(f"collection {collections[0].root} names no env_id; worldsim needs the real world's action space")
+        raise UserError(f"collection {collections[0].root} names no env_id; worldsim needs the real world's action space")
     env = gym.make(env_id, **env_kwargs)
     space, fps = env.action_space, env.metadata.get("render_fps", 10)
     env.close()
@@ -73,7 +74,7 @@ def describe_world(roots: list[str | Path]) -> WorldModelConfig:
     elif isinstance(space, gym.spaces.Box):
         action_space = {"type": "box", "shape": list(space.shape), "low": space.low.tolist(), "high": space.high.tolist()}
     else:
-        raise ValueError(f"{env_id} has action space {space}; worldsim models support Discrete and Box")
+        raise UserError(f"{env_id} has action space {space}; worldsim models support Discrete and Box")
     return WorldModelConfig(env_id=env_id, env_kwargs=env_kwargs, frame_size=frame_size, fps=int(fps), action_space=action_space)
 
 
@@ -262,14 +263,14 @@ def train(
     schedule, EMA and data position (the noise of a step is seeded by the step). ``text_encoder``:
     see :func:`build_world_model`. ``init``: a trained world model (shipped name, model or run
     folder) of ``model_cfg``'s sizes to start from (fine-tuning; its ``residual_std`` is kept)."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    if type(steps) is not int or steps < 1:
+        raise UserError(f"steps must be >= 1 (an integer), got {steps!r}")
     out = Path(out)
     rank, world_size, device = setup_distributed(device)
     dataset = WindowDataset(data, cfg.window_lengths, images=cfg.images, terminal_repeats=cfg.terminal_repeats)
     sampler = BucketBatchSampler(dataset.buckets, cfg.batch_size, drop_last=True, seed=cfg.seed, rank=rank, world_size=world_size)
     if len(sampler) == 0:
-        raise ValueError(f"no full batch of {cfg.batch_size} windows per rank: collect more episodes or lower batch_size")
+        raise UserError(f"no full batch of {cfg.batch_size} windows per rank: collect more episodes or lower batch_size")
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers)
 
     torch.manual_seed(cfg.seed)
@@ -347,7 +348,7 @@ def start_from(model: WorldModel, trained: WorldModel, init: str | Path) -> None
         model.load_state_dict(trained.state_dict())
     except RuntimeError as error:
         first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
-        raise ValueError(f"init={init} has other sizes than model= ({first}); fine-tune with its own sizes") from None
+        raise UserError(f"init={init} has other sizes than model= ({first}); fine-tune with its own sizes") from None
     model.dit.register_to_config(residual_std=trained.dit.config.residual_std)
 
 
