@@ -1,6 +1,11 @@
+import re
+
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
+from worldsim.errors import MissingFileError, UserError
+from worldsim.model import manifest
 from worldsim.model.codec import PixelCodec, VAECodec, frames_to_unit, load_codec, small_vae, unit_to_frames
 
 
@@ -76,14 +81,32 @@ def test_vae_codec_save_load_identity(tmp_path):
 
 def test_load_codec_errors_name_what_is_accepted(tmp_path):
     assert isinstance(load_codec("pixels"), PixelCodec)
-    with pytest.raises(ValueError, match="unknown codec 'vqgan'.*pixels, vae"):
+    with pytest.raises(UserError, match="unknown codec 'vqgan'.*pixels, vae"):
         load_codec("vqgan")
-    with pytest.raises(FileNotFoundError, match="no trained VAE.*stage=vae"):
+    with pytest.raises(MissingFileError, match="no trained VAE.*stage=vae"):
         load_codec("vae", tmp_path)
-    with pytest.raises(FileNotFoundError, match="no trained VAE"):
+    with pytest.raises(MissingFileError, match="no trained VAE"):
         load_codec("vae")
 
 
 def test_small_vae_rejects_a_bad_downsample():
-    with pytest.raises(ValueError, match="2, 4 or 8, got 3"):
+    with pytest.raises(UserError, match="2, 4 or 8, got 3"):
         small_vae(downsample=3)
+
+
+def test_a_vae_folder_is_checked_against_its_manifest(tmp_path):
+    torch.manual_seed(0)
+    VAECodec(small_vae(latent_channels=4, downsample=2, width=8)).save_pretrained(tmp_path)
+    weights = tmp_path / "vae" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(weights)
+    name = sorted(tensors)[0]
+    del tensors[name]
+    save_file(tensors, weights)
+    with pytest.raises(UserError, match=re.escape(str(weights)) + f" does not match .*missing tensor {re.escape(name)}"):
+        load_codec("vae", tmp_path)
+    manifest.write(tmp_path / "vae")  # even a manifest that trusts the damage cannot make diffusers fill it randomly
+    with pytest.raises(UserError, match=f"do not fit its config.json of AutoencoderKL: missing \\['{re.escape(name)}'\\]"):
+        load_codec("vae", tmp_path)
+    (tmp_path / "vae" / "manifest.json").unlink()
+    with pytest.raises(MissingFileError, match=f"`python -m worldsim.model.manifest {re.escape(str(tmp_path / 'vae'))}`"):
+        load_codec("vae", tmp_path)

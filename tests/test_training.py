@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from synthetic import PLACES, draw, make_collection
+
 from worldsim.data.collection import Collection
 from worldsim.data.episode import Episode
 from worldsim.model.world_model import WorldModel, load
@@ -137,7 +137,7 @@ def test_corrupt_checkpoints_give_clear_errors(data, tmp_path):
         train(out=tmp_path / "run", resume=True, **{**args, "steps": 4})
     weights = result.checkpoint / "dit" / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
-    with pytest.raises(ValueError, match="cannot load the world model .* missing or corrupt"):
+    with pytest.raises(ValueError, match="diffusion_pytorch_model.safetensors is not a readable safetensors file"):
         WorldModel.from_pretrained(result.checkpoint)
     with pytest.raises(FileNotFoundError, match="resume=true but .* has no complete checkpoint"):
         train(out=tmp_path / "empty", resume=True, **args)
@@ -310,3 +310,29 @@ def test_init_fine_tunes_a_trained_model_and_refuses_other_sizes(overfit, data, 
     wider = replace(TINY, hidden_size=64)
     with pytest.raises(ValueError, match="has other sizes than model="):
         train([data], tmp_path / "wide", 1, wider, config(), progress=False, init=out)
+
+
+def test_a_checkpoint_without_its_training_state_is_ignored_by_load_and_resume_alike(data, tmp_path, monkeypatch):
+    from worldsim.model.world_model import model_folder
+
+    args = dict(data=[data], steps=4, model_cfg=TINY, cfg=config(checkpoint_every=2), progress=False)
+    real_save_state = checkpoint.save_state
+
+    def killed_writing_step_4(path, parts, state):
+        if state.step == 4:
+            raise KeyboardInterrupt  # the kill lands inside the training-state write, after the model's
+        real_save_state(path, parts, state)
+
+    monkeypatch.setattr(checkpoint, "save_state", killed_writing_step_4)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(out=run, **args)
+    monkeypatch.setattr(checkpoint, "save_state", real_save_state)
+    step_2, step_4 = run / "checkpoints" / "step_0000002", run / "checkpoints" / "step_0000004"
+    assert (step_4 / "worldsim.json").is_file() and not (step_4 / checkpoint.STATE_FILE).exists()
+    assert model_folder(run) == checkpoint.newest(run) == step_2
+    for a, b in zip(load(run).parameters(), WorldModel.from_pretrained(step_2).parameters()):
+        assert torch.equal(a, b)
+    resumed = train(out=run, resume=True, **args)
+    assert resumed.checkpoint == step_4 and (step_4 / checkpoint.STATE_FILE).is_file()
+    assert [int(step) for step in losses(run, "step")] == [1, 2, 3, 4]

@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ from safetensors.torch import load_file
 
 from worldsim.data.collect import collect
 from worldsim.data.collection import Collection
+from worldsim.errors import UserError
+from worldsim.model import manifest
 from worldsim.model.codec import VAECodec, load_codec
 from worldsim.training import vae as vae_training
 from worldsim.training.config import TrainConfig
@@ -174,3 +177,16 @@ def test_a_world_model_trains_on_the_vae_latents(run, data, tmp_path):
     assert (result.checkpoint / "vae" / "config.json").is_file()  # the codec travels with the model
     frames = torch.from_numpy(np.stack([e.frames[:3] for e in Collection(data).load()[:2]]))
     assert world.predict_next(frames, torch.zeros(2, 3, dtype=torch.long), ["", ""], steps=2).shape == (2, 16, 16, 3)
+
+
+def test_a_vae_run_carries_manifests_and_load_names_it_a_vae_run(run, tmp_path):
+    from worldsim.model.world_model import load
+
+    out, last = run
+    manifest.verify(out / "vae")
+    manifest.verify(last / "vae")
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / "vae")  # as if killed after its first checkpoint, before RUN/vae was refreshed
+    with pytest.raises(UserError, match="is a VAE codec run, not a world model; pass it as model.vae="):
+        load(copy)

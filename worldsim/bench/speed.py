@@ -40,7 +40,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from worldsim.model.codec import small_vae
+from worldsim.errors import UserError
+from worldsim.model.codec import VAECodec, small_vae
 from worldsim.model.flow import make_scheduler
 from worldsim.model.world_model import WorldModel, WorldModelConfig
 from worldsim.simulator import WorldSimulator
@@ -78,7 +79,7 @@ QUICK = SpeedGrid(batch_sizes=[1, 8], windows=[4, 16, 64], sampler_steps=[4], re
 def preset(name: str) -> ModelConfig:
     """The sizes of ``configs/model/<name>.yaml`` (read from the installed package)."""
     if name not in PRESETS:
-        raise ValueError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise UserError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}")
     cfg = OmegaConf.create(resources.files("worldsim.configs").joinpath("model", f"{name}.yaml").read_text())
     return model_config(cfg)
 
@@ -104,7 +105,7 @@ def build_model(sizes: ModelConfig, frame_size: tuple[int, int], window: int, se
     if sizes.codec != "vae" or sizes.vae is not None:
         return build_world_model(sizes, world).eval()
     with tempfile.TemporaryDirectory() as folder:
-        small_vae().save_pretrained(Path(folder) / "vae")
+        VAECodec(small_vae()).save_pretrained(Path(folder))
         return build_world_model(replace(sizes, vae=folder), world).eval()
 
 
@@ -438,9 +439,9 @@ def resolve_devices(device: str) -> list[str]:
     if device == "auto":
         return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+        raise UserError(f"device must be auto, cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda, but torch sees no CUDA device here; use device=cpu or auto")
+        raise UserError("device=cuda, but torch sees no CUDA device here; use device=cpu or auto")
     return [device]
 
 

@@ -3,7 +3,8 @@
 - ``pixels``: the identity, frames scaled to [-1, 1]; for tiny frames and tests.
 - ``vae``: a small diffusers ``AutoencoderKL`` trained from scratch (``worldsim train stage=vae``);
   latents are normalised with the ``shift_factor`` and ``scaling_factor`` of its config, measured
-  on the training frames, so that they have zero mean and unit variance like the noise.
+  on the training frames, so that they have zero mean and unit variance like the noise. Its folder
+  ``vae/`` carries a manifest of its weights (:mod:`worldsim.model.manifest`), checked on loading.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import torch
 from diffusers import AutoencoderKL
 from einops import rearrange
 from torch import nn
+
+from worldsim.errors import MissingFileError, UserError
+from worldsim.model import manifest
 
 CODECS = ("pixels", "vae")
 
@@ -91,17 +95,19 @@ class VAECodec(nn.Module):
         return unit_to_frames(self.decode_unit(latents))
 
     def save_pretrained(self, path: str | Path) -> None:
+        """Writes ``path/vae``: the diffusers folder and its manifest."""
         self.vae.save_pretrained(Path(path) / "vae")
+        manifest.write(Path(path) / "vae")
 
 
 def small_vae(latent_channels: int = 4, downsample: int = 4, width: int = 64) -> AutoencoderKL:
     """A small ``AutoencoderKL`` for our frames: ``downsample`` in {2, 4, 8}, channels ``width`` ->
     ``2 * width``; a few hundred thousand parameters at the defaults."""
     if downsample not in (2, 4, 8):
-        raise ValueError(f"vae downsample must be 2, 4 or 8, got {downsample}")
+        raise UserError(f"vae downsample must be 2, 4 or 8, got {downsample}")
     # GroupNorm uses min(32, width // 2) groups, which must divide every block's channels.
     if width < 2 or not (width <= 64 and width % 2 == 0 or width % 32 == 0):
-        raise ValueError(f"vae width must be an even number up to 64 or a multiple of 32, got {width}")
+        raise UserError(f"vae width must be an even number up to 64 or a multiple of 32, got {width}")
     levels = {2: 2, 4: 3, 8: 4}[downsample]
     channels = tuple(min(width * 2**i, 2 * width) for i in range(levels))
     return AutoencoderKL(
@@ -118,12 +124,16 @@ def small_vae(latent_channels: int = 4, downsample: int = 4, width: int = 64) ->
     )
 
 
-def load_codec(name: str, path: str | Path | None = None) -> PixelCodec | VAECodec:
-    """The codec called ``name``; ``vae`` reads ``path/vae`` (a diffusers AutoencoderKL folder)."""
+def load_codec(name: str, path: str | Path | None = None, verify: bool = True) -> PixelCodec | VAECodec:
+    """The codec called ``name``; ``vae`` reads ``path/vae`` (a diffusers AutoencoderKL folder), after
+    checking it against its manifest unless ``verify`` is False (a caller that checked a manifest
+    covering it)."""
     if name == "pixels":
         return PixelCodec()
     if name == "vae":
         if path is None or not (Path(path) / "vae" / "config.json").is_file():
-            raise FileNotFoundError(f"vae codec: no trained VAE at {path}/vae; train one with `worldsim train stage=vae`")
-        return VAECodec(AutoencoderKL.from_pretrained(Path(path) / "vae", use_safetensors=True, low_cpu_mem_usage=False))
-    raise ValueError(f"unknown codec {name!r}; choose one of {', '.join(CODECS)}")
+            raise MissingFileError(f"vae codec: no trained VAE at {path}/vae; train one with `worldsim train stage=vae`")
+        if verify:
+            manifest.verify(Path(path) / "vae")
+        return VAECodec(manifest.load_exact(AutoencoderKL, Path(path) / "vae"))
+    raise UserError(f"unknown codec {name!r}; choose one of {', '.join(CODECS)}")

@@ -7,28 +7,38 @@ MODEL/
   dit/                          SpacetimeDiT (config.json + diffusion_pytorch_model.safetensors)
   text_encoder/                 ByteTextEncoder, same layout
   vae/                          AutoencoderKL, only for the "vae" codec
+  manifest.json                 names, shapes, dtypes and sha256 of every weight file (worldsim.model.manifest)
 ```
+Loading verifies the manifest and refuses a folder whose weights are missing, extra or altered.
+
+A training run folder holds checkpoints ``checkpoints/step_NNNNNNN/``; one is complete once its
+``training_state.pt``, written last, exists. :func:`complete_checkpoints` is that one definition,
+shared by :func:`load` and by resuming (:mod:`worldsim.training.checkpoint`), world model and VAE runs alike.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from torch import nn
 
 from worldsim.atomic import atomic_write
+from worldsim.errors import MissingFileError, UserError
+from worldsim.model import manifest
 from worldsim.model.codec import load_codec
 from worldsim.model.dit import SpacetimeDiT
-from worldsim.model.flow import add_noise, sample_frames
+from worldsim.model.flow import add_noise, check_sampling, sample_frames
 from worldsim.model.text import ByteTextEncoder
 
 CONFIG_FILE = "worldsim.json"
+STATE_FILE = "training_state.pt"  # the last file of a checkpoint: its presence makes the checkpoint complete
 
 
 @dataclass
@@ -75,6 +85,7 @@ class WorldModel(nn.Module):
         self.codec.save_pretrained(tmp)
         with atomic_write(tmp / CONFIG_FILE, "w") as f:
             json.dump(asdict(self.config), f, indent=2)
+        manifest.write(tmp)
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)
@@ -82,23 +93,27 @@ class WorldModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu", text_encoder: nn.Module | None = None) -> WorldModel:
-        """Loads a model folder; a missing or corrupt one raises an error that names the file.
+        """Loads a model folder after verifying its manifest; a missing, corrupt or altered file, or
+        one without a manifest, raises a UserError that names it.
 
         ``text_encoder``: the user's own encoder, for a model trained with one (its folder then
         holds whatever that encoder's ``save_pretrained`` wrote, or nothing)."""
         path = Path(path)
         config_path = path / CONFIG_FILE
         if not config_path.is_file():
-            raise FileNotFoundError(f"{path} is not a worldsim model folder: it has no {CONFIG_FILE}")
+            raise MissingFileError(f"{path} is not a worldsim model folder: it has no {CONFIG_FILE}")
+        manifest.verify(path)
         try:
             raw = json.loads(config_path.read_text())
             config = WorldModelConfig(**{**raw, "frame_size": tuple(raw["frame_size"])})
-            dit = SpacetimeDiT.from_pretrained(path / "dit", use_safetensors=True, low_cpu_mem_usage=False)
+            dit = manifest.load_exact(SpacetimeDiT, path / "dit")
             if text_encoder is None:
-                text_encoder = ByteTextEncoder.from_pretrained(path / "text_encoder", use_safetensors=True, low_cpu_mem_usage=False)
+                text_encoder = manifest.load_exact(ByteTextEncoder, path / "text_encoder")
+        except UserError:
+            raise
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
-            raise ValueError(f"cannot load the world model at {path}: missing or corrupt files ({error})") from error
-        codec = load_codec(config.codec, path)
+            raise UserError(f"cannot load the world model at {path}: missing or corrupt files ({error})") from error
+        codec = load_codec(config.codec, path, verify=False)  # the folder's manifest, verified above, covers vae/
         return cls(config, codec, dit, text_encoder).to(device).eval()
 
     # ---------------------------------------------------------------------------------- inference
@@ -146,6 +161,7 @@ class WorldModel(nn.Module):
         Returns:
             uint8 ``[B, H, W, 3]``.
         """
+        check_sampling(steps, guidance)
         steps = steps or self.config.sampler_steps
         device = self.device
         context = self.codec.encode(frames.to(device))
@@ -181,10 +197,11 @@ class WorldModel(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """First frames from text alone (an image is a one-frame video): uint8 ``[B, H, W, 3]``."""
+        check_sampling(steps, guidance)
         height, width = frame_size or self.config.frame_size
         d, b, device = self.codec.downsample, len(captions), self.device
         if height % d or width % d:
-            raise ValueError(f"frame_size {(height, width)} must be divisible by the codec's downsampling {d}")
+            raise UserError(f"frame_size {(height, width)} must be divisible by the codec's downsampling {d}")
         text, text_mask = self.text_encoder(list(captions))
         discrete = self.config.action_space["type"] == "discrete"
         actions = torch.zeros((b, 1) if discrete else (b, 1, *self.config.action_space["shape"]), device=device)
@@ -202,11 +219,22 @@ class WorldModel(nn.Module):
         return self.codec.decode(sample_frames(denoise, shape, steps or self.config.sampler_steps, generator, device))[:, 0]
 
 
+def complete_checkpoints(run: Path) -> list[Path]:
+    """The complete checkpoint folders of a training run folder (world model or VAE), oldest first."""
+    return sorted(p for p in (run / "checkpoints").glob("step_*") if (p / STATE_FILE).is_file())
+
+
+def vae_run_error(run: Path) -> UserError:
+    return UserError(f"{run} is a VAE codec run, not a world model; pass it as model.vae={run} to `worldsim train`")
+
+
 def latest_checkpoint(run: Path) -> Path:
-    """The newest complete checkpoint folder of a training run folder."""
-    checkpoints = sorted(p for p in (run / "checkpoints").glob("step_*") if (p / CONFIG_FILE).is_file())
+    """The newest complete checkpoint folder of a world model's training run folder."""
+    checkpoints = complete_checkpoints(run)
     if not checkpoints:
-        raise FileNotFoundError(f"run folder {run} has no complete checkpoint yet")
+        raise MissingFileError(f"run folder {run} has no complete checkpoint yet")
+    if not (checkpoints[-1] / CONFIG_FILE).is_file() and (checkpoints[-1] / "vae").is_dir():
+        raise vae_run_error(run)  # one killed before its first refresh of RUN/vae
     return checkpoints[-1]
 
 
@@ -223,14 +251,14 @@ def model_folder(name_or_path: str | Path) -> Path:
     if (path / CONFIG_FILE).is_file():
         return path
     if (path / "vae" / "config.json").is_file():
-        raise ValueError(f"{path} is a VAE codec run, not a world model; pass it as model.vae={path} to `worldsim train`")
+        raise vae_run_error(path)
     if (path / "checkpoints").is_dir():
         return latest_checkpoint(path)
     shipped = shipped_models()
     if str(name_or_path) in shipped:
         return shipped[str(name_or_path)]
     names = ", ".join(shipped) or "none yet"
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"no world model {str(name_or_path)!r}: not a shipped model (shipped: {names}), "
         "a model folder (with worldsim.json) or a run folder (with checkpoints/)"
     )

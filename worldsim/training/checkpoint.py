@@ -7,8 +7,9 @@ RUN/
   checkpoints/step_0001000/   a WorldModel folder with the EMA weights (worldsim.load reads it)
       training_state.pt       raw weights, optimizer, LR schedule, EMA, data position
 ```
-A checkpoint counts only once its ``training_state.pt`` exists; both are written to temporary
-names and renamed, so a killed run leaves at worst an unfinished, ignored folder. Training state
+A checkpoint counts only once its ``training_state.pt`` exists (for ``worldsim.load`` and resume
+alike: :func:`~worldsim.model.world_model.complete_checkpoints`); both are written to temporary
+names and renamed, so a killed run leaves at worst an unfinished folder that both ignore. Training state
 loads with ``torch.load(weights_only=True)``: nothing is unpickled.
 """
 
@@ -27,9 +28,8 @@ from typing import Any
 import torch
 
 from worldsim.atomic import atomic_write
-from worldsim.model.world_model import WorldModel
-
-STATE_FILE = "training_state.pt"
+from worldsim.errors import MissingFileError, UserError
+from worldsim.model.world_model import STATE_FILE, WorldModel, complete_checkpoints
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class State:
 
 def checkpoints(out: Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
-    return sorted(p for p in (out / "checkpoints").glob("step_*") if (p / STATE_FILE).is_file())
+    return complete_checkpoints(out)
 
 
 def has_checkpoints(out: Path) -> bool:
@@ -81,14 +81,14 @@ def load_state(out: Path, parts: dict[str, Any]) -> State:
     """Restores the newest complete checkpoint of ``out`` into ``parts`` and returns its State."""
     path = newest(out)
     if path is None:
-        raise FileNotFoundError(f"resume=true but {out} has no complete checkpoint to resume from")
+        raise MissingFileError(f"resume=true but {out} has no complete checkpoint to resume from")
     try:
         saved = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
         for name, part in parts.items():
             part.load_state_dict(saved[name])
         return State(**saved["state"])
     except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
-        raise ValueError(
+        raise UserError(
             f"checkpoint {path} is corrupt or from another model ({str(error).splitlines()[0]}); "
             "delete that folder to resume from the one before it"
         ) from error
@@ -106,7 +106,7 @@ def start(out: Path, parts: dict[str, Any], resume: bool) -> State:
     if resume:
         return load_state(out, parts)
     if has_checkpoints(out):
-        raise ValueError(f"{out} already holds checkpoints; pass resume=true to continue it or choose another out=")
+        raise UserError(f"{out} already holds checkpoints; pass resume=true to continue it or choose another out=")
     return State()
 
 

@@ -18,7 +18,7 @@ RUN/
   config.json, metrics.csv          as for the world model (metrics: loss, recon, kl, lr, ...)
   vae/                              the latest VAE: ``load_codec("vae", RUN)`` reads it
   vae_eval.json                     held-out PSNR and latent statistics of the latest checkpoint
-  checkpoints/step_0001000/vae/     the VAE at that step (diffusers folder, safetensors)
+  checkpoints/step_0001000/vae/     the VAE at that step (diffusers folder, safetensors, manifest)
                  training_state.pt  raw weights, optimizer, LR schedule, data position
 ```
 """
@@ -46,10 +46,18 @@ from tqdm import tqdm
 from worldsim.atomic import atomic_write
 from worldsim.data.collection import Collection
 from worldsim.data.dataset import BucketBatchSampler, WindowDataset
+from worldsim.errors import UserError
 from worldsim.model.codec import VAECodec, frames_to_unit, small_vae
 from worldsim.training import checkpoint
 from worldsim.training.config import TrainConfig
-from worldsim.training.loop import accumulate, batches, check_finite, lr_lambda, setup_distributed, step_seed
+from worldsim.training.loop import (
+    accumulate,
+    batches,
+    check_finite,
+    lr_lambda,
+    setup_distributed,
+    step_seed,
+)
 
 METRICS = ("step", "epoch", "loss", "recon", "kl", "lr", "grad_norm", "steps_per_s")
 HOLDOUT_EVERY = 20  # episode files 0, 20, 40, ... of each collection are held out
@@ -113,7 +121,7 @@ def check_frame_sizes(dataset: WindowDataset, downsample: int) -> None:
     sizes = sorted({bucket[1:] for bucket in dataset.buckets})
     bad = [size for size in sizes if size[0] % downsample or size[1] % downsample]
     if bad:
-        raise ValueError(
+        raise UserError(
             f"frame sizes {bad} are not divisible by the VAE's downsample={downsample}; "
             "choose a downsample (2, 4 or 8) that divides every frame side"
         )
@@ -121,9 +129,9 @@ def check_frame_sizes(dataset: WindowDataset, downsample: int) -> None:
 
 def check_vae_settings(latent_channels: int, kl_weight: float) -> None:
     if latent_channels < 1:
-        raise ValueError(f"vae latent_channels must be >= 1, got {latent_channels}")
+        raise UserError(f"vae latent_channels must be >= 1, got {latent_channels}")
     if not (math.isfinite(kl_weight) and kl_weight >= 0):
-        raise ValueError(f"vae kl_weight must be a finite number >= 0, got {kl_weight}")
+        raise UserError(f"vae kl_weight must be a finite number >= 0, got {kl_weight}")
 
 
 # ------------------------------------------------------------------------------------ evaluation
@@ -189,7 +197,7 @@ def save_checkpoint(
     """Writes ``checkpoints/step_NNNNNNN/`` (``vae/`` + training state), refreshes ``out/vae`` and
     ``out/vae_eval.json``, and prunes all checkpoints but ``keep``."""
     path = out / "checkpoints" / f"step_{state.step:07d}"
-    vae.save_pretrained(path / "vae")
+    VAECodec(vae).save_pretrained(path)
     checkpoint.save_state(path, parts, state)
     replace_folder(path / "vae", out / "vae")
     with atomic_write(out / EVAL_FILE, "w") as f:
@@ -232,10 +240,10 @@ def train_vae(
     Uses of ``cfg``: batch_size (frames), grad_accum, lr, weight_decay, warmup_steps, min_lr_ratio,
     grad_clip, log_every, checkpoint_every, keep_checkpoints, num_workers, bf16, seed."""
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise UserError(f"steps must be >= 1, got {steps}")
     check_vae_settings(latent_channels, kl_weight)
     torch.manual_seed(cfg.seed)
-    vae = small_vae(latent_channels, downsample, width)  # raises ValueError for a bad downsample or width
+    vae = small_vae(latent_channels, downsample, width)  # raises UserError for a bad downsample or width
     out = Path(out)
     rank, world_size, device = setup_distributed(device)
     dataset = WindowDataset(data, window_lengths=1, images=True)
@@ -244,7 +252,7 @@ def train_vae(
     sampler = BucketBatchSampler([dataset.buckets[i] for i in train], cfg.batch_size, drop_last=True, seed=cfg.seed,
                                  rank=rank, world_size=world_size)  # fmt: skip
     if len(sampler) == 0:
-        raise ValueError(
+        raise UserError(
             f"no full batch of {cfg.batch_size} frames per rank among {len(train)} training frames "
             f"({len(held_out)} held out): collect more episodes or lower batch_size"
         )
