@@ -1,11 +1,15 @@
+import shutil
+import zipfile
+
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from worldsim.data.collect import collect
 from worldsim.data.collection import Collection
 from worldsim.data.dataset import BucketBatchSampler, WindowDataset
-from worldsim.data.collect import collect
+from worldsim.errors import MissingFileError, UserError
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +97,38 @@ def test_sampler_is_seeded_and_shards_across_ranks():
 
 
 def test_bad_arguments_are_rejected(roots, tmp_path):
-    with pytest.raises(ValueError, match="window lengths, stride and terminal_repeats must be positive"):
+    with pytest.raises(UserError, match="window lengths, stride and terminal_repeats must be positive"):
         WindowDataset(roots[0], window_lengths=0)
-    with pytest.raises(ValueError, match="terminal_repeats must be positive"):
+    with pytest.raises(UserError, match="terminal_repeats must be positive"):
         WindowDataset(roots[0], window_lengths=4, terminal_repeats=0)
-    with pytest.raises(ValueError, match="no windows of length"):
+    with pytest.raises(UserError, match="no windows of length"):
         WindowDataset(roots[1], window_lengths=50, images=False)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(MissingFileError, match="does not exist"):
         WindowDataset(tmp_path / "missing")
-    with pytest.raises(ValueError, match="batch_size must be positive"):
+    with pytest.raises(UserError, match="batch_size must be positive"):
         BucketBatchSampler([0], 0)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "still"])
+def test_a_damaged_file_is_refused_by_name(roots, tmp_path, damage):
+    root = shutil.copytree(roots[0], tmp_path / "copy")
+    path = root / ("stills" if damage == "still" else "episodes") / "000001.npz"
+    path.write_bytes(b"" if damage == "empty" else path.read_bytes()[:-30])
+    problem = "is damaged: it is empty" if damage == "empty" else "is damaged or not a worldsim episode .BadZipFile"
+    kind = path.parent.name
+    expected = f"1 {kind} file.s. of the collection {root} cannot be read: episode file {path} {problem}.*Rerun"
+    with pytest.raises(UserError, match=expected):
+        WindowDataset(root, window_lengths=4)
+
+
+def test_rotten_frames_are_refused_by_name_when_loaded(roots, tmp_path):
+    root = shutil.copytree(roots[0], tmp_path / "copy")
+    path = Collection(root).paths()[1]  # the dataset loads episode 0 to learn the action dtype
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("frames.npy")
+    data[info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    dataset = WindowDataset(root, window_lengths=4, images=False)  # the quick check skips the frames
+    with pytest.raises(UserError, match=f"episode file {path} is damaged.*Bad CRC-32 for file 'frames.npy'"):
+        dataset[next(i for i, window in enumerate(dataset.windows) if window.ref.path == path)]

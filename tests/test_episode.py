@@ -1,7 +1,10 @@
+import zipfile
+
 import numpy as np
 import pytest
 
-from worldsim.data.episode import Episode
+from worldsim.data.episode import Episode, damage, read_arrays
+from worldsim.errors import MissingFileError, UserError
 
 
 def make_episode(steps=3, size=(8, 12), seed=0):
@@ -44,7 +47,7 @@ def test_still_image_is_a_one_frame_episode(tmp_path):
 def test_mismatched_lengths_are_rejected(tmp_path):
     episode = make_episode()
     episode.rewards = episode.rewards[:-1]
-    with pytest.raises(ValueError, match="rewards has 2 entries, expected 3"):
+    with pytest.raises(UserError, match="rewards has 2 entries, expected 3"):
         episode.save(tmp_path / "e.npz")
     episode = make_episode()
     episode.frames = episode.frames.astype(np.float32)
@@ -53,12 +56,42 @@ def test_mismatched_lengths_are_rejected(tmp_path):
 
 
 def test_missing_and_corrupt_files_give_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(MissingFileError, match="does not exist"):
         Episode.load(tmp_path / "nope.npz")
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"not a zip file at all")
-    with pytest.raises(ValueError, match="corrupt or not a worldsim episode"):
+    with pytest.raises(UserError, match=f"episode file {corrupt} is damaged or not a worldsim episode"):
         Episode.load(corrupt)
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
-    with pytest.raises(ValueError, match="lacks"):
+    with pytest.raises(UserError, match="lacks"):
         Episode.load(tmp_path / "other.npz")
+    assert "lacks" in damage(tmp_path / "other.npz")
+
+
+def frames_offset(path):
+    """The offset of the middle of the compressed frames in an episode file."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("frames.npy")
+    return info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2
+
+
+def test_damaged_files_are_named_truncated_emptied_or_rotten(tmp_path):
+    path = make_episode(steps=20, size=(32, 32)).save(tmp_path / "e.npz")
+    whole, offset = path.read_bytes(), frames_offset(path)
+    assert damage(path) is None and read_arrays(path, keys=("meta",)).keys() == {"meta"}
+    path.write_bytes(whole[:-10])  # truncated: its central directory is gone
+    assert damage(path).startswith(f"episode file {path} is damaged or not a worldsim episode (BadZipFile")
+    path.write_bytes(b"")
+    assert damage(path) == f"episode file {path} is damaged: it is empty"
+    rotten = bytearray(whole)
+    rotten[offset] ^= 0xFF
+    path.write_bytes(bytes(rotten))
+    read_arrays(path, keys=("meta", "terminated"))  # a quick read leaves the frames to load time
+    assert "Bad CRC-32 for file 'frames.npy'" in damage(path)
+    with pytest.raises(UserError, match=f"episode file {path} is damaged.*Bad CRC-32 for file 'frames.npy'"):
+        Episode.load(path)
+    rotten = bytearray(whole)
+    rotten[whole.index(b"meta.npy") - 30] ^= 0xFF  # the local header of meta
+    path.write_bytes(bytes(rotten))
+    with pytest.raises(UserError, match="Bad magic number for file header"):
+        read_arrays(path, keys=())

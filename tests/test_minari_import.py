@@ -13,6 +13,7 @@ from minari.data_collector import EpisodeBuffer
 import worldsim  # noqa: F401  (registers the env ids)
 from worldsim.data.episode import Episode
 from worldsim.data.minari_import import import_minari
+from worldsim.errors import MissingFileError, UserError
 
 # Minari nags about dataset metadata (author, code permalink, ...) that tiny test datasets lack.
 pytestmark = [
@@ -140,13 +141,17 @@ def test_import_resumes_and_refuses_other_settings(tmp_path):
     kept = paths[0].stat().st_mtime_ns
     lost = Episode.load(paths[1])
     paths[1].unlink()  # as if the first run had been interrupted before episode 1
+    whole = paths[2].read_bytes()
+    paths[2].write_bytes(whole[:-40])  # and episode 2 had been damaged since
+    (paths[2].parent / ".000003.npz.k1ll3d.tmp").write_bytes(b"half")
     again = import_minari("test/balls/push-v0", out)
-    assert again.paths() == paths
+    assert again.paths() == paths and paths[2].read_bytes() == whole
+    assert not list(out.rglob("*.tmp"))
     assert paths[0].stat().st_mtime_ns == kept  # finished files are not rewritten
     redone = Episode.load(paths[1])
     np.testing.assert_array_equal(redone.frames, lost.frames)
     assert (redone.caption, redone.meta) == (lost.caption, lost.meta)
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(UserError, match="other settings"):
         import_minari("test/balls/push-v0", out, caption="another caption")
 
 
@@ -175,20 +180,20 @@ def test_dict_observations_and_box_actions(tmp_path):
     np.testing.assert_array_equal(episode.actions, actions)
     assert episode.caption == "noise"
     assert collection.settings["observation_key"] == "pixels" and collection.settings["env_id"] is None
-    with pytest.raises(ValueError, match="'vector' is not one of them"):
+    with pytest.raises(UserError, match="'vector' is not one of them"):
         import_minari("test/synthetic-v0", tmp_path / "other", observation_key="vector")
 
 
 def test_vector_observations_are_refused(tmp_path):
     env = gym.make("CartPole-v1")
     record_dataset("test/cartpole/random-v0", env, episodes=1, recorder="buffers", record_infos=False)
-    with pytest.raises(ValueError, match="uint8 H x W x 3 image observations"):
+    with pytest.raises(UserError, match="uint8 H x W x 3 image observations"):
         import_minari("test/cartpole/random-v0", tmp_path / "out")
     assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
 def test_missing_dataset_names_the_minari_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="MINARI_DATASETS_PATH"):
+    with pytest.raises(MissingFileError, match="MINARI_DATASETS_PATH"):
         import_minari("test/nothing/here-v0", tmp_path / "out")
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+
+def temp_glob(name: str) -> str:
+    """The glob of the temporary files that a killed ``atomic_write`` leaves beside a file called ``name``."""
+    return f".{name}.*.tmp"
 
 
 @contextmanager
@@ -16,9 +21,13 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
 
     If the block raises (or the process dies), ``path`` keeps its old content and the temporary
     file is removed (or, after a kill, left as a hidden ``.NAME.*.tmp`` that readers ignore).
+    The file gets the permissions a plain ``open(path, "w")`` gives a new file (0666 less the umask).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / temp_glob(path.name).replace("*", secrets.token_hex(8))
+    # Not tempfile.mkstemp: it creates files 0600, so a shared dataset or model would be unreadable by
+    # others. Mode 0666 lets the kernel apply the umask (and any default ACL) as it does for open().
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -26,7 +35,7 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

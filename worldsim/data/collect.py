@@ -15,7 +15,8 @@ from tqdm import tqdm
 import worldsim
 from worldsim.data.collection import create_collection, episode_path
 from worldsim.data.episode import Episode
-from worldsim.data.policies import Policy, make_policy
+from worldsim.data.policies import Policy, SB3Policy, make_policy
+from worldsim.errors import UserError, is_integer, is_number
 
 # Settings that may change between an interrupted run and its continuation.
 RESUMABLE = ("episodes", "steps", "stills", "worldsim_version")
@@ -33,6 +34,7 @@ class CollectSummary:
     seconds: float
     total_episodes: int
     total_stills: int
+    repaired: int = 0  # damaged files found on resume, deleted and collected again (counted in episodes/stills)
 
     @property
     def frames_per_second(self) -> float:
@@ -43,6 +45,7 @@ class CollectSummary:
             f"wrote {self.episodes} episodes and {self.stills} stills ({self.frames} frames, "
             f"{self.bytes / 1e6:.1f} MB) in {self.seconds:.1f} s ({self.frames_per_second:.0f} frames/s) to {self.out}; "
             f"it now holds {self.total_episodes} episodes and {self.total_stills} stills"
+            + (f"; {self.repaired} damaged files were collected again" if self.repaired else "")
         )
 
 
@@ -66,10 +69,13 @@ def collect(
     ``scenarios[i % len(scenarios)]``. Files that already exist are kept, so an interrupted run
     continues where it stopped when called again with the same settings. With ``steps``, it stops
     early, before the first episode that would start once the folder's episodes hold at least
-    ``steps`` steps (a budget of real steps: only the last episode goes over).
+    ``steps`` steps (a budget of real steps: only the last episode goes over). A resumed run first
+    deletes damaged files and the temporary files of a killed run, then collects the damaged ones again
+    (whatever the budget), so the collection ends as if nothing had happened. Every argument is checked
+    before anything is written.
     """
-    if episodes < 0 or stills < 0 or (steps is not None and steps < 0):
-        raise ValueError(f"episodes, stills and steps must be >= 0, got episodes={episodes}, stills={stills}, steps={steps}")
+    check_arguments(env_id, env_kwargs, scenarios, policy, epsilon, algo, episodes=episodes, stills=stills, steps=steps,
+                    seed=seed)  # fmt: skip
     env_kwargs = dict(env_kwargs or {})
     settings = {
         "env_id": env_id,
@@ -87,8 +93,10 @@ def collect(
     envs = {name: gym.make(env_id, **env_kwargs, **({"scenario": name} if name else {})) for name in scenarios or [None]}
     policies = {name: make_policy(policy, env, epsilon, algo) for name, env in envs.items()}
     if stills and not hasattr(next(iter(envs.values())).unwrapped, "still"):
-        raise ValueError(f"{env_id} has no still images; use stills=0")
+        raise UserError(f"{env_id} has no still images; use stills=0")
     collection = create_collection(out, settings, resume_ignores=RESUMABLE)
+    damaged = collection.discard_damaged()
+    repairs = {int(path.stem) for path in damaged if path.parent.name == "episodes"}
     start = time.perf_counter()
     frames = written = recorded = 0
     todo = [i for i in range(episodes) if not episode_path(collection.root, "episodes", i).exists()]
@@ -96,7 +104,7 @@ def collect(
     names = list(envs)
     with tqdm(todo, desc=f"collect {env_id}", unit="ep", disable=not progress) as bar:
         for i in bar:
-            if steps is not None and held >= steps:
+            if steps is not None and held >= steps and i not in repairs:
                 break
             name = names[i % len(names)]
             episode = record_episode(envs[name], policies[name], seed + i)
@@ -122,7 +130,30 @@ def collect(
         seconds=time.perf_counter() - start,
         total_episodes=len(collection.paths("episodes")),
         total_stills=len(collection.paths("stills")),
+        repaired=len(damaged),
     )
+
+
+def check_arguments(env_id: Any, env_kwargs: Any, scenarios: Any, policy: Any, epsilon: Any, algo: Any, **counts: Any) -> None:
+    """Raises UserError for the first bad argument of :func:`collect` that its env and policy do not check."""
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as error:
+        worlds = ", ".join(sorted(name for name in gym.registry if name.startswith("worldsim/")))
+        raise UserError(f"unknown env id {env_id!r} ({error}); worldsim's worlds are {worlds}") from error
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise UserError(f"env_kwargs must be a dict of keyword arguments for gym.make, got {env_kwargs!r}")
+    if scenarios is not None and (isinstance(scenarios, str) or not all(isinstance(s, str) for s in scenarios)):
+        raise UserError(f"scenarios must be a list of scenario names, got {scenarios!r}")
+    if not isinstance(policy, str):
+        raise UserError(f"policy must be a policy name or the path of an SB3 .zip, got {policy!r}")
+    for name, value in counts.items():
+        if not is_integer(value, 0) and not (name == "steps" and value is None):
+            raise UserError(f"{name} must be an integer >= 0, got {name}={value!r}")
+    if not is_number(epsilon, 0, 1):
+        raise UserError(f"epsilon, the probability of a random action, must be in [0, 1], got epsilon={epsilon!r}")
+    if algo not in SB3Policy.ALGOS:
+        raise UserError(f"algo must be one of {', '.join(SB3Policy.ALGOS)} (the SB3 algorithm of a .zip policy), got {algo!r}")
 
 
 def record_episode(env: gym.Env, policy: Policy, seed: int, max_steps: int | None = None) -> Episode:

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset, Sampler
 
 from worldsim.data.collection import Collection, EpisodeRef
 from worldsim.data.episode import Episode
+from worldsim.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class WindowDataset(Dataset):
     ``roots`` may mix frame sizes and worlds with the same kind of actions; pair it with
     :class:`BucketBatchSampler` so that every batch has one ``(T, H, W)``. Episodes shorter than a
     window length give no window of that length. Loaded episodes are kept in memory when ``cache``.
+    A damaged file raises UserError naming it: when the dataset is built (its zip structure, see
+    :meth:`Collection.refs`) or, for a bad CRC of its frames or actions, when it is loaded.
     A window that ends on a terminated episode's last frame is listed ``terminal_repeats`` times: an
     episode of T steps gives about T windows but one end, too rare for the termination head alone.
 
@@ -62,9 +65,9 @@ class WindowDataset(Dataset):
         roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
         lengths = [window_lengths] if isinstance(window_lengths, int) else list(window_lengths)
         if not roots:
-            raise ValueError("WindowDataset needs at least one collection folder")
+            raise UserError("WindowDataset needs at least one collection folder")
         if not lengths or min(lengths) < 1 or stride < 1 or terminal_repeats < 1:
-            raise ValueError(
+            raise UserError(
                 f"window lengths, stride and terminal_repeats must be positive, got {window_lengths!r}, {stride!r} and {terminal_repeats!r}"
             )
         collections = [Collection(root) for root in roots]
@@ -79,7 +82,7 @@ class WindowDataset(Dataset):
             if images:
                 self.windows.extend(Window(ref, 0, 1) for ref in collection.refs("stills"))
         if not self.windows:
-            raise ValueError(f"no windows of length {lengths} in {[str(r) for r in roots]}: are the episodes shorter?")
+            raise UserError(f"no windows of length {lengths} in {[str(r) for r in roots]}: are the episodes shorter?")
         self.buckets = [window.bucket for window in self.windows]  # (T, H, W) per item, for the sampler
         self.action_shape, self.action_dtype = check_actions_agree(collections)
         self.cache = cache
@@ -129,7 +132,7 @@ def check_actions_agree(collections: Sequence[Collection]) -> tuple[tuple[int, .
             actions = Episode.load(paths[0]).actions
             kinds[str(collection.root)] = (tuple(actions.shape[1:]), actions.dtype)
     if len(set(kinds.values())) > 1:
-        raise ValueError(f"collections disagree on actions (shape, dtype): {kinds}; train them in separate datasets")
+        raise UserError(f"collections disagree on actions (shape, dtype): {kinds}; train them in separate datasets")
     return next(iter(kinds.values()), ((), np.dtype(np.int64)))
 
 
@@ -152,7 +155,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         world_size: int = 1,
     ):
         if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+            raise UserError(f"batch_size must be positive, got {batch_size}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
         self.groups: dict[Hashable, list[int]] = defaultdict(list)

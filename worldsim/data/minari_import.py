@@ -30,7 +30,7 @@ Minari episode ``i`` of the dataset becomes ``out/episodes/{i:06d}.npz``.
 - Recording with ``DataCollector`` needs jax (``pip install "minari[create]"``); importing needs
   only ``minari[hdf5]``.
 - Minari's Arrow format (``data_format="arrow"``) returns nested infos as per-step dicts of
-  flattened arrays, losing their shapes; importing states from it raises ValueError (use HDF5).
+  flattened arrays, losing their shapes; importing states from it raises UserError (use HDF5).
 - Image observation spaces of at least 32 x 32 pixels are JPEG-encoded on disk unless the dataset
   was written with ``jpeg_encoding=False``: such frames are what Minari decodes, not the exact
   frames the env drew. The collection's settings record ``minari_jpeg_encoding``.
@@ -40,8 +40,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -49,6 +50,7 @@ import numpy as np
 import worldsim
 from worldsim.data.collection import Collection, create_collection, episode_path
 from worldsim.data.episode import Episode
+from worldsim.errors import MissingFileError, UserError
 
 INSTALL = 'pip install "worldsim[minari]"'
 # Settings that may change between an interrupted import and its continuation.
@@ -66,9 +68,9 @@ def import_minari(
 
     ``observation_key`` picks the image entry of Dict observations (default: the only one).
     ``caption`` is used for episodes whose infos have no ``"caption"``. Rerunning with the same
-    arguments resumes: episode files already in ``out`` are kept. Raises FileNotFoundError when the
-    dataset is not local, ValueError when its observations or actions have no worldsim equivalent
-    or ``out`` holds another collection.
+    arguments resumes: episode files already in ``out`` are kept (damaged ones are imported again).
+    Raises MissingFileError when the dataset is not local, UserError when its observations or actions
+    have no worldsim equivalent or ``out`` holds another collection.
     """
     try:
         import minari
@@ -95,6 +97,7 @@ def import_minari(
     # Through JSON first, so that tuples compare equal to the lists a resumed run reads back.
     settings = json.loads(json.dumps(settings))
     collection = create_collection(out, settings, resume_ignores=RESUMABLE)
+    collection.discard_damaged()
 
     todo = [(i, int(index)) for i, index in enumerate(dataset.episode_indices)]
     todo = [(i, index) for i, index in todo if not episode_path(collection.root, "episodes", i).exists()]
@@ -115,7 +118,7 @@ def load_local(minari: Any, dataset_id: str) -> Any:
         return minari.load_dataset(dataset_id, download=False)
     except FileNotFoundError as error:
         root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets (MINARI_DATASETS_PATH unset)")
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Minari dataset {dataset_id!r} is not in the local Minari folder {root}; worldsim imports local "
             f"datasets only: create it there, fetch it with `minari download {dataset_id}`, or set "
             "MINARI_DATASETS_PATH to the folder that holds it"
@@ -143,18 +146,18 @@ def image_key(space: Any, observation_key: str | None, dataset_id: str) -> str |
             wanted = "pass observation_key= to choose one"
         else:
             wanted = f"observation_key={observation_key!r} is not one of them"
-        raise ValueError(
+        raise UserError(
             f"Minari dataset {dataset_id!r} has Dict observations with image entries {images} of "
             f"{list(space.spaces)}; {wanted}. worldsim accepts {ACCEPTED}"
         )
     if is_image_space(space) and observation_key is None:
         return None
     if is_image_space(space):
-        raise ValueError(
+        raise UserError(
             f"observation_key={observation_key!r} was given, but Minari dataset {dataset_id!r} has a single "
             "image observation, not a Dict; leave observation_key out"
         )
-    raise ValueError(f"Minari dataset {dataset_id!r} has observations {space}; worldsim accepts {ACCEPTED}")
+    raise UserError(f"Minari dataset {dataset_id!r} has observations {space}; worldsim accepts {ACCEPTED}")
 
 
 def action_converter(space: Any, dataset_id: str) -> Callable[[Any], np.ndarray]:
@@ -163,7 +166,7 @@ def action_converter(space: Any, dataset_id: str) -> Callable[[Any], np.ndarray]
         return lambda actions: np.asarray(actions, dtype=np.int64).reshape(-1)
     if isinstance(space, gym.spaces.Box):
         return lambda actions: np.asarray(actions, dtype=np.float32).reshape(len(actions), -1)
-    raise ValueError(
+    raise UserError(
         f"Minari dataset {dataset_id!r} has actions {space}; worldsim accepts Discrete (stored as int64 [T]) "
         "or Box (stored as float32 [T, A])"
     )
@@ -188,20 +191,20 @@ def to_episode(data: Any, key: str | None, convert_actions: Callable, caption: s
 def info_states(state: Any, episode_id: int) -> dict[str, np.ndarray]:
     """``infos["state"]`` as Episode states: numeric arrays of one entry per frame."""
     if isinstance(state, np.ndarray) and state.dtype == object:
-        raise ValueError(
+        raise UserError(
             f"Minari episode {episode_id}: infos['state'] came back as per-step dicts of flattened arrays, as "
             "Minari 0.5.4's Arrow format returns nested infos, so the state shapes are lost; record the dataset "
             'with data_format="hdf5" (the default) to import its states'
         )
     if not isinstance(state, dict):
         kind = type(state).__name__
-        raise ValueError(f"Minari episode {episode_id}: infos['state'] must be a dict of per-step arrays, got {kind}")
+        raise UserError(f"Minari episode {episode_id}: infos['state'] must be a dict of per-step arrays, got {kind}")
     states = {}
     for name, value in state.items():
         array = np.asarray(value) if not isinstance(value, dict) else None
         if array is None or array.dtype.kind not in "biuf":
             kind = "a dict" if array is None else f"dtype {array.dtype}"
-            raise ValueError(
+            raise UserError(
                 f"Minari episode {episode_id}: infos['state'][{name!r}] is {kind}; worldsim states are numeric "
                 "arrays [T + 1, ...]"
             )
