@@ -5,7 +5,8 @@ random at first) until its share of the ``real_steps`` budget is used -> fine-tu
 on all real data so far (``worldsim train`` with ``init=``) -> train the agent in the new model's
 dream (:func:`~worldsim.agents.imagination.train_in_dream`'s pieces; the same SB3 agent learns on)
 -> evaluate it in the real world. :func:`model_free` trains the same SB3 algorithm on the real env
-itself and evaluates it at the same real-step marks. Both log real return against real steps used
+itself and evaluates it at the same real-step marks: the same architecture, wrappers (frame stack,
+reward normalisation) and number of envs as the dream agent. Both log real return against real steps used
 to a CSV (``dyna.csv`` / ``model_free.csv``) that :func:`plot_returns` draws.
 
 With ``fresh=True`` the first round trains a new world model of the given model's sizes from random
@@ -14,7 +15,7 @@ in the budget (the given model then only names the world and the sizes).
 
 A killed ``dyna`` run resumes (``resume=True``) after its last finished iteration: the world model
 from that iteration's checkpoint, the agent's weights from its ``policies/iter_NNN.zip`` (read
-weights-only; the optimizer and a DQN's replay buffer start afresh).
+weights-only; the optimizer, the reward statistics and a DQN's replay buffer start afresh).
 """
 
 from __future__ import annotations
@@ -26,9 +27,18 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from worldsim.agents.imagination import (
+    FRAME_STACK,
+    NORMALIZE_REWARD,
+    check_wrappers,
+    evaluate_real,
+    load_weights,
+    make_agent,
+    move_agent,
+)
 
-from worldsim.agents.imagination import evaluate_real, make_agent
 from worldsim.atomic import atomic_write
+from worldsim.errors import UserError, is_integer
 from worldsim.training.checkpoint import MetricsWriter, newest
 
 COLUMNS = ("step", "real_steps", "mean_return", "std_return", "dream_steps", "model", "seconds")
@@ -44,19 +54,22 @@ class DynaSettings:
     model_batch_size: int = 16
     model_lr: float = 3e-4
     dream_steps: int = 20_000  # agent steps in the dream per round (all envs together)
-    num_envs: int = 16
+    num_envs: int = 16  # dream envs, and the model-free agent's real envs
     eval_episodes: int = 10
     eval_seed: int = 1_000_000
     seed: int = 0
     fresh: bool = False  # round 1 trains a new world model (random weights) instead of fine-tuning the given one
+    frame_stack: int = FRAME_STACK  # both agents: frames the policy sees at once
+    normalize_reward: bool = NORMALIZE_REWARD  # both agents
 
     def __post_init__(self):
         for name in ("real_steps", "iterations", "model_steps", "dream_steps", "num_envs", "eval_episodes"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if not is_integer(value, 1):
+                raise UserError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.fresh, bool):
-            raise ValueError(f"fresh must be true or false, got {self.fresh!r}")
+            raise UserError(f"fresh must be true or false, got {self.fresh!r}")
+        check_wrappers(self.frame_stack, self.normalize_reward)
 
     def quota(self, k: int) -> int:
         """The real steps that may be used by the end of round (mark) ``k``, counting from 0."""
@@ -95,6 +108,7 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
     ``policy.zip``, ``dyna.csv``); returns the log rows."""
     from worldsim.agents.vec_env import DreamVecEnv
     from worldsim.envs.dream import DreamVectorEnv
+
     from worldsim.model.world_model import load
     from worldsim.training.config import TrainConfig
     from worldsim.training.loop import sizes_of, train
@@ -134,13 +148,13 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
         venv = DreamVecEnv(DreamVectorEnv(settings.num_envs, model, device, **world_kwargs))
         venv.seed(stream_seed(settings.seed, 1, k))
         if agent is None:
-            agent = make_agent(algo, venv, settings.seed, device)
+            agent = make_agent(algo, venv, settings.seed, device, settings.frame_stack, settings.normalize_reward)
             if k > 0:  # resumed: the weights of the last finished round
-                agent.set_parameters(str(out / "policies" / f"iter_{k - 1:03d}.zip"), exact_match=True, device=device)
+                load_weights(agent, out / "policies" / f"iter_{k - 1:03d}.zip", device)
         else:
-            agent.set_env(venv)
+            move_agent(agent, venv, settings.frame_stack, settings.normalize_reward)
         agent.learn(total_timesteps=settings.dream_steps, reset_num_timesteps=False, progress_bar=progress)
-        venv.close()
+        agent.get_env().close()
         save_policy(agent, out / "policies" / f"iter_{k:03d}.zip")
         save_policy(agent, out / "policy.zip")
         returns = evaluate_real(agent, real, settings.eval_episodes, settings.eval_seed)
@@ -169,11 +183,11 @@ def model_free(model_path: str, algo: str, out: str | Path, settings: DynaSettin
     if len(rows) >= settings.iterations:
         return rows[: settings.iterations]
     model = load(model_path)
-    envs = DummyVecEnv([lambda: real_world(model, world_kwargs) for _ in range(min(8, settings.num_envs))])
+    envs = DummyVecEnv([lambda: real_world(model, world_kwargs) for _ in range(settings.num_envs)])
     envs.seed(stream_seed(settings.seed, 2, len(rows)))
-    agent = make_agent(algo, envs, settings.seed, device)
+    agent = make_agent(algo, envs, settings.seed, device, settings.frame_stack, settings.normalize_reward)
     if rows:  # resumed: the weights and step count of the last mark
-        agent.set_parameters(str(out / "model_free.zip"), exact_match=True, device=device)
+        load_weights(agent, out / "model_free.zip", device)
         agent.num_timesteps = int(rows[-1]["real_steps"])
     real = real_world(model, world_kwargs)
     log = MetricsWriter(out / "model_free.csv", COLUMNS, keep_until=len(rows))
@@ -189,7 +203,7 @@ def model_free(model_path: str, algo: str, out: str | Path, settings: DynaSettin
         save_policy(agent, out / "model_free.zip")
     log.close()
     real.close()
-    envs.close()
+    agent.get_env().close()
     return rows
 
 

@@ -14,7 +14,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnv,
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+)
+
+from worldsim.errors import UserError
 
 
 class DreamVecEnv(VecEnv):
@@ -31,7 +38,7 @@ class DreamVecEnv(VecEnv):
     def __init__(self, venv: gym.vector.VectorEnv):
         mode = venv.metadata.get("autoreset_mode")
         if mode is not AutoresetMode.SAME_STEP:
-            raise ValueError(f"DreamVecEnv needs a vector env with autoreset_mode SAME_STEP (SB3's convention), got {mode}")
+            raise UserError(f"DreamVecEnv needs a vector env with autoreset_mode SAME_STEP (SB3's convention), got {mode}")
         self.venv = venv
         self.actions: np.ndarray | None = None
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
@@ -89,13 +96,13 @@ class DreamVecEnv(VecEnv):
         if first is None:
             return None
         if self._seeds != [first + i for i in range(self.num_envs)]:
-            raise ValueError(f"DreamVecEnv seeds env i with seed + i; got per-env seeds {self._seeds}")
+            raise UserError(f"DreamVecEnv seeds env i with seed + i; got per-env seeds {self._seeds}")
         return int(first)
 
     def _next_options(self) -> dict[str, Any] | None:
         first = self._options[0]
         if any(options != first for options in self._options):
-            raise ValueError("DreamVecEnv takes one set of reset options for every env (set_options(dict))")
+            raise UserError("DreamVecEnv takes one set of reset options for every env (set_options(dict))")
         return dict(first) or None
 
 

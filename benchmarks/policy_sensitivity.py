@@ -28,25 +28,29 @@ from worldsim.atomic import write_table
 from worldsim.data.policies import make_policy
 
 
-def real_frames(env: gym.Env, frames: int, seed: int) -> np.ndarray:
-    out, episode = [], 0
+def real_frames(env: gym.Env, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``frames`` real frames of uniformly random episodes and, per frame, whether it starts one."""
+    out, starts, episode = [], [], 0
     while len(out) < frames:
         obs, _ = env.reset(seed=seed + episode)
         rng = np.random.default_rng(seed + episode)
-        done = False
+        done, first = False, True
         while not done and len(out) < frames:
             out.append(obs)
+            starts.append(first)
             obs, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
-            done = terminated or truncated
+            done, first = terminated or truncated, False
         episode += 1
-    return np.stack(out)
+    return np.stack(out), np.array(starts)
 
 
-def action_probabilities(path: str, env: gym.Env, frames: np.ndarray) -> np.ndarray:
-    agent = make_policy(path, env).model
+def action_probabilities(path: str, env: gym.Env, frames: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    policy = make_policy(path, env)
+    if policy.stacker is not None:  # a policy of k stacked frames sees each frame with its episode's k - 1 before it
+        frames = np.stack([policy.stacker.reset(f) if start else policy.stacker.step(f) for f, start in zip(frames, starts)])
     with torch.no_grad():
-        obs, _ = agent.policy.obs_to_tensor(frames)
-        return agent.policy.get_distribution(obs).distribution.probs.cpu().numpy()
+        obs, _ = policy.model.policy.obs_to_tensor(frames)
+        return policy.model.policy.get_distribution(obs).distribution.probs.cpu().numpy()
 
 
 def main() -> None:
@@ -60,10 +64,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     env = gym.make(args.env, frame_size=tuple(args.frame_size), **args.env_kwargs)
-    frames = real_frames(env, args.frames, args.seed)
+    frames, starts = real_frames(env, args.frames, args.seed)
     rows = []
     for path in args.policies:
-        probs = action_probabilities(path, env, frames)
+        probs = action_probabilities(path, env, frames, starts)
         distance = 0.5 * np.abs(probs - probs.mean(0)).sum(1)
         rows.append({"policy": path, "mean_probabilities": probs.mean(0).tolist(), "mean_tv_distance": float(distance.mean()),
                      "max_tv_distance": float(distance.max())})  # fmt: skip

@@ -1,15 +1,25 @@
-"""Agents trained in imagination (tiny model): the loop end to end, reloading, seeded evaluation, errors."""
+"""Agents trained in imagination (tiny model): the loop end to end, reloading, seeded evaluation, errors,
+and the dream-trained and model-free agents built alike."""
 
 import json
 from dataclasses import replace
 
 import gymnasium as gym
+import numpy as np
 import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper, VecFrameStack
 from tiny_world_model import save_tiny_world_model, tiny_world_model
+from worldsim.agents.imagination import (
+    FrameStacker,
+    evaluate_real,
+    load_weights,
+    make_agent,
+    saved_frames,
+    train_in_dream,
+)
 
-from worldsim.agents.imagination import evaluate_real, make_agent, train_in_dream
 from worldsim.cli import main
-from worldsim.data.policies import make_policy
+from worldsim.errors import UserError
 
 WORLD = dict(scenario="push", frame_size=(16, 16), max_steps=8)
 
@@ -23,33 +33,133 @@ def test_agent_train_cli_writes_a_policy_that_reloads_and_scores_the_same_real_r
     assert "real return over 3 episodes" in capsys.readouterr().out
     report = json.loads((out / "returns.json").read_text())
     assert report["algo"] == "ppo" and report["dream_steps"] == 64 and len(report["returns"]) == 3
+    assert report["frame_stack"] == 4 and report["normalize_reward"] and report["hyperparameters"]["n_steps"] == 128
     assert (out / "real_vs_dream.mp4").stat().st_size > 0
+    assert main([*argv[:-1], "frame_stack=2", "normalize_reward=false", f"out={tmp_path / 'two'}"]) == 0  # the keys reach the agent
+    two = json.loads((tmp_path / "two" / "returns.json").read_text())
+    assert two["frame_stack"] == 2 and two["normalize_reward"] is False
     real = gym.make("worldsim/Balls-v0", **WORLD)
-    policy = make_policy(str(out / "policy.zip"), real, algo="ppo")  # weights only, FrameCNN layout
-    assert evaluate_real(policy.model, real, 3, report["eval_seed"]) == report["returns"]
+    agent = make_agent("ppo", real, seed=1)
+    load_weights(agent, out / "policy.zip")  # weights only: the reward statistics are not needed to act
+    assert saved_frames(out / "policy.zip") == (4, 16, 16)
+    assert evaluate_real(agent, real, 3, report["eval_seed"]) == report["returns"]
 
 
-def test_dqn_trains_in_the_dream_and_evaluation_is_seeded(tmp_path):
-    report = train_in_dream(tiny_world_model(), "dqn", 32, tmp_path, num_envs=2, eval_episodes=2, progress=False, **WORLD)
+def test_dqn_trains_in_the_dream_on_other_wrappers_and_evaluation_is_seeded(tmp_path):
+    report = train_in_dream(tiny_world_model(), "dqn", 32, tmp_path, num_envs=2, eval_episodes=2, progress=False, frame_stack=2,
+                            **WORLD)  # fmt: skip
     assert len(report.returns) == 2 and (tmp_path / "policy.zip").is_file()
     real = gym.make("worldsim/Balls-v0", **WORLD)
-    agent = make_policy(str(tmp_path / "policy.zip"), real, algo="dqn").model
+    agent = make_agent("dqn", real, seed=0, frame_stack=2, normalize_reward=False)  # acting needs no reward statistics
+    load_weights(agent, tmp_path / "policy.zip")
+    assert agent.observation_space.shape == (6, 16, 16)
     assert evaluate_real(agent, real, 2, 5) == evaluate_real(agent, real, 2, 5)
 
 
-def test_a_policy_for_other_spaces_is_refused_with_a_clear_error():
+def test_evaluation_stacks_the_real_frames_as_training_does():
+    env_kwargs = dict(scenario="push", frame_size=(16, 16), max_steps=6)
+    venv = VecFrameStack(DummyVecEnv([lambda: gym.make("worldsim/Balls-v0", **env_kwargs)]), 3, channels_order="last")
+    venv.seed(7)
+    env = gym.make("worldsim/Balls-v0", **env_kwargs)
+    stacker = FrameStacker(env.observation_space, 3)
+    ours, trained = stacker.reset(env.reset(seed=7)[0]), venv.reset()[0]
+    for action in [1, 4, 4, 2]:
+        np.testing.assert_array_equal(ours, trained)
+        trained = venv.step(np.array([action]))[0][0]
+        ours = stacker.step(env.step(action)[0])
+    assert ours.shape == (16, 16, 9) and ours[..., :3].any()  # four frames in: the oldest slot is no longer blank
+
+
+def test_a_policy_for_other_spaces_is_refused_with_a_clear_error(tmp_path):
     agent = make_agent("ppo", gym.make("worldsim/Balls-v0", **WORLD), seed=0)
-    with pytest.raises(ValueError, match="observation space .* differs .* same world arguments"):
+    with pytest.raises(UserError, match="observation space .* differs .* same world arguments"):
         evaluate_real(agent, gym.make("worldsim/Balls-v0", scenario="push", frame_size=(32, 32)), 1, 0)
-    with pytest.raises(ValueError, match="unknown algo 'sac'; choose one of ppo, dqn"):
+    with pytest.raises(UserError, match="unknown algo 'sac'; choose one of ppo, dqn"):
         make_agent("sac", gym.make("worldsim/Balls-v0", **WORLD), seed=0)
+    agent.save(tmp_path / "four.zip")
+    one = make_agent("ppo", gym.make("worldsim/Balls-v0", **WORLD), seed=0, frame_stack=1)
+    with pytest.raises(UserError, match="holds a policy of 4 stacked 16x16 frames, not 1 of 16x16; use frame_stack=4 and frame_size=.16,16."):
+        load_weights(one, tmp_path / "four.zip")
+    bigger = make_agent("ppo", gym.make("worldsim/Balls-v0", scenario="push", frame_size=(32, 32)), seed=0)
+    with pytest.raises(UserError, match="4 stacked 16x16 frames, not 4 of 32x32"):
+        load_weights(bigger, tmp_path / "four.zip")
+    (tmp_path / "bad.zip").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="bad.zip is not an SB3 image policy .zip"):
+        load_weights(one, tmp_path / "bad.zip")
 
 
-def test_agent_cli_errors(tmp_path, capsys):
-    folder = save_tiny_world_model(tmp_path / "model")
-    assert main(["agent", "train"]) == 2 and "needs model=" in capsys.readouterr().err
-    assert main(["agent", "train", f"model={folder}", "world=cartpole", f"out={tmp_path}"]) == 1
-    assert "learned worldsim/Balls-v0, not world=cartpole" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "settings, error",
+    [
+        (dict(frame_stack=0), "frame_stack must be an integer >= 1 .* got 0"),
+        (dict(frame_stack=2.0), "frame_stack must be an integer >= 1 .* got 2.0"),
+        (dict(normalize_reward="yes"), "normalize_reward must be true or false, got 'yes'"),
+    ],
+)
+def test_bad_agent_settings_are_clear_errors(tmp_path, settings, error):
+    from worldsim.agents.dyna import DynaSettings
+
+    with pytest.raises(UserError, match=error):
+        DynaSettings(**settings)
+    with pytest.raises(UserError, match=error):
+        train_in_dream(tiny_world_model(), "ppo", 64, tmp_path, num_envs=2, progress=False, **settings, **WORLD)
+
+
+def test_more_stacked_channels_than_rows_are_refused():
+    with pytest.raises(UserError, match="frame_stack=6 stacks 18 channels on 16x16 frames; choose frame_stack < 6"):
+        make_agent("ppo", gym.make("worldsim/Balls-v0", **WORLD), seed=0, frame_stack=6)
+
+
+def test_an_agent_moved_to_the_next_rounds_env_keeps_its_reward_statistics():
+    from worldsim.agents.imagination import move_agent
+
+    agent = make_agent("ppo", gym.make("worldsim/Balls-v0", **WORLD), seed=0)
+    statistics = agent.get_vec_normalize_env().ret_rms
+    statistics.update(np.array([3.0, 5.0]))
+    move_agent(agent, gym.make("worldsim/Balls-v0", **WORLD), frame_stack=4, normalize_reward=True)
+    assert agent.get_vec_normalize_env().ret_rms is statistics and statistics.var > 0
+
+
+def wrappers(venv) -> list[str]:
+    names = []
+    while isinstance(venv, VecEnvWrapper):
+        names.append(type(venv).__name__)
+        venv = venv.venv
+    return names
+
+
+@pytest.mark.parametrize("frame_stack, normalize_reward", [(4, True), (1, False)])
+def test_dream_trained_and_model_free_agents_are_built_alike(tmp_path, monkeypatch, frame_stack, normalize_reward):
+    from worldsim.agents import dyna as loop
+    from worldsim.agents.imagination import HYPERPARAMETERS
+
+    built = []
+
+    def recording_make_agent(*args, **kwargs):
+        built.append(make_agent(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(loop, "make_agent", recording_make_agent)
+    monkeypatch.setitem(HYPERPARAMETERS, "ppo", {**HYPERPARAMETERS["ppo"], "n_steps": 4})  # short rollouts of 9 envs
+    folder = str(save_tiny_world_model(tmp_path / "model"))
+    world = dict(scenario="push", frame_size=(16, 16), max_steps=10)
+    settings = loop.DynaSettings(**{**DYNA, "iterations": 1, "real_steps": 20, "num_envs": 9}, frame_stack=frame_stack,
+                                 normalize_reward=normalize_reward)  # fmt: skip
+    loop.dyna(folder, "ppo", tmp_path / "a", settings, progress=False, **world)
+    loop.model_free(folder, "ppo", tmp_path / "a", settings, progress=False, **world)
+    dream, free = built
+    assert dream.observation_space == free.observation_space and dream.observation_space.shape == (3 * frame_stack, 16, 16)
+    assert [p.shape for p in dream.policy.parameters()] == [p.shape for p in free.policy.parameters()]
+    expected = [*(["VecNormalize"] if normalize_reward else []), "VecTransposeImage", *(["VecFrameStack"] if frame_stack > 1 else [])]
+    assert wrappers(dream.get_env()) == wrappers(free.get_env()) == expected
+    assert dream.n_envs == free.n_envs == 9
+    for key in HYPERPARAMETERS["ppo"]:
+        assert setting(dream, key) == setting(free, key), key
+
+
+def setting(agent, key: str):
+    value = getattr(agent, key)
+    return value(1.0) if callable(value) else value  # SB3 keeps clip_range as a schedule of the progress left
 
 
 DYNA = dict(real_steps=40, iterations=2, model_steps=2, model_batch_size=4, dream_steps=32, num_envs=2, eval_episodes=2)
@@ -98,12 +208,14 @@ def test_model_free_resumes_from_its_last_mark_and_reads_back_a_finished_run(tmp
 
     folder = str(save_tiny_world_model(tmp_path / "model"))
     world = dict(scenario="push", frame_size=(16, 16), max_steps=10)
-    settings = DynaSettings(**{**DYNA, "real_steps": 256, "iterations": 2})  # PPO learns in rollouts of 2 x 64 steps
-    first = model_free(folder, "ppo", tmp_path / "a", replace(settings, iterations=1, real_steps=128), progress=False, **world)
-    assert [r["real_steps"] for r in first] == [128]
+    settings = DynaSettings(**{**DYNA, "real_steps": 512, "iterations": 2})  # PPO learns in rollouts of 2 x 128 steps
+    first = model_free(folder, "ppo", tmp_path / "a", replace(settings, iterations=1, real_steps=256), progress=False, **world)
+    assert [r["real_steps"] for r in first] == [256]
+    with pytest.raises(UserError, match="model_free.zip holds a policy of 4 stacked 16x16 frames, not 2 of 16x16"):
+        model_free(folder, "ppo", tmp_path / "a", replace(settings, frame_stack=2), progress=False, **world)
     # The "killed" run had finished mark 1 of 2: resuming trains on to the second mark only.
     rows = model_free(folder, "ppo", tmp_path / "a", settings, progress=False, **world)
-    assert [r["step"] for r in rows] == [1, 2] and rows[0] == first[0] and rows[1]["real_steps"] == 256
+    assert [r["step"] for r in rows] == [1, 2] and rows[0] == first[0] and rows[1]["real_steps"] == 512
     assert model_free(folder, "ppo", tmp_path / "a", settings, progress=False, **world) == rows  # finished: read back
 
 
@@ -129,7 +241,11 @@ def test_bench_rl_reports_both_methods_over_seeds(tmp_path):
     assert report["world_kwargs"] == {"scenario": "push"} and report["seeds"] == 2
     assert [len(report["curves"][m]) for m in ("dyna", "model-free")] == [1, 1]
     assert len(report["runs"]["dyna"]) == 2 and report["targets"][0]["target"].startswith("dream-trained beats model-free")
-    assert "| mark | dyna real steps |" in (tmp_path / "rl" / "rl.md").read_text() and (tmp_path / "rl" / "rl.png").is_file()
+    assert report["hyperparameters"]["clip_range"] == 0.1 and report["settings"]["frame_stack"] == 4
+    text = (tmp_path / "rl" / "rl.md").read_text()
+    assert "| mark | dyna real steps |" in text and (tmp_path / "rl" / "rl.png").is_file()
+    assert "Agent (both methods): PPO `CnnPolicy` with worldsim's `FrameCNN`, 2 envs, 4 stacked frames, rewards normalised" in text
+    assert "n_steps=128, batch_size=256, n_epochs=4, learning_rate=0.00025" in text
 
 
 def test_runs_of_neighbouring_seeds_collect_from_disjoint_episode_seeds():

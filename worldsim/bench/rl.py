@@ -2,7 +2,8 @@
 
 For each of ``seeds`` seeds it runs :func:`~worldsim.agents.dyna.dyna` from the given world model
 and :func:`~worldsim.agents.dyna.model_free` with the same SB3 algorithm and the same real-step
-budget, both evaluated in the real world at the same marks (after each ``real_steps /
+budget and the same agent (architecture, wrappers, number of envs, hyperparameters: the report's
+header records them), both evaluated in the real world at the same marks (after each ``real_steps /
 iterations``) over ``eval_episodes`` seeded episodes. The report gives, per mark, the mean over
 seeds of each seed's mean real return and its spread (std over seeds), and the targets:
 
@@ -25,7 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from worldsim.agents.dyna import DynaSettings, dyna, model_free, plot_returns, real_world
+from worldsim.agents.dyna import (
+    DynaSettings,
+    dyna,
+    model_free,
+    plot_returns,
+    real_world,
+)
+from worldsim.agents.imagination import HYPERPARAMETERS
+from worldsim.errors import UserError
 
 CARTPOLE_TARGET = 475.0
 TARGET_STEPS = 20_000
@@ -38,7 +47,7 @@ def run_rl(model_path: str, algo: str, settings: DynaSettings, seeds: int, work:
     from worldsim.model.world_model import load
 
     if not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+        raise UserError(f"seeds must be a positive integer, got {seeds!r}")
     world = load(model_path).config.env_id
     runs: dict[str, list[list[dict]]] = {method: [] for method in METHODS}
     for seed in range(seeds):
@@ -48,7 +57,8 @@ def run_rl(model_path: str, algo: str, settings: DynaSettings, seeds: int, work:
         runs["model-free"].append(model_free(model_path, algo, folder, per_seed, device, progress, **world_kwargs))
     curves = {method: summarise(rows) for method, rows in runs.items()}
     report = {"model": model_path, "world": world, "world_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in world_kwargs.items()},
-              "algo": algo, "seeds": seeds, "settings": asdict(settings), "curves": curves, "runs": runs,
+              "algo": algo, "hyperparameters": HYPERPARAMETERS[algo], "seeds": seeds, "settings": asdict(settings), "curves": curves,
+              "runs": runs,
               "seconds": sum(float(rows[-1]["seconds"]) for method in runs.values() for rows in method if rows)}  # fmt: skip
     report["targets"] = targets(report)
     return report
@@ -105,6 +115,16 @@ def start_of(report: dict) -> str:
             "not counted.")  # fmt: skip
 
 
+def agent_line(report: dict) -> str:
+    """The agent both methods train, as the header states it."""
+    s = report["settings"]
+    stack = f"{s['frame_stack']} stacked frames" if s["frame_stack"] > 1 else "one frame"
+    rewards = "rewards normalised (`VecNormalize(norm_obs=False)`)" if s["normalize_reward"] else "raw rewards"
+    settings = ", ".join(f"{key}={value}" for key, value in report["hyperparameters"].items())
+    return (f"Agent (both methods): {report['algo'].upper()} `CnnPolicy` with worldsim's `FrameCNN`, {s['num_envs']} envs, "
+            f"{stack}, {rewards}; {settings}.")  # fmt: skip
+
+
 def markdown(report: dict) -> str:
     s = report["settings"]
     lines = [
@@ -116,6 +136,8 @@ def markdown(report: dict) -> str:
         f"policy -> {s['model_steps']} world-model training steps on all real data so far -> {s['dream_steps']} dream steps "
         f"of the agent), {start_of(report)} Model-free: the same algorithm on the real env. Returns: mean over seeds of "
         f"each seed's mean real return over {s['eval_episodes']} seeded episodes; spread: std over seeds.",
+        "",
+        agent_line(report),
         "",
         "## Targets",
         "",
@@ -187,7 +209,7 @@ def episodes_real_and_dreamed(model, episodes: int, seed: int, max_steps: int, d
     and dream episodes. Where a policy's dream episodes last longer than its real ones, the
     termination head misses ends, and an agent trained in the dream is not taught to avoid them."""
     if model.config.action_space["type"] != "discrete":
-        raise ValueError(f"comparing episodes needs a discrete action space, the model has {model.config.action_space}")
+        raise UserError(f"comparing episodes needs a discrete action space, the model has {model.config.action_space}")
     n_actions = int(model.config.action_space["n"])
     rows = []
     for policy in ["random", *map(str, range(n_actions))]:
