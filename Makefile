@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch first, pinned: a bare `torch` requirement on a machine without it would pull a CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo test test-slow test-float-paths clean
+.PHONY: setup demo lint test test-slow test-float-paths clean
 
 setup: $(VENV)/.installed
 
@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(BIN)/worldsim demo
+
+lint: setup
+	$(BIN)/ruff check .
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+
 from worldsim.agents.imagination import (
     FRAME_STACK,
     NORMALIZE_REWARD,
@@ -36,7 +37,6 @@ from worldsim.agents.imagination import (
     make_agent,
     move_agent,
 )
-
 from worldsim.atomic import atomic_write
 from worldsim.errors import UserError, is_integer
 from worldsim.training.checkpoint import MetricsWriter, newest
@@ -108,7 +108,6 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
     ``policy.zip``, ``dyna.csv``); returns the log rows."""
     from worldsim.agents.vec_env import DreamVecEnv
     from worldsim.envs.dream import DreamVectorEnv
-
     from worldsim.model.world_model import load
     from worldsim.training.config import TrainConfig
     from worldsim.training.loop import sizes_of, train
@@ -128,7 +127,8 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
         policy = "random" if k == 0 else str(out / "policies" / f"iter_{k - 1:03d}.zip")
         quota = settings.quota(k)
         if quota > real_used:
-            real_used += collect_steps(env_id, out / "real" / f"iter_{k:03d}", quota - real_used, model.config.world_kwargs(**world_kwargs), policy, algo,
+            world = model.config.world_kwargs(**world_kwargs)
+            real_used += collect_steps(env_id, out / "real" / f"iter_{k:03d}", quota - real_used, world, policy, algo,
                                        stream_seed(settings.seed, 0, k))  # fmt: skip
         collections = sorted(str(p) for p in (out / "real").glob("iter_*"))
         sizes, _ = sizes_of(current)

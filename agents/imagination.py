@@ -292,7 +292,6 @@ def train_in_dream(
     reward statistics are not saved: they scale training rewards only."""
     from worldsim.agents.vec_env import DreamVecEnv
     from worldsim.envs.dream import DreamEnv, DreamVectorEnv
-
     from worldsim.video import write_video
 
     if not isinstance(steps, int) or steps < 1:

@@ -66,7 +66,8 @@ def main() -> None:
     for r in rows:
         size = "x".join(map(str, r["frame_size"]))
         lines.append(
-            f"| {r['env_id']} | {r['scenario'] or '-'} | {size} | {r['episodes']} | {r['frames']} | {r['frames_per_s']:.0f} | {r['bytes_per_frame']:.0f} |"
+            f"| {r['env_id']} | {r['scenario'] or '-'} | {size} | {r['episodes']} | {r['frames']} | {r['frames_per_s']:.0f} | "
+            f"{r['bytes_per_frame']:.0f} |"
         )
     (args.out / "collect_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -35,7 +35,8 @@ def main() -> None:
     print("context_noise | " + " | ".join(f"h={h}" for h in marks) + " | mean over horizon")
     for value in args.values:
         model.config.context_noise = value
-        curve = np.mean([metrics.psnr(dream(model, g, g.actions, settings)[:, context:], g.real[:, context:]).mean(0) for g in groups], axis=0)
+        curves = [metrics.psnr(dream(model, g, g.actions, settings)[:, context:], g.real[:, context:]).mean(0) for g in groups]
+        curve = np.mean(curves, axis=0)
         print(f"{value} | " + " | ".join(f"{curve[h - 1]:.2f}" for h in marks) + f" | {curve.mean():.2f}")
 
 

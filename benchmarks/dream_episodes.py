@@ -40,8 +40,9 @@ def main() -> None:
                                    f"`python benchmarks/dream_episodes.py {shlex.join(sys.argv[1:])}`")  # fmt: skip
     print(text, end="")
     if args.out is not None:
-        write_table(args.out, "dream_episodes", text, {"model": args.model, "world_kwargs": args.world_kwargs, "episodes": args.episodes, "seed": args.seed,
-                                                          "max_steps": args.max_steps, "rows": rows})  # fmt: skip
+        figures = {"model": args.model, "world_kwargs": args.world_kwargs, "episodes": args.episodes, "seed": args.seed,
+                   "max_steps": args.max_steps, "rows": rows}  # fmt: skip
+        write_table(args.out, "dream_episodes", text, figures)
 
 
 if __name__ == "__main__":

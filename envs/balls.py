@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pymunk
 from gymnasium import spaces
+
 from worldsim.envs import captions
 from worldsim.envs.validation import (
     check_action,
@@ -18,7 +19,6 @@ from worldsim.envs.validation import (
     check_options,
     check_seed,
 )
-
 from worldsim.errors import UserError
 
 SCENARIOS = ("uniform", "collision", "parabola", "push")

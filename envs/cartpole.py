@@ -9,13 +9,13 @@ import cv2
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
 from worldsim.envs.validation import (
     check_action,
     check_frame_size,
     check_options,
     check_seed,
 )
-
 from worldsim.errors import UserError
 
 ACTIONS = ("left", "right")

@@ -23,12 +23,12 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from gymnasium.wrappers import TimeLimit
-from worldsim.envs import DREAM_WORLDS, balls, cartpole
-from worldsim.envs.validation import check_action, check_options, check_seed
 
 from worldsim.data.collect import record_episode
 from worldsim.data.episode import Episode
 from worldsim.data.policies import make_policy
+from worldsim.envs import DREAM_WORLDS, balls, cartpole
+from worldsim.envs.validation import check_action, check_options, check_seed
 from worldsim.errors import UserError, is_integer
 from worldsim.model.world_model import WorldModel, load
 
@@ -65,8 +65,9 @@ class DreamVectorEnv(VectorEnv):
 
     ## Seeding
     ``reset(seed=s)`` (any seed Gymnasium takes: a Python int >= 0) starts env ``i`` from the real
-    twin reset with seed ``s + i`` and seeds the simulator's noise with ``s mod 2**64``: the same seed and actions give the same rollout. Later resets
-    (autoresets included) draw their twin seeds from the env's ``np_random``.
+    twin reset with seed ``s + i`` and seeds the simulator's noise with ``s mod 2**64``: the same
+    seed and actions give the same rollout. Later resets (autoresets included) draw their twin seeds
+    from the env's ``np_random``.
 
     ## Info (dict of arrays, each key with its ``_key`` mask, as Gymnasium's vector envs)
     ``caption``: object ``[N]``, the text conditioning each env's episode; ``step``: int ``[N]``,
@@ -329,9 +330,9 @@ class DreamEnv(gym.Env):
     checkpoint) or a :class:`~worldsim.model.world_model.WorldModel`; ``device="cpu"``;
     ``sampler_steps=None`` (the model's); ``context_frames=None`` (the simulator's window: the
     model's training window - 1, also the most it takes); ``horizon=None``; ``guidance=1.0``
-    (classifier-free guidance on text and actions, a finite number >= 1); ``render_mode`` in ``{None, "rgb_array", "human"}`` (a pygame window, frames
-    scaled up by nearest neighbour, paced at the model's fps); and the twin's world arguments
-    (Balls: ``scenario=``, ``frame_size=``, ``split=``, ...; CartPole: ``frame_size=``).
+    (classifier-free guidance on text and actions, a finite number >= 1); ``render_mode`` in
+    ``{None, "rgb_array", "human"}`` (a pygame window, frames scaled up by nearest neighbour, paced
+    at the model's fps); and the twin's world arguments (Balls: ``scenario=``, ``frame_size=``, ``split=``, ...; CartPole: ``frame_size=``).
     ``metadata["render_fps"]`` is the model's fps.
 
     ## Version history

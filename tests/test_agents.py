@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper, VecFrameStack
 from tiny_world_model import save_tiny_world_model, tiny_world_model
+
 from worldsim.agents.imagination import (
     FrameStacker,
     evaluate_real,
@@ -17,7 +18,6 @@ from worldsim.agents.imagination import (
     saved_frames,
     train_in_dream,
 )
-
 from worldsim.cli import main
 from worldsim.errors import UserError
 
@@ -78,7 +78,8 @@ def test_a_policy_for_other_spaces_is_refused_with_a_clear_error(tmp_path):
         make_agent("sac", gym.make("worldsim/Balls-v0", **WORLD), seed=0)
     agent.save(tmp_path / "four.zip")
     one = make_agent("ppo", gym.make("worldsim/Balls-v0", **WORLD), seed=0, frame_stack=1)
-    with pytest.raises(UserError, match="holds a policy of 4 stacked 16x16 frames, not 1 of 16x16; use frame_stack=4 and frame_size=.16,16."):
+    message = "holds a policy of 4 stacked 16x16 frames, not 1 of 16x16; use frame_stack=4 and frame_size=.16,16."
+    with pytest.raises(UserError, match=message):
         load_weights(one, tmp_path / "four.zip")
     bigger = make_agent("ppo", gym.make("worldsim/Balls-v0", scenario="push", frame_size=(32, 32)), seed=0)
     with pytest.raises(UserError, match="4 stacked 16x16 frames, not 4 of 32x32"):

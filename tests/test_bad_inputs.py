@@ -162,6 +162,7 @@ def test_cli_rejects(argv, message, capsys, monkeypatch, tmp_path):
 def ctx(tmp_path_factory):
     """Envs, a simulator and files for the Python cases (built once: every case only fails a check)."""
     from stable_baselines3 import PPO
+
     from worldsim.agents.imagination import policy_kwargs
 
     root = tmp_path_factory.mktemp("bad_inputs")

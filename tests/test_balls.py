@@ -7,6 +7,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+
+import worldsim  # noqa: F401  (registers the ids)
 from worldsim.envs.balls import (
     ACTION_DIRECTIONS,
     BACKGROUND,
@@ -22,8 +24,6 @@ from worldsim.envs.balls import (
     draw_split,
 )
 from worldsim.envs.captions import COLOR_NAMES
-
-import worldsim  # noqa: F401  (registers the ids)
 
 # Frame sizes each scenario accepts at the default radii; collision and push need a box at least
 # 6.75 and 7.5 units wide, which a (96, 64) frame (6.7 units) is not.

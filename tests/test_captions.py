@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+
 from worldsim.envs import captions
 from worldsim.envs.balls import SCENARIOS, BallsEnv, Scene
 from worldsim.envs.captions import COMPASS, compass, region, size_word, speed_word

@@ -61,7 +61,7 @@ def test_episode_ends_like_cartpole_v1():
     env, reference = make(frame_size=(16, 16)), gym.make("CartPole-v1")
     env.reset(seed=1)
     reference.reset(seed=1)
-    for step in range(1, 100):
+    for step in range(1, 100):  # noqa: B007  (read after the loop)
         _, reward, terminated, truncated, _ = env.step(1)  # always right: the pole falls within ~10 steps
         _, ref_reward, ref_terminated, ref_truncated, _ = reference.step(1)
         assert (reward, terminated, truncated) == (ref_reward, ref_terminated, ref_truncated)

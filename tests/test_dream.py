@@ -7,11 +7,11 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
 from tiny_world_model import save_tiny_world_model, tiny_world_model
-from worldsim.envs.dream import DreamEnv, DreamVectorEnv
 
 import worldsim  # noqa: F401  (registers the ids)
 from worldsim.data.collect import record_episode
 from worldsim.data.policies import make_policy
+from worldsim.envs.dream import DreamEnv, DreamVectorEnv
 from worldsim.errors import UserError
 
 SIZE = (16, 16)

@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
-from worldsim.envs.balls import FPS, PALETTE, WORLD_HEIGHT, draw
 
 from worldsim import metrics
+from worldsim.envs.balls import FPS, PALETTE, WORLD_HEIGHT, draw
 
 SIZE = (32, 32)
 WORLD = (10.0, 10.0)

@@ -73,6 +73,7 @@ def test_sb3_policy_errors(tmp_path):
 def small_policy(tmp_path_factory) -> str:
     """A PPO policy (worldsim's FrameCNN) saved for 16x16 Balls frames."""
     from stable_baselines3 import PPO
+
     from worldsim.agents.imagination import policy_kwargs
 
     env = gym.make("worldsim/Balls-v0", scenario="push", frame_size=(16, 16))

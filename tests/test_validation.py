@@ -5,11 +5,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+
+import worldsim  # noqa: F401  (registers the ids)
 from worldsim.envs import REAL_WORLDS, register_envs
 from worldsim.envs.balls import ACTIONS, BallsEnv
 from worldsim.envs.validation import check_action, check_frame_size
-
-import worldsim  # noqa: F401  (registers the ids)
 
 FRAME_SIZE_ERROR = r"frame_size must be two integers \(H, W\), each at least 4, e.g. \(64, 64\)"
 BALLS_ACTION_ERROR = r"action must be one integer in \[0, 5\) \(0 none, 1 up, 2 down, 3 left, 4 right\)"

@@ -7,10 +7,10 @@ import pytest
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from tiny_world_model import save_tiny_world_model
-from worldsim.agents.vec_env import DreamVecEnv
-from worldsim.envs.dream import DreamVectorEnv
 
 import worldsim  # noqa: F401  (registers the ids)
+from worldsim.agents.vec_env import DreamVecEnv
+from worldsim.envs.dream import DreamVectorEnv
 
 
 @pytest.fixture(scope="module")

@@ -231,7 +231,8 @@ def run_dyna(cfg: DictConfig, world: dict) -> None:
     plot_returns(curves, out / "returns.png", f"{cfg.algo.upper()} on {cfg.world.name}: real return vs real steps")
     for name, rows in curves.items():
         last = rows[-1]
-        print(f"{name}: real return {float(last['mean_return']):.2f} +- {float(last['std_return']):.2f} after {last['real_steps']} real steps")
+        mean, std = float(last["mean_return"]), float(last["std_return"])
+        print(f"{name}: real return {mean:.2f} +- {std:.2f} after {last['real_steps']} real steps")
     for name in ("dyna.csv", *(["model_free.csv"] if cfg.baseline else []), "returns.png", "policy.zip"):
         print(f"wrote {out / name}")
 
@@ -489,7 +490,8 @@ def config_groups() -> list[str]:
 
 
 def group_options(group: str) -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files(CONFIG_MODULE).joinpath(group).iterdir() if p.name.endswith(".yaml"))
+    files = resources.files(CONFIG_MODULE).joinpath(group).iterdir()
+    return sorted(p.name.removesuffix(".yaml") for p in files if p.name.endswith(".yaml"))
 
 
 def first_line(error: Exception) -> str:

@@ -162,5 +162,6 @@ def markdown(report: dict, physics: dict, model: str, episodes: int, context: in
         dream, floor = (fidelity.fmt(p["velocity_error"]) for p in physics[scenario])
         lines.append(f"| {scenario} | {' | '.join(cells)} | {dream} / {floor} |")
     lines += ["", "Velocity error: PhyWorld's mean |v - v_hat| in world units/s, balls parsed from the frames by colour; the "
-              "parser floor is the same parser on the real frames. The full benchmarks: `worldsim bench fidelity|physics`.", ""]  # fmt: skip
+              "parser floor is the same parser on the real frames. The full benchmarks: `worldsim bench fidelity|physics`.",
+              ""]  # fmt: skip
     return "\n".join(lines)

@@ -4,9 +4,10 @@ Held-out episodes are recorded fresh from the model's real world (``WorldModelCo
 seeds ``seed = 1,000,000`` on, a range no collect command uses by default, with the collection
 policy (``auto``: no-ops in the passive Balls scenarios, the epsilon-scripted policy in CartPole)
 except in ``push``, where random pushes keep the red ball from reaching the target within the
-horizon (the heads are scored on whole episodes of the scripted policy). Each episode gives the model its first ``context`` real frames, actions and caption; the
-model then dreams ``horizon`` frames open loop (:class:`~worldsim.simulator.WorldSimulator`, KV
-cache) with the real actions, and every dreamed frame is compared with the real one.
+horizon (the heads are scored on whole episodes of the scripted policy). Each episode gives the
+model its first ``context`` real frames, actions and caption; the model then dreams ``horizon``
+frames open loop (:class:`~worldsim.simulator.WorldSimulator`, KV cache) with the real actions,
+and every dreamed frame is compared with the real one.
 
 ``worldsim bench fidelity`` (:func:`run_fidelity`):
 
@@ -341,7 +342,7 @@ def score_fidelity(group: Group, settings: Settings) -> dict:
         entry["motion"][name] = {k: float(np.mean([s[k] for s in scores])) for k in metrics.MOTION_METRICS}
     ceiling = entry["motion"].get("physical_variance")
     if ceiling is not None:
-        for name, scores in entry["motion"].items():
+        for scores in entry["motion"].values():
             scores["physics_iq"] = metrics.physics_iq_score(scores, ceiling)
     if group.random_dream is not None:
         randomised = metrics.psnr(group.random_dream[:, future], real[:, future]).mean(0)
@@ -622,7 +623,8 @@ def fidelity_markdown(report: dict) -> str:
     control = {n: e["controllability"] for n, e in report["groups"].items() if "controllability" in e}
     if control:
         lines += ["", "## Controllability (delta-PSNR)", "",
-                  "PSNR of the dream with the true actions minus with uniformly random actions (Genie); > 0: the dream follows the actions.",
+                  "PSNR of the dream with the true actions minus with uniformly random actions (Genie); "
+                  "> 0: the dream follows the actions.",
                   "", "| group | h=1 | h=4 | h=16 | mean over horizon |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
         for name, curve in control.items():
             at = [fmt(curve[h - 1]) if h <= len(curve) else "-" for h in (1, 4, 16)]
@@ -632,7 +634,8 @@ def fidelity_markdown(report: dict) -> str:
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for name, h in report["heads"].items():
         lines.append(f"| {name} | {h['steps']} | {h['reward_mae']:.4f} | {h['reward_mae_constant']:.4f} | {h['terminations']} | "
-                     f"{h['termination_accuracy']:.3f} | {fmt(h['termination_precision'], 3)} | {fmt(h['termination_recall'], 3)} |")  # fmt: skip
+                     f"{h['termination_accuracy']:.3f} | {fmt(h['termination_precision'], 3)} | "
+                     f"{fmt(h['termination_recall'], 3)} |")  # fmt: skip
     if "long_rollouts" in report:
         lines += ["", f"## Long rollouts ({s['long_steps']} frames)", "",
                   "Fraction of rollouts whose every frame so far keeps its balls (each found, area within 1/3..3x) "

@@ -56,7 +56,8 @@ def run_rl(model_path: str, algo: str, settings: DynaSettings, seeds: int, work:
         runs["dyna"].append(dyna(model_path, algo, folder, per_seed, device, resume=True, progress=progress, **world_kwargs))
         runs["model-free"].append(model_free(model_path, algo, folder, per_seed, device, progress, **world_kwargs))
     curves = {method: summarise(rows) for method, rows in runs.items()}
-    report = {"model": model_path, "world": world, "world_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in world_kwargs.items()},
+    plain_kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in world_kwargs.items()}
+    report = {"model": model_path, "world": world, "world_kwargs": plain_kwargs,
               "algo": algo, "hyperparameters": HYPERPARAMETERS[algo], "seeds": seeds, "settings": asdict(settings), "curves": curves,
               "runs": runs,
               "seconds": sum(float(rows[-1]["seconds"]) for method in runs.values() for rows in method if rows)}  # fmt: skip

@@ -10,7 +10,7 @@ A compressed NumPy zip (``np.savez_compressed``), read without pickle:
 | ``rewards`` | float32 ``[T]`` | reward of action t |
 | ``terminated``, ``truncated`` | bool ``[T]`` | episode end flags after action t |
 | ``state/<key>`` | float64 / uint8 ``[T + 1, ...]`` | true state at every frame (``info["state"]``) |
-| ``meta`` | 0-d unicode (JSON) | ``caption``, ``steps`` (T), ``frame_size``, and what the collector adds: ``env_id``, ``env_kwargs``, ``seed``, ``policy``, ... |
+| ``meta`` | 0-d unicode (JSON) | ``caption``, ``steps`` (T), ``frame_size``, the collector's ``env_id``, ``env_kwargs``, ``seed``, ... |
 
 A still image is an episode with ``T = 0``: one frame, empty actions. Files are written to a
 temporary name and renamed, so a file that exists is complete; numpy dates every member

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from worldsim.data.collection import Collection
 from worldsim.data.dataset import BucketBatchSampler, WindowDataset
-from worldsim.errors import UserError
+from worldsim.errors import UserError, is_integer
 from worldsim.model.codec import load_codec
 from worldsim.model.dit import SpacetimeDiT
 from worldsim.model.flow import NoiseSchedule, add_noise, velocity_target
@@ -259,11 +259,12 @@ def train(
     init: str | Path | None = None,
 ) -> TrainResult:
     """Trains a world model on the collections ``data`` for ``steps`` optimizer steps into the run
-    folder ``out`` (``config.json``, ``metrics.csv``, ``checkpoints/step_NNNNNNN/``). ``resume`` continues from the newest checkpoint exactly: weights, optimizer,
-    schedule, EMA and data position (the noise of a step is seeded by the step). ``text_encoder``:
-    see :func:`build_world_model`. ``init``: a trained world model (shipped name, model or run
-    folder) of ``model_cfg``'s sizes to start from (fine-tuning; its ``residual_std`` is kept)."""
-    if type(steps) is not int or steps < 1:
+    folder ``out`` (``config.json``, ``metrics.csv``, ``checkpoints/step_NNNNNNN/``). ``resume``
+    continues from the newest checkpoint exactly: weights, optimizer, schedule, EMA and data
+    position (the noise of a step is seeded by the step). ``text_encoder``: see
+    :func:`build_world_model`. ``init``: a trained world model (shipped name, model or run folder)
+    of ``model_cfg``'s sizes to start from (fine-tuning; its ``residual_std`` is kept)."""
+    if not is_integer(steps, 1):
         raise UserError(f"steps must be >= 1 (an integer), got {steps!r}")
     out = Path(out)
     rank, world_size, device = setup_distributed(device)
@@ -300,8 +301,8 @@ def train(
     parts = {"trainable": trainable, "optimizer": optimizer, "schedule": schedule, "ema": ema}
     start = checkpoint.start(out, parts, resume)
     if rank == 0:
-        checkpoint.write_run_config(out, data=[str(d) for d in data], steps=steps, init=None if init is None else str(init), model=model_cfg,
-                                    train=cfg, world=model.config)  # fmt: skip
+        checkpoint.write_run_config(out, data=[str(d) for d in data], steps=steps, init=None if init is None else str(init),
+                                    model=model_cfg, train=cfg, world=model.config)  # fmt: skip
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
     metrics = checkpoint.MetricsWriter(out / "metrics.csv", METRICS, enabled=rank == 0, keep_until=start.step)
