@@ -168,3 +168,111 @@ def test_collect_survives_twenty_kills(reference, tmp_path, request):
 @pytest.mark.slow
 def test_train_survives_twenty_kills(reference, tmp_path, request):
     train_with_kills(reference, tmp_path, kills_for(request))
+
+
+# ------------------------------------------------------------------------------ damaged files
+# Every kind of file worldsim reads, damaged three ways: each must be refused with a UserError
+# that names the file (or its folder), never loaded silently or crashed on with a raw traceback.
+
+DAMAGE = {
+    "truncated": lambda data: data[: len(data) // 2],
+    "empty": lambda data: b"",
+    "garbage": lambda data: bytes(np.random.default_rng(0).integers(0, 256, max(len(data), 64), dtype=np.uint8)),
+}
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    """A collection, a model folder, a training run and an SB3 policy, made once; tests damage copies."""
+    import gymnasium as gym
+    from synthetic import make_collection
+    from tiny_world_model import save_tiny_world_model
+
+    from worldsim.agents.imagination import make_agent
+    from worldsim.training.config import ModelConfig, TrainConfig
+    from worldsim.training.loop import train
+
+    root = tmp_path_factory.mktemp("artifacts")
+    data = make_collection(root / "data", episodes=4)
+    save_tiny_world_model(root / "model")
+    tiny = ModelConfig(hidden_size=32, depth=2, num_heads=2, text_dim=32, text_depth=1, text_heads=2)
+    train([data], root / "run", 2, tiny, TrainConfig(batch_size=4, window_lengths=[3], checkpoint_every=2, log_every=1), progress=False)
+    push = gym.make("worldsim/Balls-v0", scenario="push", frame_size=(16, 16))
+    make_agent("ppo", push, seed=0).save(root / "policy.zip")
+    return root
+
+
+def read_collection(root: Path) -> None:
+    from worldsim.data.dataset import WindowDataset
+
+    WindowDataset(root / "data", window_lengths=3)
+
+
+def read_model(root: Path) -> None:
+    import worldsim
+
+    worldsim.load(root / "model")
+
+
+def read_run_model(root: Path) -> None:
+    import worldsim
+
+    worldsim.load(root / "run")
+
+
+def resume_run(root: Path) -> None:
+    from worldsim.training.config import ModelConfig, TrainConfig
+    from worldsim.training.loop import train
+
+    tiny = ModelConfig(hidden_size=32, depth=2, num_heads=2, text_dim=32, text_depth=1, text_heads=2)
+    cfg = TrainConfig(batch_size=4, window_lengths=[3], checkpoint_every=2, log_every=1)
+    train([root / "data"], root / "run", 4, tiny, cfg, resume=True, progress=False)
+
+
+def read_policy(root: Path) -> None:
+    import gymnasium as gym
+
+    from worldsim.data.policies import make_policy
+
+    make_policy(str(root / "policy.zip"), gym.make("worldsim/Balls-v0", scenario="push", frame_size=(16, 16)))
+
+
+FILES = {  # what is damaged (a glob below the artifacts) -> what reads it
+    "episode": ("data/episodes/*.npz", read_collection),
+    "collection.json": ("data/collection.json", read_collection),
+    "DiT weights": ("model/dit/*.safetensors", read_model),
+    "text encoder weights": ("model/text_encoder/*.safetensors", read_model),
+    "DiT config": ("model/dit/config.json", read_model),
+    "worldsim.json": ("model/worldsim.json", read_model),
+    "manifest.json": ("model/manifest.json", read_model),
+    "run checkpoint weights": ("run/checkpoints/step_0000002/dit/*.safetensors", read_run_model),
+    "training state": ("run/checkpoints/step_0000002/training_state.pt", resume_run),
+    "metrics.csv": ("run/metrics.csv", resume_run),
+    "SB3 policy": ("policy.zip", read_policy),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+@pytest.mark.parametrize("kind", FILES)
+def test_a_damaged_file_is_refused_by_name(kind, damage, artifacts, tmp_path):
+    import shutil
+
+    from worldsim.errors import UserError
+
+    root = tmp_path / "copy"
+    shutil.copytree(artifacts, root)
+    pattern, read = FILES[kind]
+    path = sorted(root.glob(pattern))[0]
+    path.write_bytes(DAMAGE[damage](path.read_bytes()))
+    if (kind, damage) == ("metrics.csv", "truncated"):
+        # Rows are appended as a run goes, so a kill can cut its last line short: a resumed run
+        # drops that line and keeps the whole rows before it, and only those.
+        read(root)
+        rows = list(csv.DictReader(path.open()))
+        steps = [int(r["step"]) for r in rows]
+        assert steps == sorted(set(steps)) and steps[-2:] == [3, 4] and all(None not in r.values() for r in rows)
+        return
+    with pytest.raises(UserError) as refused:
+        read(root)
+    named = str(path) in str(refused.value) or str(path.parent) in str(refused.value)
+    assert named, f"the error does not name {path}: {refused.value}"

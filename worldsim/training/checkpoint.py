@@ -89,7 +89,7 @@ def load_state(out: Path, parts: dict[str, Any]) -> State:
         return State(**saved["state"])
     except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
         raise UserError(
-            f"checkpoint {path} is corrupt or from another model ({str(error).splitlines()[0]}); "
+            f"checkpoint {path} is corrupt or from another model ({(str(error) or type(error).__name__).splitlines()[0]}); "
             "delete that folder to resume from the one before it"
         ) from error
 
@@ -119,22 +119,20 @@ def write_run_config(out: Path, **settings) -> None:
 
 class MetricsWriter:
     """Appends rows to a CSV; on resume it first drops rows past the resumed step (so a curve has
-    no duplicates) and keeps the rest."""
+    no duplicates) and keeps the rest, rewriting the file atomically (a kill then keeps the old one)."""
 
     def __init__(self, path: Path, columns: tuple[str, ...], enabled: bool = True, keep_until: int = 0):
         self.enabled = enabled
         if not enabled:
             return
-        kept = []
-        if path.is_file() and keep_until > 0:
-            with path.open() as f:
-                kept = [row for row in csv.DictReader(f) if int(row["step"]) <= keep_until]
+        kept = kept_rows(path, keep_until) if path.is_file() and keep_until > 0 else []
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = path.open("w", newline="")
+        with atomic_write(path, "w") as f:
+            header = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+            header.writeheader()
+            header.writerows(kept)
+        self.file = path.open("a", newline="")
         self.writer = csv.DictWriter(self.file, fieldnames=columns, extrasaction="ignore")
-        self.writer.writeheader()
-        self.writer.writerows(kept)
-        self.file.flush()
 
     def write(self, row: dict) -> None:
         if self.enabled:
@@ -144,3 +142,35 @@ class MetricsWriter:
     def close(self) -> None:
         if self.enabled:
             self.file.close()
+
+
+def kept_rows(path: Path, keep_until: int) -> list[dict[str, str]]:
+    """The rows of a run's ``metrics.csv`` up to step ``keep_until``. Its last line may be cut short
+    by the kill that stopped the run (rows are appended as the run goes): that line is dropped. Any
+    other damage is a UserError naming the file."""
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+        if not reader.fieldnames or "step" not in reader.fieldnames:
+            raise ValueError(f"no header with a step column (found {reader.fieldnames})")
+        complete = [whole_row(row) for row in rows]
+        if complete and not complete[-1]:
+            rows, complete = rows[:-1], complete[:-1]  # cut short by a kill
+        if not all(complete):
+            raise ValueError(f"row {complete.index(False) + 2} is incomplete or not numbers")
+    except (UnicodeDecodeError, csv.Error, ValueError) as error:
+        raise UserError(f"{path} is damaged ({error}); move it away to resume without the curve logged so far") from error
+    return [row for row in rows if int(row["step"]) <= keep_until]
+
+
+def whole_row(row: dict[str, str | None]) -> bool:
+    """Every column present (no more, no fewer) and a number, ``step`` an integer."""
+    if None in row or None in row.values():
+        return False
+    try:
+        int(row["step"])
+        [float(value) for value in row.values()]
+    except ValueError:
+        return False
+    return True
