@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import time
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from stable_baselines3.common.vec_env.stacked_observations import StackedObserva
 from torch import nn
 
 from worldsim.atomic import atomic_write
+from worldsim.data.policies import saved_spaces
 from worldsim.errors import UserError, is_integer
 
 ALGOS = ("ppo", "dqn")
@@ -160,11 +160,10 @@ def move_agent(agent, env, frame_stack: int, normalize_reward: bool) -> None:
 def saved_frames(path: str | Path) -> tuple[int, int, int]:
     """``(frame_stack, H, W)`` of the image policy saved in ``path``, from the plain JSON beside its
     pickled observation space (SB3 saves image spaces channel-first; nothing is unpickled)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            channels, height, width = json.loads(archive.read("data"))["observation_space"]["_shape"]
-    except (OSError, zipfile.BadZipFile, KeyError, ValueError, TypeError) as error:
-        raise UserError(f"{path} is not an SB3 image policy .zip ({type(error).__name__}: {error})") from None
+    shape = saved_spaces(Path(path))[0].get("_shape") or ()
+    if len(shape) != 3:
+        raise UserError(f"{path} is not an SB3 image policy .zip (its observations have shape {tuple(shape)})")
+    channels, height, width = shape
     return channels // 3, height, width
 
 

@@ -85,7 +85,7 @@ def test_a_policy_for_other_spaces_is_refused_with_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="4 stacked 16x16 frames, not 4 of 32x32"):
         load_weights(bigger, tmp_path / "four.zip")
     (tmp_path / "bad.zip").write_bytes(b"garbage")
-    with pytest.raises(UserError, match="bad.zip is not an SB3 image policy .zip"):
+    with pytest.raises(UserError, match="bad.zip is not an SB3 policy .zip"):
         load_weights(one, tmp_path / "bad.zip")
 
 

@@ -179,12 +179,7 @@ def check_saved_spaces(path: Path, env: gym.Env) -> int:
 
     SB3's ``data`` entry is JSON; beside each space's pickle (never read) it keeps plain fields
     such as ``_shape`` and ``n``, and it stores image spaces channel-first."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
-        saved_obs, saved_actions = data["observation_space"], data["action_space"]
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError) as error:
-        raise UserError(f"{path} is not an SB3 policy .zip ({type(error).__name__}: {error})") from None
+    saved_obs, saved_actions = saved_spaces(path)
     obs = env.observation_space.shape
     shape = tuple(saved_obs.get("_shape") or ())
     # Image policies: channel-last, or channel-first with k stacked frames ([3k, H, W], `worldsim agent`).
@@ -200,3 +195,14 @@ def check_saved_spaces(path: Path, env: gym.Env) -> int:
     if saved_actions.get("n") is not None and n is not None and int(saved_actions["n"]) != int(n):
         raise UserError(f"{path} is a policy for {saved_actions['n']} actions, but this env has {n}")
     return shape[0] // obs[-1] if stacked else 1
+
+
+def saved_spaces(path: Path) -> tuple[dict, dict]:
+    """The observation and action spaces saved in an SB3 zip, as the plain JSON fields SB3 keeps
+    beside each space's pickle (``_shape``, ``n``, ...; image spaces channel-first), never unpickled."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+        return data["observation_space"], data["action_space"]
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, TypeError) as error:
+        raise UserError(f"{path} is not an SB3 policy .zip ({type(error).__name__}: {error})") from None

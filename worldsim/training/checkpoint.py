@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 import pickle
 import shutil
@@ -145,32 +146,20 @@ class MetricsWriter:
 
 
 def kept_rows(path: Path, keep_until: int) -> list[dict[str, str]]:
-    """The rows of a run's ``metrics.csv`` up to step ``keep_until``. Its last line may be cut short
-    by the kill that stopped the run (rows are appended as the run goes): that line is dropped. Any
-    other damage is a UserError naming the file."""
+    """The rows of a run's CSV log (``metrics.csv``, ``dyna.csv``) up to step ``keep_until``. Rows
+    are appended as the run goes, so a kill can leave the last line unfinished (no newline): it is
+    dropped. Any other damage is a UserError naming the file."""
     try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
+        text = path.read_text()
+        text = text[: text.rfind("\n") + 1]  # without an unfinished last line
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
         if not reader.fieldnames or "step" not in reader.fieldnames:
             raise ValueError(f"no header with a step column (found {reader.fieldnames})")
-        complete = [whole_row(row) for row in rows]
-        if complete and not complete[-1]:
-            rows, complete = rows[:-1], complete[:-1]  # cut short by a kill
-        if not all(complete):
-            raise ValueError(f"row {complete.index(False) + 2} is incomplete or not numbers")
+        for number, row in enumerate(rows, start=2):
+            if None in row or None in row.values():
+                raise ValueError(f"line {number} has {len(row) - (None in row)} columns, the header {len(reader.fieldnames)}")
+            int(row["step"])
     except (UnicodeDecodeError, csv.Error, ValueError) as error:
-        raise UserError(f"{path} is damaged ({error}); move it away to resume without the curve logged so far") from error
+        raise UserError(f"{path} is damaged ({error}); move it away to resume without the rows logged so far") from error
     return [row for row in rows if int(row["step"]) <= keep_until]
-
-
-def whole_row(row: dict[str, str | None]) -> bool:
-    """Every column present (no more, no fewer) and a number, ``step`` an integer."""
-    if None in row or None in row.values():
-        return False
-    try:
-        int(row["step"])
-        [float(value) for value in row.values()]
-    except ValueError:
-        return False
-    return True
