@@ -4,7 +4,11 @@
 random at first) until its share of the ``real_steps`` budget is used -> fine-tune the world model
 on all real data so far (``worldsim train`` with ``init=``) -> train the agent in the new model's
 dream (:func:`~worldsim.agents.imagination.train_in_dream`'s pieces; the same SB3 agent learns on)
--> evaluate it in the real world. :func:`model_free` trains the same SB3 algorithm on the real env
+-> evaluate it in the real world. In the dream, episodes start from real frames drawn from all the
+rounds' collections (``replay_starts``) and are truncated after ``imagination_horizon`` steps (15;
+SB3 bootstraps the value there), as DIAMOND, IRIS and Dreamer train in imagination: the agent
+learns from the dream where it is accurate, from states its real experience reached.
+:func:`model_free` trains the same SB3 algorithm on the real env
 itself and evaluates it at the same real-step marks: the same architecture, wrappers (frame stack,
 reward normalisation) and number of envs as the dream agent. Both log real return against real steps used
 to a CSV (``dyna.csv`` / ``model_free.csv``) that :func:`plot_returns` draws.
@@ -61,14 +65,22 @@ class DynaSettings:
     fresh: bool = False  # round 1 trains a new world model (random weights) instead of fine-tuning the given one
     frame_stack: int = FRAME_STACK  # both agents: frames the policy sees at once
     normalize_reward: bool = NORMALIZE_REWARD  # both agents
+    # Imagination as DIAMOND runs it: dream episodes start from real frames of the rounds' collections
+    # and are truncated (the value bootstraps) after this many steps, where the dream is still accurate.
+    replay_starts: bool = True
+    imagination_horizon: int | None = 15  # None: the real episode length
 
     def __post_init__(self):
         for name in ("real_steps", "iterations", "model_steps", "dream_steps", "num_envs", "eval_episodes"):
             value = getattr(self, name)
             if not is_integer(value, 1):
                 raise UserError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.fresh, bool):
-            raise UserError(f"fresh must be true or false, got {self.fresh!r}")
+        for name in ("fresh", "replay_starts"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.imagination_horizon is not None and not is_integer(self.imagination_horizon, 1):
+            raise UserError(f"imagination_horizon must be an integer >= 1 or null (the real episode length), "
+                            f"got {self.imagination_horizon!r}")
         check_wrappers(self.frame_stack, self.normalize_reward)
 
     def quota(self, k: int) -> int:
@@ -145,7 +157,9 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
                            init=start_from)  # fmt: skip
             current = str(result.checkpoint)
         model = load(current, device)
-        venv = DreamVecEnv(DreamVectorEnv(settings.num_envs, model, device, **world_kwargs))
+        replay = collections if settings.replay_starts else None
+        dream = DreamVectorEnv(settings.num_envs, model, device, horizon=settings.imagination_horizon, replay=replay, **world_kwargs)
+        venv = DreamVecEnv(dream)
         venv.seed(stream_seed(settings.seed, 1, k))
         if agent is None:
             agent = make_agent(algo, venv, settings.seed, device, settings.frame_stack, settings.normalize_reward)

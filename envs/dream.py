@@ -48,6 +48,32 @@ class Start:
     caption: str
 
 
+class ReplayStarts:
+    """Every place a dream episode can start in collections of real episodes: ``context`` consecutive
+    frames with the actions taken at them (the last one's is unknown: no-op), and the caption."""
+
+    def __init__(self, roots: str | Path | Sequence[str | Path], context: int, frame_size: tuple[int, int], no_action: np.ndarray):
+        from worldsim.data.collection import Collection
+
+        roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+        self.episodes = [episode for root in roots for episode in Collection(root).load()]
+        for episode in self.episodes:
+            if tuple(episode.frames.shape[1:3]) != tuple(frame_size):
+                raise UserError(f"replay episodes must have this env's frame size {tuple(frame_size)}; "
+                                f"one of {[str(r) for r in roots]} has {tuple(episode.frames.shape[1:3])}")  # fmt: skip
+        # A start's last frame t is any frame of an episode but its last (the episode goes on from it).
+        self.places = [(i, t) for i, episode in enumerate(self.episodes) for t in range(context - 1, len(episode.frames) - 1)]
+        if not self.places:
+            raise UserError(f"replay collections {[str(r) for r in roots]} hold no episode of more than {context} frames")
+        self.context, self.no_action = context, no_action
+
+    def draw(self, rng: np.random.Generator) -> Start:
+        i, t = self.places[int(rng.integers(len(self.places)))]
+        episode, first = self.episodes[i], t - self.context + 1
+        actions = np.concatenate([np.asarray(episode.actions[first:t]).reshape(-1, *self.no_action.shape), self.no_action[None]])
+        return Start(episode.frames[first : t + 1], actions, episode.caption)
+
+
 class DreamVectorEnv(VectorEnv):
     """``num_envs`` dream envs stepped together by one world model (see :class:`DreamEnv` for
     the spaces, rewards and arguments, which are the same per env).
@@ -75,6 +101,11 @@ class DreamVectorEnv(VectorEnv):
 
     ## Arguments
     ``num_envs=1``, ``autoreset_mode`` (``SAME_STEP`` or ``DISABLED``), then :class:`DreamEnv`'s.
+    ``replay``: collections of real episodes (folders of ``worldsim collect``, one or a list); an
+    episode reset without options (autoresets included) then starts from ``context_frames``
+    consecutive real frames drawn uniformly from all of their places (with ``np_random``), not
+    from the twin's reset: imagination as DIAMOND, IRIS and Dreamer run it, from where the agent's
+    real experience went, mostly with a short ``horizon``.
     Actions are int ``[N]`` (or float ``[N, A]``), one per env; observations uint8 ``[N, H, W, 3]``.
     ``gym.make_vec("worldsim/DreamBalls-v0", num_envs=N, vectorization_mode="vector_entry_point",
     model=...)`` makes one.
@@ -97,6 +128,7 @@ class DreamVectorEnv(VectorEnv):
         render_mode: str | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
         env_id: str | None = None,
+        replay: str | Path | Sequence[str | Path] | None = None,
         **world_kwargs: Any,
     ):
         check_positive("num_envs", num_envs)
@@ -130,6 +162,7 @@ class DreamVectorEnv(VectorEnv):
             raise UserError(f"context_frames must be at most {window}, the frames the model keeps as context; got {context_frames}")
         self.horizon = check_positive("horizon", horizon if horizon is not None else real_max_steps(self.twin) or DEFAULT_HORIZON)
         self.policy = make_policy("auto", self.twin)  # acts in the twin to record starting frames
+        self.replay = ReplayStarts(replay, self.context_frames, self.frame_size, self.no_action()) if replay is not None else None
         self.metadata = {**self.metadata, "render_fps": config.fps, "autoreset_mode": autoreset_mode}
         self.autoreset_mode = autoreset_mode
         self.render_mode = render_mode
@@ -231,6 +264,8 @@ class DreamVectorEnv(VectorEnv):
             starts = [self.given_start(context) for context in contexts]
         elif "prompt" in options:
             starts = [Start(None, None, "") for _ in rows]
+        elif self.replay is not None:
+            starts = [self.replay.draw(self.np_random) for _ in rows]
         else:
             starts = [self.real_start(seed) for seed in seeds]
         for start, prompt in zip(starts, prompts):
@@ -310,7 +345,9 @@ class DreamEnv(gym.Env):
     prompt, and the observation is the last real frame. ``options={"prompt": str}`` generates the
     first frame from text alone; ``options={"context": frames}`` starts from the caller's frames
     (uint8 ``[T, H, W, 3]``) or :class:`~worldsim.data.Episode` (its actions and caption too), with
-    an optional ``"prompt"`` as the caption.
+    an optional ``"prompt"`` as the caption. With ``replay=`` (collections of real episodes) a
+    reset without options starts from ``context_frames`` consecutive frames drawn uniformly from
+    those episodes instead.
 
     ## Rewards
     The model's reward head for each generated frame (it learned the twin's rewards: Balls push:
@@ -332,7 +369,8 @@ class DreamEnv(gym.Env):
     model's training window - 1, also the most it takes); ``horizon=None``; ``guidance=1.0``
     (classifier-free guidance on text and actions, a finite number >= 1); ``render_mode`` in
     ``{None, "rgb_array", "human"}`` (a pygame window, frames scaled up by nearest neighbour, paced
-    at the model's fps); and the twin's world arguments (Balls: ``scenario=``, ``frame_size=``, ``split=``, ...; CartPole: ``frame_size=``).
+    at the model's fps); ``replay=None`` (see the starting state); and the twin's world arguments
+    (Balls: ``scenario=``, ``frame_size=``, ``split=``, ...; CartPole: ``frame_size=``).
     ``metadata["render_fps"]`` is the model's fps.
 
     ## Version history
@@ -351,12 +389,13 @@ class DreamEnv(gym.Env):
         guidance: float = 1.0,
         render_mode: str | None = None,
         env_id: str | None = None,
+        replay: str | Path | Sequence[str | Path] | None = None,
         **world_kwargs: Any,
     ):
         self.dream = DreamVectorEnv(
             1, model, device, sampler_steps=sampler_steps, context_frames=context_frames, horizon=horizon,
             guidance=guidance, render_mode=render_mode, autoreset_mode=AutoresetMode.DISABLED, env_id=env_id,
-            **world_kwargs,
+            replay=replay, **world_kwargs,
         )  # fmt: skip
         self.observation_space = self.dream.single_observation_space
         self.action_space = self.dream.single_action_space

@@ -3,6 +3,7 @@ and the dream-trained and model-free agents built alike."""
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -294,3 +295,28 @@ def test_write_table_writes_a_benchmarks_markdown_and_json_side_by_side(tmp_path
     assert (tmp_path / "new" / "t.md").read_text() == "| a |\n"
     assert json.loads((tmp_path / "new" / "t.json").read_text()) == {"rows": [1]}
     assert not [p for p in (tmp_path / "new").iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_dyna_dreams_from_real_frames_of_its_collections_with_a_short_horizon(tmp_path, monkeypatch):
+    import worldsim.envs.dream as dream
+    from worldsim.agents.dyna import DynaSettings, dyna
+
+    made = []
+
+    class Recorded(dream.DreamVectorEnv):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(dream, "DreamVectorEnv", Recorded)
+    folder = str(save_tiny_world_model(tmp_path / "model"))
+    world = dict(scenario="push", frame_size=(16, 16), max_steps=10)
+    dyna(folder, "ppo", tmp_path / "a", DynaSettings(**DYNA, imagination_horizon=3), progress=False, **world)
+    assert [m["horizon"] for m in made] == [3, 3]
+    assert [[Path(r).name for r in m["replay"]] for m in made] == [["iter_000"], ["iter_000", "iter_001"]]  # every round so far
+    dyna(folder, "ppo", tmp_path / "b", DynaSettings(**DYNA, replay_starts=False, imagination_horizon=None), progress=False, **world)
+    assert [(m["replay"], m["horizon"]) for m in made[2:]] == [(None, None), (None, None)]
+    for bad, message in (({"imagination_horizon": 0}, "imagination_horizon must be an integer >= 1 or null"),
+                         ({"replay_starts": "yes"}, "replay_starts must be true or false")):  # fmt: skip
+        with pytest.raises(UserError, match=message):
+            DynaSettings(**bad)

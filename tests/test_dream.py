@@ -238,3 +238,26 @@ def test_any_seed_gymnasium_takes_works(balls):
     first, _ = env.reset(seed=2**64)
     again, _ = env.reset(seed=2**64)
     assert np.array_equal(first, again)
+
+
+def test_replay_starts_dream_episodes_from_real_frames_of_the_collections(balls, tmp_path):
+    from worldsim.data.collect import collect
+    from worldsim.data.collection import Collection
+
+    data = tmp_path / "real"
+    collect("worldsim/Balls-v0", out=data, episodes=3, env_kwargs={"frame_size": (16, 16), "max_steps": 6}, scenarios=["push"],
+            progress=False)  # fmt: skip
+    episodes = Collection(data).load()
+    frames = {episode.frames[t].tobytes(): (i, t) for i, episode in enumerate(episodes) for t in range(len(episode.frames))}
+    env = DreamVectorEnv(4, balls, replay=data, horizon=2, scenario="push")
+    observations, _ = env.reset(seed=0)
+    places = [frames.get(o.tobytes()) for o in observations]
+    assert all(p is not None and p[1] < len(episodes[p[0]].frames) - 1 for p in places)  # real frames, never an episode's last
+    assert len(set(places)) > 1  # drawn, not one fixed place
+    again, _ = DreamVectorEnv(4, balls, replay=data, horizon=2, scenario="push").reset(seed=0)
+    assert np.array_equal(again, observations)  # the same seed draws the same places
+    env.step(np.zeros(4, np.int64))
+    observations, _, _, truncated, info = env.step(np.zeros(4, np.int64))  # horizon 2: every env restarts in this step
+    assert truncated.all() and all(o.tobytes() in frames for o in observations)
+    with pytest.raises(UserError, match=r"replay episodes must have this env's frame size \(32, 32\)"):
+        DreamVectorEnv(1, balls, replay=data, scenario="push", frame_size=(32, 32))

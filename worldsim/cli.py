@@ -173,7 +173,7 @@ def bench_rl(cfg: DictConfig, mode: str, command: str) -> list:
     if load(str(cfg.model)).config.env_id == "worldsim/Balls-v0":
         world["scenario"] = "push" if cfg.scenario == "all" else str(cfg.scenario)
     keys = ("real_steps", "iterations", "model_steps", "model_lr", "dream_steps", "num_envs", "eval_episodes", "fresh", "frame_stack",
-            "normalize_reward")
+            "normalize_reward", "replay_starts", "imagination_horizon")
     settings = DynaSettings(**{key: cfg[key] for key in keys}, **({"seed": cfg.seed} if cfg.seed is not None else {}))
     report = rl.run_rl(str(cfg.model), cfg.algo, settings, cfg.seeds, cfg.work, one_device(cfg.device), cfg.progress, **world)
     return rl.write_report(report, cfg.out or "benchmarks/results/rl", command)
@@ -222,7 +222,7 @@ def run_dyna(cfg: DictConfig, world: dict) -> None:
     from worldsim.agents.dyna import DynaSettings, dyna, model_free, plot_returns
 
     keys = ("real_steps", "iterations", "model_steps", "model_batch_size", "model_lr", "num_envs", "eval_episodes", "eval_seed", "seed",
-            "fresh", "frame_stack", "normalize_reward")
+            "fresh", "frame_stack", "normalize_reward", "replay_starts", "imagination_horizon")
     settings = DynaSettings(dream_steps=cfg.steps, **{key: cfg[key] for key in keys})
     out = Path(cfg.out)
     curves = {"dyna": dyna(str(cfg.model), cfg.algo, out, settings, cfg.device, cfg.resume, cfg.progress, **world)}
@@ -319,12 +319,14 @@ SETTINGS = {
               "seed": integer(0, optional=True), "preset": one_of("tiny", "small", "base"), "algo": one_of("ppo", "dqn"),
               "seeds": integer(1), "real_steps": integer(1), "iterations": integer(1), "model_steps": integer(0),
               "model_lr": number(0, above=True), "fresh": boolean, "dream_steps": integer(1), "num_envs": integer(1),
-              "eval_episodes": integer(1), "work": folder(), "frame_stack": integer(1), "normalize_reward": boolean, **COMMON},
+              "eval_episodes": integer(1), "work": folder(), "frame_stack": integer(1), "normalize_reward": boolean,
+              "replay_starts": boolean, "imagination_horizon": integer(1, optional=True), **COMMON},
     "agent": {"algo": one_of("ppo", "dqn"), "steps": integer(1), "num_envs": integer(1), "eval_episodes": integer(1),
               "eval_seed": integer(0), "seed": integer(0), "device": device(auto=False), "sampler_steps": integer(1, optional=True),
               "max_steps": integer(1, optional=True), "out": folder(), "real_steps": integer(1), "iterations": integer(1),
               "model_steps": integer(0), "model_batch_size": integer(1), "model_lr": number(0, above=True), "baseline": boolean,
-              "fresh": boolean, "resume": boolean, "frame_stack": integer(1), "normalize_reward": boolean, **COMMON},
+              "fresh": boolean, "resume": boolean, "frame_stack": integer(1), "normalize_reward": boolean, "replay_starts": boolean,
+              "imagination_horizon": integer(1, optional=True), **COMMON},
     "demo": {"episodes": integer(1), "horizon": integer(3), "seed": integer(0), "scale": integer(1), "device": device(auto=False),
              "out": folder(), **COMMON},
 }  # fmt: skip

@@ -122,8 +122,11 @@ def agent_line(report: dict) -> str:
     stack = f"{s['frame_stack']} stacked frames" if s["frame_stack"] > 1 else "one frame"
     rewards = "rewards normalised (`VecNormalize(norm_obs=False)`)" if s["normalize_reward"] else "raw rewards"
     settings = ", ".join(f"{key}={value}" for key, value in report["hyperparameters"].items())
+    starts = "real frames of its collections" if s.get("replay_starts") else "the real twin's resets"
+    horizon = s.get("imagination_horizon") or "the real episode length"
     return (f"Agent (both methods): {report['algo'].upper()} `CnnPolicy` with worldsim's `FrameCNN`, {s['num_envs']} envs, "
-            f"{stack}, {rewards}; {settings}.")  # fmt: skip
+            f"{stack}, {rewards}; {settings}. Dyna's dream episodes start from {starts} and are truncated "
+            f"after {horizon} steps.")  # fmt: skip
 
 
 def markdown(report: dict) -> str:
