@@ -1,4 +1,4 @@
-"""Behaviour policies that collect episodes in the real worlds: random, no-op, scripted, or SB3.
+"""Behaviour policies that collect episodes in the real worlds: random, sticky random, no-op, scripted, or SB3.
 
 A policy is called once per step with the observation and ``info`` of the real env and returns an
 action; ``reset(seed)`` starts an episode so that a seed fixes every action it takes.
@@ -17,7 +17,7 @@ import numpy as np
 
 from worldsim.errors import MissingFileError, UserError, is_number
 
-POLICIES = ("auto", "random", "noop", "scripted")
+POLICIES = ("auto", "random", "sticky", "noop", "scripted")
 
 
 class Policy(Protocol):
@@ -37,6 +37,26 @@ class RandomPolicy:
 
     def __call__(self, observation, info):
         return self.action_space.sample()
+
+
+class StickyPolicy:
+    """Random actions held for a while: each step draws a new uniformly random action with
+    probability ``switch`` (always on an episode's first step), else repeats the last one, so runs
+    of one action last ``1 / switch`` steps on average. Uniform random actions alternate so often
+    that data hardly show what a sustained push does (a CartPole pole falling under one action)."""
+
+    def __init__(self, action_space: gym.Space, switch: float):
+        self.action_space, self.switch = action_space, switch
+        self.rng, self.action = np.random.default_rng(0), None
+
+    def reset(self, seed: int) -> None:
+        self.rng, self.action = np.random.default_rng(seed), None
+        self.action_space.seed(seed)
+
+    def __call__(self, observation, info):
+        if self.action is None or self.rng.random() < self.switch:
+            self.action = self.action_space.sample()
+        return self.action
 
 
 class NoopPolicy:
@@ -92,7 +112,8 @@ def make_policy(name: str, env: gym.Env, epsilon: float = 0.2, algo: str = "ppo"
     """The policy called ``name`` for ``env``: one of POLICIES, or the path of an SB3 ``.zip``.
 
     ``auto`` is ``scripted`` where the world has a task (Balls push, CartPole) and ``noop`` for the
-    passive Balls scenarios.
+    passive Balls scenarios. ``epsilon``: the scripted policy's share of random actions, and the
+    sticky policy's chance of switching to a new random action each step.
     """
     if not is_number(epsilon, 0, 1):
         raise UserError(f"epsilon must be a probability in [0, 1], got {epsilon!r}")
@@ -104,6 +125,8 @@ def make_policy(name: str, env: gym.Env, epsilon: float = 0.2, algo: str = "ppo"
         name = "noop" if world == "balls" and scenario != "push" else "scripted"
     if name == "random":
         return RandomPolicy(env.action_space)
+    if name == "sticky":
+        return StickyPolicy(env.action_space, epsilon)
     if name == "noop":
         return NoopPolicy()
     if name == "scripted":
