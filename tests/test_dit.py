@@ -1,23 +1,21 @@
+"""SpacetimeDiT (the network) through its Denoiser (the preconditioning): causality, cached ==
+recomputed, windows, relative positions, conditioning, the frame before, save/load."""
+
 import pytest
 import torch
+from tiny_world_model import tiny_dit
 
+from worldsim.model.denoiser import Denoiser, preconditioning
 from worldsim.model.dit import SpacetimeDiT
-from worldsim.model.flow import preconditioning
+from worldsim.model.kv_cache import KVCache
 from worldsim.model.text import ByteTextEncoder
 
 
-def tiny(**overrides):
-    torch.manual_seed(0)
-    kwargs = dict(in_channels=3, patch_size=2, hidden_size=32, depth=2, num_heads=2, num_actions=5, text_dim=32)
-    model = SpacetimeDiT(**{**kwargs, **overrides}).eval()
-    # adaLN-Zero starts every block as the identity; randomise so that every path carries signal.
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.2)
-    return model
+def tiny(**overrides) -> Denoiser:
+    return Denoiser(tiny_dit(**overrides))
 
 
-def inputs(b=2, t=6, h=8, w=8, c=3, seed=0, continuous=0):
+def inputs(model: Denoiser, b=2, t=6, h=8, w=8, c=3, seed=0, continuous=0):
     g = torch.Generator().manual_seed(seed)
     text, mask = ByteTextEncoder(dim=32, depth=1, num_heads=2)(["a red ball", "two balls collide"][:b])
     actions = torch.randn(b, t, continuous, generator=g) if continuous else torch.randint(0, 5, (b, t), generator=g)
@@ -26,19 +24,29 @@ def inputs(b=2, t=6, h=8, w=8, c=3, seed=0, continuous=0):
         sigmas=torch.rand(b, t, generator=g),
         actions=actions,
         action_mask=torch.rand(b, t, generator=g) > 0.2,
-        text=text.detach(),
-        text_mask=mask,
+        text=model.network.text_context(text.detach(), mask),
     )
 
 
+def split(x: dict, at: int) -> tuple[dict, dict]:
+    """The inputs of frames ``[:at]`` and ``[at:]`` (the text is shared)."""
+    head = {k: v if k == "text" else v[:, :at] for k, v in x.items()}
+    tail = {k: v if k == "text" else v[:, at:] for k, v in x.items()}
+    return head, tail
+
+
 def test_outputs_have_the_documented_shapes():
-    out = tiny()(**inputs())
-    assert out.velocity.shape == (2, 6, 3, 8, 8)
-    assert out.reward.shape == out.termination.shape == (2, 6)
+    model = tiny()
+    out = model(**inputs(model))
+    assert out.velocity.shape == out.denoised.shape == (2, 6, 3, 8, 8)
+    assert out.reward.shape == out.termination.shape == out.loss_weight.shape == (2, 6)
+    x = inputs(model)
+    torch.testing.assert_close(out.velocity, (x["latents"] - out.denoised) / x["sigmas"][:, :, None, None, None], rtol=1e-5, atol=1e-5)
 
 
 def test_changing_later_frames_leaves_earlier_outputs_bit_identical():
-    model, x = tiny(), inputs()
+    model = tiny()
+    x = inputs(model)
     before = model(**x)
     changed = dict(x)
     changed["latents"] = x["latents"].clone()
@@ -46,58 +54,60 @@ def test_changing_later_frames_leaves_earlier_outputs_bit_identical():
     changed["sigmas"] = torch.cat([x["sigmas"][:, :3], torch.rand(2, 3)], dim=1)
     changed["actions"] = torch.cat([x["actions"][:, :3], (x["actions"][:, 3:] + 1) % 5], dim=1)
     after = model(**changed)
-    for key in ("velocity", "reward", "termination"):
+    for key in ("velocity", "denoised", "reward", "termination"):
         assert torch.equal(getattr(before, key)[:, :3], getattr(after, key)[:, :3]), key
         assert not torch.equal(getattr(before, key)[:, 3:], getattr(after, key)[:, 3:]), key
 
 
 @pytest.mark.parametrize("t, h, w", [(1, 8, 8), (6, 8, 8), (6, 8, 12), (3, 12, 8)])
 def test_one_model_runs_any_duration_and_aspect_ratio(t, h, w):
-    out = tiny()(**inputs(t=t, h=h, w=w))
+    model = tiny()
+    out = model(**inputs(model, t=t, h=h, w=w))
     assert out.velocity.shape == (2, t, 3, h, w) and torch.isfinite(out.velocity).all()
 
 
 def test_cached_keys_give_the_same_outputs_as_recomputation():
-    model, x = tiny(), inputs(t=6, h=8, w=12)
+    model = tiny()
+    x = inputs(model, t=6, h=8, w=12)
     full = model(**x)
-    head = {k: v[:, :4] if k not in ("text", "text_mask") else v for k, v in x.items()}
-    tail = {k: v[:, 4:] if k not in ("text", "text_mask") else v for k, v in x.items()}
-    _, kvs = model(**head, return_kv=True)
-    before = dict(previous=x["latents"][:, 3], previous_sigmas=x["sigmas"][:, 3])
-    # Buffers with room for the tail's own 2 frames of 4 x 6 tokens, written in place.
-    cache = [with_room(k, v, 2 * 4 * 6) for k, v in kvs]
-    filled = torch.cat([torch.ones(2, 4 * 4 * 6, dtype=torch.bool), torch.zeros(2, 2 * 4 * 6, dtype=torch.bool)], 1)
-    cached = model(**tail, **before, block_offset=4, cache=cache, cache_mask=filled, cache_write=slice(4 * 4 * 6, None))
+    head, tail = split(x, 4)
+    kvs = model(**head).keys_values
+    before = (x["latents"][:, 3], x["sigmas"][:, 3])
+    # Slots of 4 x 6 tokens: the head's 4 frames, and room for the tail's own 2, written in place.
+    cache = with_room(kvs, 2 * 4 * 6, filled=[True] * 4 + [False] * 2, tokens_per_frame=4 * 6, head=4)
+    cached = model(**tail, before=before, block_offset=4, cache=cache)
     torch.testing.assert_close(cached.velocity, full.velocity[:, 4:], rtol=0, atol=1e-5)
     torch.testing.assert_close(cached.reward, full.reward[:, 4:], rtol=0, atol=1e-5)
+    # The pass wrote its own keys at the cache's head: the next pass would read them there.
+    torch.testing.assert_close(cache.keys[1][:, :, 4 * 4 * 6 :], full.keys_values[1][0][:, :, 4 * 4 * 6 :], rtol=0, atol=1e-5)
 
 
 def test_empty_cache_slots_are_ignored():
-    model, x = tiny(), inputs(t=4)
-    head = {k: v[:, :2] if k not in ("text", "text_mask") else v for k, v in x.items()}
-    tail = {k: v[:, 2:] if k not in ("text", "text_mask") else v for k, v in x.items()}
-    _, kvs = model(**head, return_kv=True)
-    before = dict(previous=x["latents"][:, 1], previous_sigmas=x["sigmas"][:, 1])
-    cache = [with_room(k, v, 32) for k, v in kvs]
-    ones = torch.ones(2, 64, dtype=torch.bool)
-    a = model(**tail, **before, block_offset=2, cache=cache, cache_mask=ones, cache_write=slice(32, None)).velocity
+    model = tiny()
+    x = inputs(model, t=4)
+    head, tail = split(x, 2)
+    kvs = model(**head).keys_values
+    before = (x["latents"][:, 1], x["sigmas"][:, 1])
+    # Slots of 16 tokens; the two slots being written count as filled here, and are ignored.
+    a = model(**tail, before=before, block_offset=2, cache=with_room(kvs, 32, [True] * 4, 16, head=2)).velocity
     # Garbage slots marked empty before the cache, and the written slots marked empty: no change.
-    padded = [(torch.cat([torch.randn_like(k), k], 2), torch.cat([torch.randn_like(v), v], 2)) for k, v in cache]
-    mask = torch.cat([torch.zeros(2, 64, dtype=torch.bool), torch.ones(2, 32, dtype=torch.bool), torch.zeros(2, 32, dtype=torch.bool)], 1)
-    b = model(**tail, **before, block_offset=2, cache=padded, cache_mask=mask, cache_write=slice(96, None)).velocity
+    garbage = [(torch.randn(2, 2, 64, 16), torch.randn(2, 2, 64, 16)) for _ in kvs]
+    padded = with_room([(torch.cat([g, k], 2), torch.cat([h, v], 2)) for (g, h), (k, v) in zip(garbage, kvs)], 32,
+                       [False] * 4 + [True] * 2 + [False] * 2, 16, head=6)  # fmt: skip
+    b = model(**tail, before=before, block_offset=2, cache=padded).velocity
     torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
-    with pytest.raises(ValueError, match="cache_write"):
-        model(**tail, block_offset=2, cache=cache, cache_mask=ones)
 
 
-def with_room(k, v, room):
-    """Cache buffers: ``k``, ``v`` followed by ``room`` free positions."""
-    pad = torch.full((*k.shape[:2], room, k.shape[3]), float("nan"))
-    return torch.cat([k, pad], 2), torch.cat([v, pad], 2)
+def with_room(kvs, room: int, filled: list[bool], tokens_per_frame: int, head: int) -> KVCache:
+    """A cache of ``kvs`` (per layer ``(keys, values)``) followed by ``room`` free positions."""
+    pad = torch.full((*kvs[0][0].shape[:2], room, kvs[0][0].shape[3]), float("nan"))
+    keys, values = [torch.cat([k, pad], 2) for k, _ in kvs], [torch.cat([v, pad], 2) for _, v in kvs]
+    return KVCache(keys, values, torch.tensor([filled, filled]), tokens_per_frame, head)
 
 
 def test_window_limits_how_far_back_a_frame_sees():
-    model, x = tiny(), inputs(t=7)
+    model = tiny()
+    x = inputs(model, t=7)
     before = model(**x, window=2)
     changed = dict(x, latents=x["latents"].clone())
     changed["latents"][:, 0] += 1.0
@@ -109,14 +119,16 @@ def test_window_limits_how_far_back_a_frame_sees():
 
 
 def test_positions_are_relative_in_time():
-    model, x = tiny(), inputs(t=3)
+    model = tiny()
+    x = inputs(model, t=3)
     a = model(**x).velocity
     b = model(**x, block_offset=17).velocity
     torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
 
 
 def test_temporal_patches_form_causal_blocks():
-    model, x = tiny(temporal_patch_size=2), inputs(t=6)
+    model = tiny(temporal_patch_size=2)
+    x = inputs(model, t=6)
     before = model(**x)
     changed = dict(x, latents=x["latents"].clone())
     changed["latents"][:, 5] += 1.0  # inside the third block
@@ -124,12 +136,12 @@ def test_temporal_patches_form_causal_blocks():
     assert torch.equal(before.velocity[:, :4], after.velocity[:, :4])
     assert not torch.equal(before.velocity[:, 4], after.velocity[:, 4])  # same block sees it
     with pytest.raises(ValueError, match="need T divisible by 2"):
-        model(**inputs(t=5))
+        model(**inputs(model, t=5))
 
 
 def test_continuous_actions_and_the_null_action():
     model = tiny(num_actions=0, action_dim=3)
-    x = inputs(continuous=3)
+    x = inputs(model, continuous=3)
     out = model(**x)
     assert out.velocity.shape == (2, 6, 3, 8, 8)
     masked = dict(x, action_mask=torch.zeros(2, 6, dtype=torch.bool))
@@ -138,16 +150,16 @@ def test_continuous_actions_and_the_null_action():
 
 
 def test_actions_and_text_reach_the_output():
-    model, x = tiny(), inputs()
+    model = tiny()
+    x = inputs(model)
     base = model(**x).velocity
     assert not torch.allclose(base, model(**dict(x, actions=(x["actions"] + 1) % 5)).velocity)
-    assert not torch.allclose(base, model(**dict(x, text=x["text"].flip(0), text_mask=x["text_mask"].flip(0))).velocity)
+    assert not torch.allclose(base, model(**dict(x, text=x["text"][torch.tensor([1, 0])])).velocity)
 
 
 def test_fresh_model_repeats_the_frame_before():
-    torch.manual_seed(0)
-    model = SpacetimeDiT(in_channels=3, patch_size=2, hidden_size=32, depth=2, num_heads=2, num_actions=5, text_dim=32)
-    x = inputs()
+    model = Denoiser(tiny_dit(random_weights=False))
+    x = inputs(model)
     # adaLN-Zero and a zero final layer: the network adds nothing to reference + c_skip * residual.
     before = torch.cat([torch.zeros_like(x["latents"][:, :1]), x["latents"][:, :-1]], 1)
     before_sigmas = torch.cat([torch.ones(2, 1), x["sigmas"][:, :-1]], 1)
@@ -159,7 +171,7 @@ def test_fresh_model_repeats_the_frame_before():
     # From a clean frame before, a fresh model's sampler repeats that frame exactly.
     clean = x["latents"][:, :1]
     zero = dict(x, latents=torch.randn_like(clean), sigmas=torch.ones(2, 1), actions=x["actions"][:, :1],
-                action_mask=x["action_mask"][:, :1], previous=clean[:, 0], previous_sigmas=torch.zeros(2))  # fmt: skip
+                action_mask=x["action_mask"][:, :1], before=(clean[:, 0], torch.zeros(2)))  # fmt: skip
     torch.testing.assert_close(zero["latents"] - model(**zero).velocity, clean)
 
 
@@ -169,34 +181,29 @@ def test_bad_configs_are_rejected():
     with pytest.raises(ValueError, match="divisible by num_heads"):
         SpacetimeDiT(hidden_size=30, num_heads=4, num_actions=5)
     with pytest.raises(ValueError, match="need T divisible by 1 and h, w by 2"):
-        tiny()(**inputs(h=7))
+        model = tiny()
+        model(**inputs(model, h=7))
 
 
 def test_save_pretrained_round_trip(tmp_path):
-    model, x = tiny(), inputs()
-    model.save_pretrained(tmp_path / "dit", safe_serialization=True)
+    model = tiny()
+    x = inputs(model)
+    model.network.save_pretrained(tmp_path / "dit", safe_serialization=True)
     assert (tmp_path / "dit" / "diffusion_pytorch_model.safetensors").is_file()
-    loaded = SpacetimeDiT.from_pretrained(tmp_path / "dit").eval()
+    loaded = Denoiser(SpacetimeDiT.from_pretrained(tmp_path / "dit").eval())
     assert torch.equal(model(**x).velocity, loaded(**x).velocity)
 
 
 def test_the_frame_before_is_read_and_checked():
-    model, x = tiny(), inputs(t=2)
-    # Untrained, adaLN-Zero blocks are identities and the output layer is zero: randomise first.
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.2)
+    model = tiny()
+    x = inputs(model, t=2)
     alone = model(**x)
-    given = dict(previous=torch.randn(2, 3, 8, 8), previous_sigmas=torch.full((2,), 0.05))
-    after = model(**x, **given)
+    after = model(**x, before=(torch.randn(2, 3, 8, 8), torch.full((2,), 0.05)))
     assert not torch.equal(alone.velocity[:, 0], after.velocity[:, 0])  # frame 0 reads it directly
     # Without one, the frame before the first is pure noise: level 1, zero signal.
-    none = dict(previous=torch.zeros(2, 3, 8, 8), previous_sigmas=torch.ones(2))
-    torch.testing.assert_close(model(**x, **none).velocity, alone.velocity, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="together"):
-        model(**x, previous=given["previous"])
-    with pytest.raises(ValueError, match=r"previous must be \[B, C, h, w\]"):
-        model(**x, previous=torch.zeros(2, 3, 8, 4), previous_sigmas=torch.ones(2))
+    torch.testing.assert_close(model(**x, before=(torch.zeros(2, 3, 8, 8), torch.ones(2))).velocity, alone.velocity, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"the frame before must be \[B, C, h, w\]"):
+        model(**x, before=(torch.zeros(2, 3, 8, 4), torch.ones(2)))
 
 
 def test_noise_schedule_mixes_clean_windows_and_keeps_old_draws_without_them():

@@ -2,10 +2,12 @@
 
 import pytest
 import torch
+from tiny_world_model import tiny_dit
 
 from worldsim.errors import UserError
 from worldsim.model.codec import PixelCodec
-from worldsim.model.dit import SpacetimeDiT
+from worldsim.model.denoiser import Denoiser
+from worldsim.model.sampler import Sampler
 from worldsim.model.text import ByteTextEncoder
 from worldsim.model.world_model import WorldModel, WorldModelConfig
 from worldsim.simulator import WorldSimulator
@@ -16,11 +18,7 @@ LEVEL = 0.05  # context noise: exercises the commit noise
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    dit = SpacetimeDiT(in_channels=3, patch_size=2, hidden_size=32, depth=2, num_heads=2, num_actions=5, text_dim=16)
-    with torch.no_grad():
-        for p in dit.parameters():  # untrained adaLN-Zero blocks are identities: randomise
-            p.normal_(0, 0.2)
+    dit = tiny_dit(text_dim=16)
     config = WorldModelConfig(frame_size=SIZE, context_frames=4, context_noise=LEVEL, sampler_steps=3)
     return WorldModel(config, PixelCodec(), dit, ByteTextEncoder(dim=16, depth=1, num_heads=2)).eval()
 
@@ -31,12 +29,14 @@ def frames(n, t, seed):
 
 class Reference:
     """Full recomputation: every env's whole sequence since its reset through the DiT with
-    attention limited to W frames back, drawing noise in the simulator's documented order."""
+    attention limited to W frames back, drawing noise in the simulator's documented order. Its
+    Euler loop is written out here, so that the test does not trust the sampler it checks."""
 
     def __init__(self, model, batch, window, seed):
         self.model, self.window = model, window
         self.generator = torch.Generator().manual_seed(seed)
-        self.sigmas = WorldSimulator(model, 1, sampler_steps=3).sigmas
+        self.denoiser = Denoiser(model.dit)
+        self.sigmas = Sampler(3).sigmas
         self.time = 0
         self.envs = [None] * batch  # per env: (latents [1, T, ...], sigmas, actions, taken, first position, prompt)
 
@@ -56,11 +56,10 @@ class Reference:
 
     def forward(self, env, x, sigma, action):
         latents, sigmas, actions, taken, first, prompt = env
-        text, mask = self.model.text_encoder([prompt])
-        return self.model.dit(
+        return self.denoiser(
             torch.cat([latents, x], 1), torch.cat([sigmas, torch.full((1, 1), sigma)], 1),
             torch.cat([actions, action.view(1, 1)], 1), torch.cat([taken, torch.ones(1, 1, dtype=torch.bool)], 1),
-            text, mask, block_offset=first, window=self.window,
+            self.model.text_context([prompt]), block_offset=first, window=self.window,
         )  # fmt: skip
 
     def step(self, actions):
@@ -114,9 +113,9 @@ def test_same_seed_same_rollout_and_reset_spares_other_envs(model):
     b, _ = rollout(5)
     c, _ = rollout(6)
     assert torch.equal(a, b) and not torch.equal(a, c)
-    keys = [k.clone() for k in sim.keys]
+    keys = [k.clone() for k in sim.cache.keys]
     sim.reset([False, True, False], frames(1, 1, seed=9))
-    for before, after in zip(keys, sim.keys):
+    for before, after in zip(keys, sim.cache.keys):
         assert torch.equal(before[[0, 2]], after[[0, 2]]) and not torch.equal(before[1], after[1])
     assert sim.filled[1].sum() == 1 and sim.filled[0].all()
 
@@ -127,12 +126,12 @@ def test_fork_branches_identical_futures(model):
     sim.reset([True, True], frames(2, 3, seed=4))
     sim.step(torch.tensor([0, 1]))
     left, right = sim.fork([1, 1]), sim.fork([1, 1])
-    assert left.batch_size == 2 and torch.equal(left.keys[0][0], sim.keys[0][1])
+    assert left.batch_size == 2 and torch.equal(left.cache.keys[0][0], sim.cache.keys[0][1])
     a, b = left.step(torch.tensor([2, 3])).frames, right.step(torch.tensor([2, 3])).frames
     assert torch.equal(a, b)  # same state, same noise stream, same actions
     assert not torch.equal(a[0], a[1])  # the two branches differ by their action
     sim.step(torch.tensor([4, 4]))
-    assert torch.equal(left.keys[0][0], right.keys[0][0])  # the original moving on leaves forks alone
+    assert torch.equal(left.cache.keys[0][0], right.cache.keys[0][0])  # the original moving on leaves forks alone
 
 
 @torch.no_grad()

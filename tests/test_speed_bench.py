@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from tiny_world_model import randomise
 
 from worldsim.bench.speed import Recompute, SpeedGrid, build_model, preset, run_speed, write_report
 from worldsim.cli import main
@@ -17,8 +18,7 @@ TINY_GRID = SpeedGrid(batch_sizes=[1], windows=[4, 16, 64], sampler_steps=[1], r
 def test_recompute_makes_the_simulators_frames_from_the_same_noise():
     window, seed = 3, 5
     model = build_model(preset("tiny"), (8, 12), window, seed=0)
-    for p in model.dit.parameters():  # fresh adaLN-Zero blocks are identities: randomise them
-        p.normal_(0, 0.2)
+    randomise(model.dit)
     model.config.context_noise = 0.05  # exercises the commit noise, drawn in the same order
     sim = WorldSimulator(model, 2, window=window, sampler_steps=2, seed=seed)
     baseline = Recompute(model, 2, "cpu", window, 2, seed=seed)

@@ -209,8 +209,8 @@ def test_reward_head_learns_the_reward(overfit, data):
     batch = default_collate([dataset[i] for i in range(len(dataset))])
     with torch.no_grad():
         latents = model.codec.encode(batch["frames"])
-        text, mask = model.text_encoder(batch["caption"])
-        out = model.dit(latents, torch.zeros(latents.shape[:2]), batch["actions"], batch["action_mask"], text, mask)
+        text = model.text_context(batch["caption"])
+        out = model.denoiser(latents, torch.zeros(latents.shape[:2]), batch["actions"], batch["action_mask"], text)
     rewarded = batch["rewards"][:, -1] > 0.5  # last frames reached by action 4 (the heads learn and are read there)
     last = out.reward[:, -1]
     assert last[rewarded].mean() > last[~rewarded].mean() + 0.3  # measured 1.05-1.17 (`make test-float-paths`)

@@ -1,8 +1,9 @@
-"""A tiny random world model saved as a model folder, for tests of what consumes a WorldModel.
+"""Tiny random models for the tests: a SpacetimeDiT, and a world model (saved as a model folder
+for tests of what consumes a WorldModel).
 
 Random weights (untrained adaLN-Zero blocks would be identities, so every parameter is drawn
-afresh) make frames that change with the noise and the actions; the termination head is pinned so
-that episodes end when a test wants them to.
+afresh) make frames that change with the noise and the actions; the world model's termination head
+is pinned so that episodes end when a test wants them to.
 """
 
 from pathlib import Path
@@ -17,6 +18,26 @@ from worldsim.model.world_model import WorldModel, WorldModelConfig
 ACTIONS = {"worldsim/Balls-v0": 5, "worldsim/CartPole-v0": 2}
 
 
+def randomise(module: torch.nn.Module) -> None:
+    """Draws every parameter afresh from N(0, 0.2^2), so that every path carries signal (untrained
+    adaLN-Zero blocks are identities and the output layer is zero)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(0, 0.2)
+
+
+def tiny_dit(random_weights: bool = True, **overrides) -> SpacetimeDiT:
+    """A SpacetimeDiT of hidden size 32, 2 layers of 2 heads, patch size 2, 5 discrete actions and
+    text of dim 32 (``overrides`` change any of them), built after ``torch.manual_seed(0)``; with
+    its initial weights unless ``random_weights``."""
+    torch.manual_seed(0)
+    sizes = dict(in_channels=3, patch_size=2, hidden_size=32, depth=2, num_heads=2, num_actions=5, text_dim=32)
+    dit = SpacetimeDiT(**{**sizes, **overrides})
+    if random_weights:
+        randomise(dit)
+    return dit.eval()
+
+
 def tiny_world_model(
     env_id: str = "worldsim/Balls-v0",
     frame_size: tuple[int, int] = (16, 16),
@@ -25,12 +46,9 @@ def tiny_world_model(
 ) -> WorldModel:
     """A world model of ``env_id`` with patch size 4 (16 tokens per 16x16 frame), a window of 2
     frames and 2 sampler steps; its termination logit is always -1e3 (or +1e3 if ``terminates``)."""
-    torch.manual_seed(0)
     n = num_actions or ACTIONS[env_id]
-    dit = SpacetimeDiT(in_channels=3, patch_size=4, hidden_size=32, depth=2, num_heads=2, num_actions=n, text_dim=16)
+    dit = tiny_dit(patch_size=4, num_actions=n, text_dim=16)
     with torch.no_grad():
-        for p in dit.parameters():
-            p.normal_(0, 0.2)
         termination = dit.heads[-1]  # outputs (reward, termination) per frame
         termination.weight[1] = 0
         termination.bias[1] = 1e3 if terminates else -1e3

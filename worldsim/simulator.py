@@ -8,9 +8,15 @@ commits them. Every pass writes the new frame's keys and values in place into th
 slot, the one frame that has left the window, and attends over the whole ring: a pass copies N
 tokens, never the cache. Besides the cache each env keeps its newest
 frame's latents as committed (``previous``, at the context level), which the model reads as the
-frame before the next one (see :mod:`worldsim.model.dit`). Keys are stored rotated at a global frame
+frame before the next one (see :mod:`worldsim.model.denoiser`). Keys are stored rotated at a global frame
 counter, so slots never move and relative positions always hold; the result equals recomputing the
-whole rollout with attention limited to ``W`` frames back (``SpacetimeDiT(window=W)``).
+whole rollout with attention limited to ``W`` frames back (``SpacetimeDiT(window=W)``). The cache
+is a :class:`~worldsim.model.kv_cache.KVCache`, and the frames come from the one
+:class:`~worldsim.model.sampler.Sampler` that every generator of frames uses.
+
+The simulator takes a :class:`~worldsim.model.world_model.WorldModel` (or anything with its
+``dit``, ``codec``, ``text_encoder`` and ``config``) without importing its module, so that
+``WorldModel.simulator()`` can make one.
 
 The step loop makes no host-device synchronisation (no ``.item()``, no branching on tensor values)
 and uses fixed shapes, so it can be captured in CUDA graphs later. Noise comes from one generator on
@@ -26,12 +32,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 
 from worldsim.errors import UserError, is_integer
-from worldsim.model.flow import check_sampling, make_scheduler
-from worldsim.model.world_model import WorldModel
+from worldsim.model.denoiser import Denoiser
+from worldsim.model.dit import SpacetimeDiT, TextContext
+from worldsim.model.kv_cache import KVCache
+from worldsim.model.sampler import Sampler, check_sampling
+
+
+class Model(Protocol):
+    """What the simulator reads of a :class:`~worldsim.model.world_model.WorldModel`: its
+    ``config`` (``context_frames``, ``sampler_steps``, ``frame_size``, ``context_noise``,
+    ``action_space``) and its parts."""
+
+    config: Any
+    dit: SpacetimeDiT
+    codec: nn.Module
+    text_encoder: nn.Module
+
+    def to(self, device: torch.device) -> Model: ...
+
+    def eval(self) -> Model: ...
 
 
 @dataclass
@@ -60,7 +85,7 @@ class WorldSimulator:
 
     def __init__(
         self,
-        model: WorldModel,
+        model: Model,
         batch_size: int,
         device: str | torch.device = "cpu",
         window: int | None = None,
@@ -80,9 +105,9 @@ class WorldSimulator:
         self.batch_size = batch_size
         self.window = window if window is not None else max(1, model.config.context_frames - 1)
         self.sampler_steps = sampler_steps if sampler_steps is not None else model.config.sampler_steps
-        self.sigmas = make_scheduler(self.sampler_steps).sigmas.tolist()  # host floats: no syncs
+        self.sampler = Sampler(self.sampler_steps, guidance)
+        self.denoiser = Denoiser(model.dit)
         self.frame_size = tuple(frame_size or model.config.frame_size)
-        self.guidance = float(guidance)
         dit, codec = model.dit.config, model.codec
         d, p = codec.downsample, dit.patch_size
         step = d * p
@@ -94,17 +119,13 @@ class WorldSimulator:
         if dit.temporal_patch_size != 1:
             raise UserError("the simulator steps one frame at a time: it needs temporal_patch_size=1")
         self.latent_shape = (codec.latent_channels, height // d, width // d)
-        self.tokens_per_frame = (height // d // p) * (width // d // p)
-        heads, head_dim = dit.num_heads, dit.hidden_size // dit.num_heads
-        self.slots = self.window + 1  # the window and the frame being made
-        cache_shape = (batch_size, heads, self.slots * self.tokens_per_frame, head_dim)
-        self.keys = [torch.zeros(cache_shape, device=self.device) for _ in range(dit.depth)]
-        self.values = [torch.zeros(cache_shape, device=self.device) for _ in range(dit.depth)]
-        self.filled = torch.zeros(batch_size, self.slots, dtype=torch.bool, device=self.device)
+        tokens_per_frame = (height // d // p) * (width // d // p)
+        # The window and the frame being made; the head is the slot of the oldest, out of the window.
+        head_dim = dit.hidden_size // dit.num_heads
+        self.cache = KVCache.empty(batch_size, self.window + 1, tokens_per_frame, dit.depth, dit.num_heads, head_dim, self.device)
         # Each env's newest frame as committed, and its level (1: none yet, pure noise).
         self.previous = torch.zeros(batch_size, *self.latent_shape, device=self.device)
         self.previous_sigmas = torch.ones(batch_size, device=self.device)
-        self.head = 0  # the slot the next frame is written to (the oldest, out of the window)
         self.time = 0  # global frame counter: the temporal position of the next frame
         discrete = model.config.action_space["type"] == "discrete"
         self.action_shape = () if discrete else tuple(model.config.action_space["shape"])
@@ -130,11 +151,9 @@ class WorldSimulator:
         actions = actions.to(self.device, self.action_dtype).reshape(self.batch_size, 1, *self.action_shape)
         everyone = slice(None)
         taken = torch.ones(self.batch_size, 1, dtype=torch.bool, device=self.device)
-        cache, cache_mask = self._cache(), self._cache_mask()
-        x = self._denoise(everyone, actions, taken, self.time, cache, cache_mask)
-        before = self.previous, self.previous_sigmas
-        out = self._commit(everyone, x, actions, taken, self.time, self.head, cache, cache_mask, before)
-        self.head = (self.head + 1) % self.slots
+        x = self._denoise(everyone, actions, taken, self.time, self.cache)
+        out = self._commit(everyone, x, actions, taken, self.time, before=(self.previous, self.previous_sigmas))
+        self.cache.advance()
         self.time += 1
         self.latents = x  # [B, 1, C, h, w]: the new frames before decoding
         self.frames = self.model.codec.decode(x)[:, 0]
@@ -165,7 +184,7 @@ class WorldSimulator:
         if len(prompts) != n:
             raise UserError(f"got {len(prompts)} prompts for {n} envs to reset")
         self.set_prompts(rows, prompts)
-        self.filled[rows] = False
+        self.cache.clear(rows)
         self.previous[rows] = 0
         self.previous_sigmas[rows] = 1
         if context is None:
@@ -180,13 +199,17 @@ class WorldSimulator:
         twin.__dict__.update(self.__dict__)
         twin.batch_size = len(index)
         # Indexing by a tensor copies: the twin owns its state.
-        twin.keys = [k[index] for k in self.keys]
-        twin.values = [v[index] for v in self.values]
-        for name in ("filled", "previous", "previous_sigmas", "text", "frames"):
+        twin.cache = self.cache.select(index)
+        for name in ("previous", "previous_sigmas", "text", "frames"):
             setattr(twin, name, getattr(self, name)[index])
         twin.generator = torch.Generator(self.device)
         twin.generator.set_state(self.generator.get_state())
         return twin
+
+    @property
+    def filled(self) -> torch.Tensor:
+        """Which of each env's frame slots hold a frame: bool ``[B, W + 1]``."""
+        return self.cache.filled
 
     def set_prompts(self, rows, prompts: Sequence[str]) -> None:
         """Encodes ``prompts`` as the text condition of the envs ``rows`` (indices or bool mask)."""
@@ -203,7 +226,7 @@ class WorldSimulator:
     # --------------------------------------------------------------------------------- internals
 
     @torch.no_grad()
-    def _text_context(self, prompts: Sequence[str]):
+    def _text_context(self, prompts: Sequence[str]) -> TextContext:
         """The DiT's cross-attention keys and values of ``prompts``, padded to ``text_length`` tokens."""
         tokens, mask = self.model.text_encoder(list(prompts))
         length = min(tokens.shape[1], self.text_length)
@@ -215,69 +238,38 @@ class WorldSimulator:
     def _noise(self, shape) -> torch.Tensor:
         return torch.randn(shape, generator=self.generator, device=self.device)
 
-    def _cache(self):
-        return list(zip(self.keys, self.values))
-
-    def _slot(self, slot: int) -> slice:
-        """The cache positions of frame slot ``slot``."""
-        return slice(slot * self.tokens_per_frame, (slot + 1) * self.tokens_per_frame)
-
-    def _cache_mask(self) -> torch.Tensor:
-        return self.filled.repeat_interleave(self.tokens_per_frame, dim=1)
-
-    def _denoise(self, rows, actions, taken, position: int, cache, cache_mask) -> torch.Tensor:
-        """New frames for ``rows`` at temporal ``position``, from noise in ``k`` Euler steps:
-        clean latents ``[n, 1, C, h, w]``."""
+    def _denoise(self, rows, actions, taken, position: int, cache: KVCache | None) -> torch.Tensor:
+        """New frames for ``rows`` at temporal ``position``, from noise by the sampler, against
+        ``cache`` (None: the frames have no context but the one before): clean latents ``[n, 1, C, h, w]``."""
         n = actions.shape[0]
-        x = self._noise((n, 1, *self.latent_shape))
-        for sigma, sigma_next in zip(self.sigmas[:-1], self.sigmas[1:]):
-            velocity = self._velocity(rows, x, sigma, actions, taken, position, cache, cache_mask)
-            x = x + (sigma_next - sigma) * velocity
-        return x
+        before = self.previous[rows], self.previous_sigmas[rows]
+        text, null_text, untaken = self.text[rows], self.null_text.expand(n), torch.zeros_like(taken)
 
-    def _velocity(self, rows, x, sigma: float, actions, taken, position: int, cache, cache_mask) -> torch.Tensor:
-        """The (guided) velocity of new frames ``x [n, 1, C, h, w]`` at noise level ``sigma``."""
-        n = x.shape[0]
-        sigmas = torch.full((n, 1), sigma, device=self.device)
+        def velocity(x: torch.Tensor, sigma: float, conditioned: bool) -> torch.Tensor:
+            sigmas = torch.full((n, 1), sigma, device=self.device)
+            action_mask, condition = (taken, text) if conditioned else (untaken, null_text)
+            return self.denoiser(x, sigmas, actions, action_mask, condition, before=before, block_offset=position, cache=cache).velocity
 
-        previous, previous_sigmas = self.previous[rows], self.previous_sigmas[rows]
+        return self.sampler.sample(velocity, self._noise((n, 1, *self.latent_shape)))
 
-        def run(text, taken):
-            return self.model.dit(x, sigmas, actions, taken, text, previous=previous, previous_sigmas=previous_sigmas,
-                                  block_offset=position, cache=cache, cache_mask=cache_mask,
-                                  cache_write=self._slot(self.head)).velocity  # fmt: skip
-
-        conditioned = run(self.text[rows], taken)
-        if self.guidance == 1.0:
-            return conditioned
-        unconditioned = run(self.null_text.expand(n), torch.zeros_like(taken))
-        return unconditioned + self.guidance * (conditioned - unconditioned)
-
-    def _commit(self, rows, x, actions, taken, position: int, slot: int, cache=None, cache_mask=None, before=None):
+    def _commit(self, rows, x, actions, taken, position: int, slot: int | None = None, before=None):
         """Runs clean frames ``x [n, T, ...]`` of ``rows`` at the context noise level, from temporal
-        ``position`` on, and writes their keys and values into the ``T`` consecutive slots from
-        ``slot`` (mod W + 1; with a cache, T = 1 and the pass writes them in place), and the last
-        frame as the envs' ``previous``; returns the model's output for them. ``before``: the
-        frame before ``x[:, 0]`` as ``(latents, levels)``; None: none (an episode start)."""
+        ``position`` on, and keeps their keys and values and the last frame as the envs'
+        ``previous``; returns the denoiser's output for them. ``slot``: the first of the T
+        consecutive slots (mod W + 1) that receive the keys and values; None: a step's one frame,
+        run against the cache, which writes them at its head. ``before``: the frame before
+        ``x[:, 0]`` as ``(latents, levels)``; None: none (an episode start)."""
         level = self.model.config.context_noise
         noisy = (1 - level) * x + level * self._noise(x.shape)
         sigmas = torch.full(x.shape[:2], level, device=self.device)
-        previous, previous_sigmas = before if before is not None else (None, None)
-        write = self._slot(slot) if cache is not None else None
-        out, kvs = self.model.dit(noisy, sigmas, actions, taken, self.text[rows], previous=previous,
-                                  previous_sigmas=previous_sigmas, block_offset=position, cache=cache, cache_mask=cache_mask,
-                                  cache_write=write, return_kv=True)  # fmt: skip
+        cache = self.cache if slot is None else None
+        out = self.denoiser(noisy, sigmas, actions, taken, self.text[rows], before=before, block_offset=position, cache=cache)
         self.previous[rows] = noisy[:, -1]
         self.previous_sigmas[rows] = level
-        n_tokens = self.tokens_per_frame
-        for j in range(x.shape[1]):
-            slot_j = (slot + j) % self.slots
-            if cache is None:
-                frame = slice(j * n_tokens, (j + 1) * n_tokens)
-                for layer, (k, v) in enumerate(kvs):
-                    self.keys[layer][rows, :, self._slot(slot_j)] = k[:, :, frame]
-                    self.values[layer][rows, :, self._slot(slot_j)] = v[:, :, frame]
-            self.filled[rows, slot_j] = True
+        if slot is None:
+            self.cache.fill(rows, self.cache.head)
+        else:
+            self.cache.store(rows, slot, out.keys_values)
         return out
 
     def _generate_first(self, rows: torch.Tensor) -> torch.Tensor:
@@ -286,8 +278,8 @@ class WorldSimulator:
         n = len(rows)
         actions = torch.zeros((n, 1, *self.action_shape), dtype=self.action_dtype, device=self.device)
         untaken = torch.zeros(n, 1, dtype=torch.bool, device=self.device)
-        x = self._denoise(rows, actions, untaken, self.time - 1, None, None)
-        self._commit(rows, x, actions, untaken, self.time - 1, (self.head - 1) % self.slots)
+        x = self._denoise(rows, actions, untaken, self.time - 1, None)
+        self._commit(rows, x, actions, untaken, self.time - 1, (self.cache.head - 1) % self.cache.slots)
         self._set_frames(rows, self.model.codec.decode(x)[:, 0])
         return self.frames[rows]
 
@@ -312,7 +304,7 @@ class WorldSimulator:
         if actions is not None:
             actions = actions.to(self.device, self.action_dtype)[:, t - keep :]
             incoming[:, 1:], taken[:, 1:] = actions[:, :-1], True  # frame j came from action j - 1
-        self._commit(rows, latents, incoming, taken, self.time - keep, (self.head - keep) % self.slots, before=before)
+        self._commit(rows, latents, incoming, taken, self.time - keep, (self.cache.head - keep) % self.cache.slots, before=before)
         self._set_frames(rows, context[:, -1])
         return self.frames[rows]
 

@@ -7,8 +7,8 @@ on a world model of a preset's sizes with random weights (speed does not depend 
   tokens against the cached keys and values of the last ``W`` frames (``k`` passes), then commits
   the frame's keys and values (one more pass).
 - ``recompute``: :class:`Recompute`, the same simulator without a cache. For each of the ``k``
-  sampler steps it runs the DiT over the last ``W`` frames plus the new one, attention limited to
-  ``W`` frames back, as an uncached frame-by-frame generator must.
+  steps of the same sampler it runs the DiT over the last ``W`` frames plus the new one, attention
+  limited to ``W`` frames back, as an uncached frame-by-frame generator must.
 
 Both start from a full window of ``W`` context frames and decode every frame they make, so a step
 is what an env sees. The cases of one ``(device, B, k)`` are built together and timed in rounds,
@@ -42,7 +42,8 @@ from omegaconf import OmegaConf
 
 from worldsim.errors import UserError
 from worldsim.model.codec import VAECodec, small_vae
-from worldsim.model.flow import make_scheduler
+from worldsim.model.denoiser import Denoiser
+from worldsim.model.sampler import Sampler
 from worldsim.model.world_model import WorldModel, WorldModelConfig
 from worldsim.simulator import WorldSimulator
 from worldsim.training.config import ModelConfig, from_dict
@@ -125,7 +126,8 @@ class Recompute:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.batch_size, self.window = batch_size, window
-        self.sigmas = make_scheduler(sampler_steps).sigmas.tolist()
+        self.sampler = Sampler(sampler_steps)
+        self.denoiser = Denoiser(model.dit)
         self.level = model.config.context_noise
         self.generator = torch.Generator(self.device).manual_seed(seed)
         # The simulator cross-attends to text padded to the encoder's max_length, its keys and
@@ -148,7 +150,7 @@ class Recompute:
         self.taken = torch.ones(actions.shape, dtype=torch.bool, device=self.device)
         self.taken[:, 0] = False
         self.first = self.time - keep  # temporal position of the first kept frame
-        self.before = {}  # the frame before the first kept one, once one has been dropped
+        self.before = None  # the frame before the first kept one and its level, once one has been dropped
 
     @torch.no_grad()
     def step(self, actions: torch.Tensor) -> torch.Tensor:
@@ -158,16 +160,18 @@ class Recompute:
         actions = torch.cat([self.actions, actions.to(self.device).reshape(b, 1)], dim=1)
         taken = torch.cat([self.taken, torch.ones(b, 1, dtype=torch.bool, device=self.device)], dim=1)
         context_sigmas = torch.full((b, t), self.level, device=self.device)
-        x = self._noise((b, 1, *self.latents.shape[2:]))
-        for sigma, sigma_next in zip(self.sigmas[:-1], self.sigmas[1:]):
+
+        def velocity(x: torch.Tensor, sigma: float, conditioned: bool) -> torch.Tensor:  # no guidance: always conditioned
             sigmas = torch.cat([context_sigmas, torch.full((b, 1), sigma, device=self.device)], dim=1)
-            out = self.model.dit(torch.cat([self.latents, x], dim=1), sigmas, actions, taken, self.text,
-                                 block_offset=self.first, window=self.window, **self.before)  # fmt: skip
-            x = x + (sigma_next - sigma) * out.velocity[:, -1:]
+            latents = torch.cat([self.latents, x], dim=1)
+            out = self.denoiser(latents, sigmas, actions, taken, self.text, before=self.before, block_offset=self.first, window=self.window)
+            return out.velocity[:, -1:]
+
+        x = self.sampler.sample(velocity, self._noise((b, 1, *self.latents.shape[2:])))
         committed = (1 - self.level) * x + self.level * self._noise(x.shape)
         latents = torch.cat([self.latents, committed], dim=1)
         if latents.shape[1] > self.window:
-            self.before = dict(previous=latents[:, -self.window - 1], previous_sigmas=torch.full((b,), self.level, device=self.device))
+            self.before = latents[:, -self.window - 1], torch.full((b,), self.level, device=self.device)
         self.latents = latents[:, -self.window :]
         self.actions, self.taken = actions[:, -self.window :], taken[:, -self.window :]
         self.first += t + 1 - self.latents.shape[1]

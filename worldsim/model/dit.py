@@ -8,19 +8,13 @@ of the frame), projected linearly: no position table, any size and aspect ratio.
 earlier temporal blocks (so cached keys of past frames are exact; keys are cached already rotated,
 their positions baked in), and cross-attends to text.
 Every frame has its own noise level (diffusion forcing); the level and the action that led into
-the frame modulate each block through adaLN-Zero. Per frame it predicts the flow-matching velocity
-of its latents, the reward and a termination logit.
+the frame modulate each block through adaLN-Zero, as does the level of the frame before it.
 
-Most of a world does not move between two frames, so the network works on the change. Each
-frame's patches carry, as extra input channels, the co-located patch of the frame just before it
-(at that frame's own noise level, which conditions the block too), as GameNGen and DIAMOND stack
-past frames; and the preconditioning is centred on it: a frame's clean estimate is its
-*reference* (the best linear estimate of the previous frame from its noisy version: the previous
-frame itself when it is clean, nothing when it is pure noise) plus the EDM-preconditioned estimate
-of the residual, whose spread is ``residual_std`` plus what the previous frame's noise hides. An
-untrained network thus repeats the last frame exactly, and training teaches it what moves. The
-frame before the first one is an argument (the simulator passes the newest cached frame); without
-it, it is pure noise (level 1, zero signal): an episode start.
+Most of a world does not move between two frames, so each frame's patches carry, as extra input
+channels, the co-located patch of the frame just before it, as GameNGen and DIAMOND stack past
+frames. This module is the network alone: it maps its (preconditioned) inputs to the raw output
+``F``, a reward and a termination logit per frame. The EDM preconditioning centred on the frame
+before, which turns ``F`` into a clean estimate and a velocity, is :mod:`worldsim.model.denoiser`.
 """
 
 from __future__ import annotations
@@ -35,25 +29,21 @@ from diffusers.configuration_utils import register_to_config
 from einops import rearrange
 from torch import nn
 
-from worldsim.model.flow import loss_weight, preconditioning
+from worldsim.model.flow import NUM_TRAIN_TIMESTEPS
+from worldsim.model.kv_cache import KVCache
 from worldsim.model.rope import apply_rotary, grid_positions, rotary_angles
-
-NUM_TRAIN_TIMESTEPS = 1000  # noise level sigma in [0, 1] is embedded as the timestep sigma * 1000
 
 
 @dataclass
-class DiTOutput:
-    """Per-frame predictions: ``velocity [B, T, C, h, w]``, ``reward [B, T]``, ``termination [B, T]``
-    (logits), and ``loss_weight [B, T]``, the weight that makes a frame's squared velocity error the
-    unit-variance error of the network's output (for training).
+class NetworkOutput:
+    """What the network gives per frame: ``prediction [B, T, C, h, w]``, its raw output ``F`` (the
+    denoiser's preconditioning makes it a clean estimate), ``reward [B, T]`` and ``termination
+    [B, T]`` (logits); and per layer this pass's rotated ``keys_values`` ``[B, heads, S, head_dim]``."""
 
-    (Inside ``final_layer``, ``velocity`` briefly holds the raw network output, which ``forward``
-    turns into the velocity.)"""
-
-    velocity: torch.Tensor
+    prediction: torch.Tensor
     reward: torch.Tensor
     termination: torch.Tensor
-    loss_weight: torch.Tensor | None = None
+    keys_values: list[tuple[torch.Tensor, torch.Tensor]]
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -90,15 +80,14 @@ class Attention(nn.Module):
         self.k_norm = nn.RMSNorm(head_dim, eps=1e-6)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x, angles, mask, cache=None, cache_write=None):
+    def forward(self, x, angles, mask, cache=None, write=None):
         """Self-attention of ``x [B, S, D]``, over the tokens of ``cache`` when given.
 
         ``angles [S, head_dim / 2]``: the tokens' rotary angles; ``mask``: which keys each token
-        sees (:func:`attention_mask`); ``cache``: buffers of rotated ``(keys, values)``
-        ``[B, heads, S_c, head_dim]`` of earlier tokens (this call's ``kv`` output), into whose
-        positions ``cache_write`` (a slice of length S) this call first writes its own, in place,
-        so that nothing is concatenated. Returns the output ``[B, S, D]`` and this call's rotated
-        ``(keys, values)``.
+        sees (:func:`attention_mask`); ``cache``: this layer's buffers of rotated ``(keys, values)``
+        ``[B, heads, S_c, head_dim]`` of earlier tokens, into whose positions ``write`` (a slice of
+        length S) this call first writes its own, in place, so that nothing is concatenated.
+        Returns the output ``[B, S, D]`` and this call's rotated ``(keys, values)``.
         """
         q, k, v = rearrange(self.qkv(x), "b s (three h d) -> three b h s d", three=3, h=self.num_heads)
         q = apply_rotary(self.q_norm(q), angles)
@@ -106,27 +95,24 @@ class Attention(nn.Module):
         keys, values = k, v
         if cache is not None:
             keys, values = cache
-            keys[:, :, cache_write] = k
-            values[:, :, cache_write] = v
+            keys[:, :, write] = k
+            values[:, :, write] = v
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         return self.proj(rearrange(out, "b h s d -> b s (h d)")), (k, v)
 
 
-def attention_mask(
-    positions: torch.Tensor, cache_mask: torch.Tensor | None = None, window: int | None = None, cache_write: slice | None = None
-) -> torch.Tensor:
+def attention_mask(positions: torch.Tensor, cache: KVCache | None = None, window: int | None = None) -> torch.Tensor:
     """Which keys each token at ``positions [S, 3]`` attends to: its own and earlier blocks (at
-    most ``window`` blocks back when given), and with a cache the filled slots of
-    ``cache_mask [B, S_c]``, where the tokens themselves sit at ``cache_write``.
-    Returns bool ``[S, S]``, or ``[B, 1, S, S_c]`` with a cache."""
+    most ``window`` blocks back when given), and with a cache its filled slots, the tokens
+    themselves sitting at its write positions. Returns bool ``[S, S]``, or ``[B, 1, S, S_c]``."""
     t = positions[:, 0]
     mask = t[None, :] <= t[:, None]
     if window is not None:
         mask = mask & (t[None, :] >= t[:, None] - window)
-    if cache_mask is None:
+    if cache is None:
         return mask
-    cached = cache_mask[:, None, None, :].repeat(1, 1, len(t), 1)
-    cached[..., cache_write] = mask
+    cached = cache.mask()[:, None, None, :].repeat(1, 1, len(t), 1)
+    cached[..., cache.write_positions(len(t))] = mask
     return cached
 
 
@@ -135,8 +121,8 @@ class TextContext:
     """Text as the blocks' cross-attention reads it: per layer, keys and values
     ``[B, heads, L, head_dim]``, and the mask ``[B, L]`` of real (not padding) tokens.
 
-    ``SpacetimeDiT.text_context`` makes it; pass it to ``forward`` as ``text`` to reuse it across
-    calls, as the simulator does while an env's prompt stays the same."""
+    ``SpacetimeDiT.text_context`` makes it from the text encoder's tokens; ``forward`` reads it, so
+    that a caller reuses it across calls, as the simulator does while an env's prompt stays the same."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
@@ -191,12 +177,13 @@ class DiTBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
-    def forward(self, x, cond, tokens_per_block, text, angles, mask, cache=None, cache_write=None):
+    def forward(self, x, cond, tokens_per_block, text, angles, mask, cache=None, write=None):
         """``x [B, S, D]``; ``cond [B, S / tokens_per_block, D]``: one conditioning vector per block;
-        ``text``: this layer's ``(keys, values, mask)`` for cross-attention."""
+        ``text``: this layer's ``(keys, values, mask)`` for cross-attention; ``cache``, ``write``:
+        as :meth:`Attention.forward`."""
         mod = self.adaLN_modulation(cond).repeat_interleave(tokens_per_block, dim=1)
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)
-        attended, kv = self.attn(modulate(self.norm1(x), shift_a, scale_a), angles, mask, cache, cache_write)
+        attended, kv = self.attn(modulate(self.norm1(x), shift_a, scale_a), angles, mask, cache, write)
         x = x + gate_a * attended
         x = x + self.cross(self.norm2(x), *text)
         x = x + gate_m * self.mlp(modulate(self.norm3(x), shift_m, scale_m))
@@ -204,7 +191,7 @@ class DiTBlock(nn.Module):
 
 
 class SpacetimeDiT(ModelMixin, ConfigMixin):
-    """The world model's denoiser. See the module docstring; shapes are in :meth:`forward`.
+    """The world model's network. See the module docstring; shapes are in :meth:`forward`.
 
     Actions are discrete (``num_actions > 0``: ids ``[B, T]``) or continuous (``action_dim > 0``:
     vectors ``[B, T, action_dim]``). A frame whose ``action_mask`` is False (an episode's first
@@ -304,120 +291,69 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
 
     def forward(
         self,
-        latents: torch.Tensor,
+        x: torch.Tensor,
+        before: torch.Tensor,
         sigmas: torch.Tensor,
+        before_sigmas: torch.Tensor,
         actions: torch.Tensor,
         action_mask: torch.Tensor,
-        text: torch.Tensor | TextContext,
-        text_mask: torch.Tensor | None = None,
+        text: TextContext,
         *,
-        previous: torch.Tensor | None = None,
-        previous_sigmas: torch.Tensor | None = None,
         block_offset: int = 0,
-        cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
-        cache_mask: torch.Tensor | None = None,
-        cache_write: slice | None = None,
+        cache: KVCache | None = None,
         window: int | None = None,
-        return_kv: bool = False,
-    ):
-        """Predicts velocity, reward and termination for every frame.
+    ) -> NetworkOutput:
+        """The raw output ``F``, reward and termination of every frame.
 
         Args:
-            latents: noisy latents ``[B, T, C, h, w]``; ``T`` a multiple of ``pt``, ``h`` and ``w`` of ``p``.
-            sigmas: noise level of each frame ``[B, T]`` in ``[0, 1]`` (1 = pure noise).
+            x: each frame's input ``[B, T, C, h, w]``; ``T`` a multiple of ``pt``, ``h`` and ``w`` of ``p``.
+            before: the input ``[B, T, C, h, w]`` of the frame just before each one.
+            sigmas, before_sigmas: the noise levels ``[B, T]`` in ``[0, 1]`` of the frames and of
+                the frames before them (1 = pure noise).
             actions: int ``[B, T]`` or float ``[B, T, A]``: the action that led into each frame.
             action_mask: bool ``[B, T]``: False where a frame has no (or a dropped) action.
-            text: text encoder tokens ``[B, L, text_dim]`` with ``text_mask`` bool ``[B, L]``, or
-                their :class:`TextContext` (from :meth:`text_context`; ``text_mask`` unused).
-            previous: noisy latents ``[B, C, h, w]`` of the frame before ``latents[:, 0]``, at
-                levels ``previous_sigmas [B]``; None: there is none (an episode start).
-            block_offset: temporal position of the first block of ``latents``.
-            cache: per layer, buffers of rotated ``(keys, values)`` ``[B, heads, S_c, head_dim]``
-                of tokens of earlier blocks (from ``return_kv``), any order; ``cache_mask [B, S_c]``
-                marks the filled ones. Their positions are baked in, so they need only precede
-                ``block_offset``. This call writes its own keys and values into the buffers at
-                ``cache_write`` (a slice of S = T * tokens-per-frame positions; their mask entries
-                are ignored) and attends over the whole buffer: no copy of the cache per pass.
+            text: the text's :class:`TextContext` (from :meth:`text_context`).
+            block_offset: temporal position of the first block of ``x``.
+            cache: keys and values of tokens of earlier blocks, which need only precede
+                ``block_offset`` (their positions are baked in). The pass writes its own tokens'
+                keys and values into it in place (at its head) and attends over all its filled slots.
             window: without a cache, how many earlier blocks a block sees (None: all); the
                 simulator's sliding window equals recomputation with this window.
-            return_kv: also return this call's per-layer rotated ``(keys, values)``.
-
-        Returns:
-            :class:`DiTOutput`, and the list of per-layer ``(keys, values)`` if ``return_kv``.
         """
-        b, t, c, h, w = latents.shape
+        b, t, c, h, w = x.shape
         p, pt = self.config.patch_size, self.config.temporal_patch_size
         if t % pt or h % p or w % p:
-            raise ValueError(f"latents [B, T, C, h, w] = {tuple(latents.shape)} need T divisible by {pt} and h, w by {p}")
-        before, before_sigmas = self.frames_before(latents, sigmas, previous, previous_sigmas)
-        reference, spread = self.reference(before, before_sigmas)
-        c_in, c_skip, c_out = (c[:, :, None, None, None] for c in preconditioning(sigmas, spread))
-        residual = latents - (1 - sigmas[:, :, None, None, None]) * reference  # (1 - s) (x0 - reference) + s noise
-        before_in = preconditioning(before_sigmas, self.config.data_std)[0][:, :, None, None, None]
-        x = torch.cat([residual * c_in, before * before_in], dim=2)
-        x = rearrange(x, "b (t pt) c (h p1) (w p2) -> b (t h w) (pt p1 p2 c)", pt=pt, p1=p, p2=p)
+            raise ValueError(f"latents [B, T, C, h, w] = {tuple(x.shape)} need T divisible by {pt} and h, w by {p}")
+        tokens = rearrange(torch.cat([x, before], dim=2), "b (t pt) c (h p1) (w p2) -> b (t h w) (pt p1 p2 c)", pt=pt, p1=p, p2=p)
         grid = (t // pt, h // p, w // p)
         tokens_per_block = grid[1] * grid[2]
         place = self.position_embed(frame_fourier_features(grid[1], grid[2], self.config.position_bands, x.device))
-        x = self.patch_embed(x) + place.repeat(grid[0], 1)
+        tokens = self.patch_embed(tokens) + place.repeat(grid[0], 1)
         positions = grid_positions(*grid, t_offset=block_offset, device=x.device)
         # Shared by every layer: rotary angles and who sees whom depend on positions alone.
         angles = rotary_angles(positions, self.config.hidden_size // self.config.num_heads, self.config.rope_theta)
-        if cache is not None and (cache_mask is None or cache_write is None):
-            raise ValueError("a cache needs cache_mask (its filled slots) and cache_write (where this call's tokens go)")
-        mask = attention_mask(positions, cache_mask if cache is not None else None, window, cache_write)
+        mask = attention_mask(positions, cache, window)
+        write = cache.write_positions(tokens.shape[1]) if cache is not None else None
         cond = self.condition(sigmas, before_sigmas, actions, action_mask)
-        if not isinstance(text, TextContext):
-            text = self.text_context(text, text_mask)
-        kvs = []
+        keys_values = []
         for i, block in enumerate(self.blocks):
-            layer_cache = cache[i] if cache is not None else None
+            layer_cache = (cache.keys[i], cache.values[i]) if cache is not None else None
             layer_text = (text.keys[i], text.values[i], text.mask)
-            x, kv = block(x, cond, tokens_per_block, layer_text, angles, mask, layer_cache, cache_write)
-            kvs.append(kv)
-        output = self.final_layer(x, cond, tokens_per_block, grid, c)
-        # The network's output F gives the clean estimate; the velocity is what takes x there.
-        denoised = reference + c_skip * residual + c_out * output.velocity
-        output.velocity = (latents - denoised) / sigmas[:, :, None, None, None].clamp(min=1e-6)
-        output.loss_weight = loss_weight(sigmas, spread)
-        return (output, kvs) if return_kv else output
+            tokens, kv = block(tokens, cond, tokens_per_block, layer_text, angles, mask, layer_cache, write)
+            keys_values.append(kv)
+        return self.final_layer(tokens, cond, tokens_per_block, grid, c, keys_values)
 
-    def reference(self, before: torch.Tensor, before_sigmas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each frame's reference ``[B, T, C, h, w]``, the linear least-squares estimate of its
-        predecessor from the noisy ``before`` at levels ``before_sigmas [B, T]``, and the spread
-        ``[B, T]`` of the frame around it: ``residual_std`` and what the noise hides, combined."""
-        s, level = self.config.data_std, before_sigmas
-        total = ((1 - level) * s) ** 2 + level**2
-        shrink = (1 - level) * s**2 / total
-        spread = (self.config.residual_std**2 + s**2 * level**2 / total).sqrt()
-        return shrink[:, :, None, None, None] * before, spread
-
-    @staticmethod
-    def frames_before(latents, sigmas, previous, previous_sigmas):
-        """For every frame, the frame just before it and its level: ``[B, T, C, h, w]``, ``[B, T]``."""
-        if (previous is None) != (previous_sigmas is None):
-            raise ValueError("give previous and previous_sigmas together (the frame before the first and its noise level)")
-        if previous is None:
-            previous = torch.zeros_like(latents[:, 0])
-            previous_sigmas = torch.ones_like(sigmas[:, 0])
-        if previous.shape != latents[:, 0].shape or previous_sigmas.shape != sigmas[:, 0].shape:
-            raise ValueError(
-                f"previous must be [B, C, h, w] = {tuple(latents[:, 0].shape)} and previous_sigmas [B] = "
-                f"{tuple(sigmas[:, 0].shape)}; got {tuple(previous.shape)} and {tuple(previous_sigmas.shape)}"
-            )
-        before = torch.cat([previous[:, None].to(latents.dtype), latents[:, :-1]], dim=1)
-        return before, torch.cat([previous_sigmas[:, None].to(sigmas.dtype), sigmas[:, :-1]], dim=1)
-
-    def final_layer(self, x, cond, tokens_per_block, grid, channels) -> DiTOutput:
+    def final_layer(self, x, cond, tokens_per_block, grid, channels, keys_values) -> NetworkOutput:
+        """Tokens ``x [B, S, D]`` -> per-frame output ``F``, reward and termination."""
         shift, scale = self.final_modulation(cond).repeat_interleave(tokens_per_block, dim=1).chunk(2, dim=-1)
         hidden = modulate(self.final_norm(x), shift, scale)
         p, pt = self.config.patch_size, self.config.temporal_patch_size
-        velocity = rearrange(
+        prediction = rearrange(
             self.final_linear(hidden),
             "b (t h w) (pt p1 p2 c) -> b (t pt) c (h p1) (w p2)",
             t=grid[0], h=grid[1], w=grid[2], pt=pt, p1=p, p2=p, c=channels,
         )  # fmt: skip
         pooled = rearrange(hidden, "b (t n) d -> b t n d", t=grid[0]).mean(dim=2)
         heads = rearrange(self.heads(pooled), "b t (pt two) -> two b (t pt)", two=2)
-        return DiTOutput(velocity=velocity, reward=heads[0], termination=heads[1])
+        return NetworkOutput(prediction, reward=heads[0], termination=heads[1], keys_values=keys_values)
 

@@ -33,9 +33,12 @@ from worldsim.atomic import atomic_write
 from worldsim.errors import MissingFileError, UserError
 from worldsim.model import manifest
 from worldsim.model.codec import load_codec
-from worldsim.model.dit import SpacetimeDiT
-from worldsim.model.flow import add_noise, check_sampling, sample_frames
+from worldsim.model.denoiser import Denoiser
+from worldsim.model.dit import SpacetimeDiT, TextContext
+from worldsim.model.flow import add_noise
+from worldsim.model.sampler import Sampler, check_sampling
 from worldsim.model.text import ByteTextEncoder
+from worldsim.simulator import WorldSimulator
 
 CONFIG_FILE = "worldsim.json"
 STATE_FILE = "training_state.pt"  # the last file of a checkpoint: its presence makes the checkpoint complete
@@ -118,26 +121,27 @@ class WorldModel(nn.Module):
 
     # ---------------------------------------------------------------------------------- inference
 
-    def simulator(self, batch_size: int = 1, device: str | torch.device = "cpu", **kwargs):
+    def simulator(self, batch_size: int = 1, device: str | torch.device = "cpu", **kwargs) -> WorldSimulator:
         """A :class:`~worldsim.simulator.WorldSimulator` of ``batch_size`` envs on ``device``
         (keyword arguments: ``window``, ``sampler_steps``, ``frame_size``, ``guidance``, ``seed``)."""
-        from worldsim.simulator import WorldSimulator
-
         return WorldSimulator(self, batch_size, device, **kwargs)
 
     @property
     def device(self) -> torch.device:
         return next(self.dit.parameters()).device
 
-    def _guided(self, run, text, text_mask, guidance: float):
-        """Classifier-free guidance: ``run(text, text_mask, with_conditions) -> velocity`` mixed as
-        ``uncond + guidance * (cond - uncond)``; the unconditional run nulls text and actions."""
-        cond = run(text, text_mask, True)
-        if guidance == 1.0:
-            return cond
-        null_text, null_mask = self.text_encoder([""] * text.shape[0])
-        uncond = run(null_text, null_mask, False)
-        return uncond + guidance * (cond - uncond)
+    @property
+    def denoiser(self) -> Denoiser:
+        """The DiT with its preconditioning: clean estimates and velocities of noisy frames."""
+        return Denoiser(self.dit)
+
+    def text_context(self, captions: Sequence[str]) -> TextContext:
+        """The DiT's cross-attention keys and values of ``captions`` (B strings, "" for none)."""
+        return self.dit.text_context(*self.text_encoder(list(captions)))
+
+    def _null_text(self, batch: int, guidance: float) -> TextContext | None:
+        """Guidance's unconditional text, ``batch`` empty captions; None without guidance."""
+        return self.text_context([""] * batch) if guidance != 1.0 else None
 
     @torch.no_grad()
     def predict_next(
@@ -173,18 +177,15 @@ class WorldModel(nn.Module):
         incoming = torch.cat([torch.zeros_like(actions[:, :1]), actions], dim=1).to(device)
         mask = torch.ones(incoming.shape[:2], dtype=torch.bool, device=device)
         mask[:, 0] = False
-        text, text_mask = self.text_encoder(list(captions))
+        text, null_text = self.text_context(captions), self._null_text(b, guidance)
 
-        def denoise(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        def velocity(x: torch.Tensor, sigma: float, conditioned: bool) -> torch.Tensor:
             latents = torch.cat([context, x], dim=1)
             sigmas = torch.cat([context_sigmas, torch.full((b, 1), sigma, device=device)], dim=1)
+            out = self.denoiser(latents, sigmas, incoming, mask & conditioned, text if conditioned else null_text)
+            return out.velocity[:, -1:]
 
-            def run(text, text_mask, conditioned):
-                return self.dit(latents, sigmas, incoming, mask & conditioned, text, text_mask).velocity[:, -1:]
-
-            return self._guided(run, text, text_mask, guidance)
-
-        new = sample_frames(denoise, (b, 1, *context.shape[2:]), steps, generator=generator, device=device)
+        new = Sampler(steps, guidance).sample(velocity, torch.randn((b, 1, *context.shape[2:]), generator=generator).to(device))
         return self.codec.decode(new)[:, 0]
 
     @torch.no_grad()
@@ -202,21 +203,17 @@ class WorldModel(nn.Module):
         d, b, device = self.codec.downsample, len(captions), self.device
         if height % d or width % d:
             raise UserError(f"frame_size {(height, width)} must be divisible by the codec's downsampling {d}")
-        text, text_mask = self.text_encoder(list(captions))
+        text, null_text = self.text_context(captions), self._null_text(b, guidance)
         discrete = self.config.action_space["type"] == "discrete"
         actions = torch.zeros((b, 1) if discrete else (b, 1, *self.config.action_space["shape"]), device=device)
         no_action = torch.zeros(b, 1, dtype=torch.bool, device=device)
 
-        def denoise(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        def velocity(x: torch.Tensor, sigma: float, conditioned: bool) -> torch.Tensor:
             sigmas = torch.full((b, 1), sigma, device=device)
+            return self.denoiser(x, sigmas, actions, no_action, text if conditioned else null_text).velocity
 
-            def run(text, text_mask, conditioned):
-                return self.dit(x, sigmas, actions, no_action, text, text_mask).velocity
-
-            return self._guided(run, text, text_mask, guidance)
-
-        shape = (b, 1, self.codec.latent_channels, height // d, width // d)
-        return self.codec.decode(sample_frames(denoise, shape, steps or self.config.sampler_steps, generator, device))[:, 0]
+        noise = torch.randn((b, 1, self.codec.latent_channels, height // d, width // d), generator=generator).to(device)
+        return self.codec.decode(Sampler(steps or self.config.sampler_steps, guidance).sample(velocity, noise))[:, 0]
 
 
 def complete_checkpoints(run: Path) -> list[Path]:

@@ -30,6 +30,7 @@ from worldsim.data.collection import Collection
 from worldsim.data.dataset import BucketBatchSampler, WindowDataset
 from worldsim.errors import UserError, is_integer
 from worldsim.model.codec import load_codec
+from worldsim.model.denoiser import Denoiser
 from worldsim.model.dit import SpacetimeDiT
 from worldsim.model.flow import NoiseSchedule, add_noise, velocity_target
 from worldsim.model.text import ByteTextEncoder
@@ -160,7 +161,8 @@ class FlowMatchingLoss(nn.Module):
         captions = [c if keep else "" for c, keep in zip(batch["caption"], keep_text.tolist())]
         text, text_mask = self.text_encoder(captions)
         action_mask = batch["action_mask"].to(device) & keep_actions[:, None]
-        out = self.dit(add_noise(x0, noise, sigmas), sigmas, batch["actions"].to(device), action_mask, text, text_mask)
+        text = self.dit.text_context(text, text_mask)
+        out = Denoiser(self.dit)(add_noise(x0, noise, sigmas), sigmas, batch["actions"].to(device), action_mask, text)
         weight = out.loss_weight[:, :, None, None, None]
         diffusion = (weight * (out.velocity.float() - velocity_target(x0, noise)) ** 2).mean()
         # The heads are read on the simulator's newest frame, the last of its window, so they learn
