@@ -13,7 +13,9 @@ touches no observation, so evaluation needs no saved statistics and reports raw 
 :class:`FrameStacker` stacks the frames of a real env stepped by hand exactly as ``VecFrameStack`` does.
 
 The policy's image encoder is :class:`FrameCNN` (three 3x3 stride-2 convolutions), because SB3's
-default NatureCNN needs frames of at least 36x36 and worldsim's are often 32x32 or smaller.
+default NatureCNN needs frames of at least 36x36 and worldsim's are often 32x32 or smaller; it and
+:class:`FrameStacker` live in :mod:`worldsim.data.image_policy`, below the collection policies that
+load saved agents, and are imported here as well.
 """
 
 from __future__ import annotations
@@ -22,12 +24,9 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import (
     DummyVecEnv,
     VecEnv,
@@ -35,10 +34,9 @@ from stable_baselines3.common.vec_env import (
     VecNormalize,
     VecTransposeImage,
 )
-from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
-from torch import nn
 
 from worldsim.atomic import atomic_write
+from worldsim.data.image_policy import FrameCNN, FrameStacker, policy_kwargs  # noqa: F401 (FrameCNN: its documented home too)
 from worldsim.data.policies import saved_spaces
 from worldsim.errors import UserError, is_integer
 
@@ -51,33 +49,6 @@ def algo_class(algo: str):
     if algo not in ALGOS:
         raise UserError(f"unknown algo {algo!r}; choose one of {', '.join(ALGOS)}")
     return getattr(stable_baselines3, algo.upper())
-
-
-class FrameCNN(BaseFeaturesExtractor):
-    """An SB3 features extractor for small frames ``[3k, H, W]`` (``k`` stacked frames; SB3
-    transposes channel-last frames and scales them to [0, 1]): three 3x3 convolutions of stride 2,
-    then a linear layer."""
-
-    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 256):
-        super().__init__(observation_space, features_dim)
-        channels = observation_space.shape[0]
-        self.cnn = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(),
-        )  # fmt: skip
-        with torch.no_grad():
-            flat = self.cnn(torch.zeros(1, *observation_space.shape)).shape[1]
-        self.linear = nn.Sequential(nn.Linear(flat, features_dim), nn.ReLU())
-
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.cnn(observations))
-
-
-def policy_kwargs() -> dict[str, Any]:
-    """The ``policy_kwargs`` of every worldsim image policy (a zip loads only with the same)."""
-    return {"features_extractor_class": FrameCNN}
 
 
 # Chosen on the real 32x32 pixel CartPole (issue 19; PPO, FrameCNN, 16 envs): with 4 stacked frames,
@@ -122,22 +93,6 @@ def wrap(env, frame_stack: int, normalize_reward: bool, gamma: float = 0.99, sta
         if statistics is not None:
             venv.ret_rms = statistics.ret_rms
     return venv
-
-
-class FrameStacker:
-    """What ``VecFrameStack`` shows a policy, for one env stepped by hand: uint8 ``[H, W, 3k]``, the
-    episode's last ``k`` frames on the channels (zeros before its first frame)."""
-
-    def __init__(self, space: gym.spaces.Box, k: int):
-        self.stack = StackedObservations(1, k, space, "last")
-        self.space = self.stack.stacked_observation_space
-
-    def reset(self, frame: np.ndarray) -> np.ndarray:
-        return self.stack.reset(frame[None])[0].copy()
-
-    def step(self, frame: np.ndarray) -> np.ndarray:
-        stacked, _ = self.stack.update(frame[None], np.zeros(1, dtype=bool), [{}])
-        return stacked[0].copy()
 
 
 def make_agent(algo: str, env, seed: int, device: str = "cpu", frame_stack: int = FRAME_STACK,
@@ -230,7 +185,7 @@ def real_beside_dream(agent, real: gym.Env, dream: gym.Env, seed: int, max_steps
     dream_frame, _ = dream.reset(seed=seed)
     # The dream starts from the twin's first frames under the collection policy: bring the real
     # env to the same frame the same way.
-    start = dream.unwrapped.dream.context_frames - 1
+    start = dream.unwrapped.context_frames - 1
     history = record_episode(real, make_policy("auto", real), seed, max_steps=start).frames
     stacker = FrameStacker(real.observation_space, frame_stack_of(agent, real))
     observation = stacker.reset(history[0])
@@ -299,7 +254,8 @@ def train_in_dream(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    venv = DreamVecEnv(DreamVectorEnv(num_envs, model, device, sampler_steps=sampler_steps, **world_kwargs))
+    dream_venv = DreamVectorEnv(num_envs, model, device, sampler_steps=sampler_steps, **world_kwargs)
+    venv = DreamVecEnv(dream_venv)
     venv.seed(seed)
     agent = make_agent(algo, venv, seed, device, frame_stack, normalize_reward)
     agent.learn(total_timesteps=steps, progress_bar=progress)
@@ -307,7 +263,7 @@ def train_in_dream(
     with atomic_write(policy) as f:
         agent.save(f)
     agent.get_env().close()
-    dream_model = venv.venv.model
+    dream_model = dream_venv.model
     config = dream_model.config
     real = gym.make(config.env_id, **config.world_kwargs(**world_kwargs))
     returns = evaluate_real(agent, real, eval_episodes, eval_seed)

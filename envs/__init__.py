@@ -1,6 +1,7 @@
 """Gymnasium environments of worldsim: real worlds (ground truth) and dream worlds (a world model).
 
-Importing ``worldsim`` registers these ids:
+Importing ``worldsim`` registers, for every world of :data:`worldsim.envs.worlds.WORLDS`, its real
+id and its dream id:
 
 - ``worldsim/Balls-v0``: balls in a box on pymunk (:class:`worldsim.envs.balls.BallsEnv`).
 - ``worldsim/CartPole-v0``: CartPole-v1 seen through pixels
@@ -12,26 +13,21 @@ Importing ``worldsim`` registers these ids:
 
 from gymnasium.envs.registration import register, registry
 
-REAL_WORLDS = {
-    "worldsim/Balls-v0": "worldsim.envs.balls:BallsEnv",
-    "worldsim/CartPole-v0": "worldsim.envs.cartpole:make_pixel_cartpole",
-}
-DREAM_WORLDS = {  # dream id: its real twin
-    "worldsim/DreamBalls-v0": "worldsim/Balls-v0",
-    "worldsim/DreamCartPole-v0": "worldsim/CartPole-v0",
-}
+from worldsim.envs.worlds import WORLDS
+
+REAL_WORLDS = {world.env_id: world.entry_point for world in WORLDS}
+DREAM_WORLDS = {world.dream_id: world.env_id for world in WORLDS}  # dream id: its real twin
 
 
 def register_envs() -> None:
     """Registers every worldsim id with Gymnasium; calling it again does nothing."""
-    for env_id, entry_point in REAL_WORLDS.items():
-        if env_id not in registry:
-            register(env_id, entry_point=entry_point)
-    for dream_id, real_id in DREAM_WORLDS.items():
-        if dream_id not in registry:
+    for world in WORLDS:
+        if world.env_id not in registry:
+            register(world.env_id, entry_point=world.entry_point)
+        if world.dream_id not in registry:
             register(
-                dream_id,
+                world.dream_id,
                 entry_point="worldsim.envs.dream:DreamEnv",
                 vector_entry_point="worldsim.envs.dream:DreamVectorEnv",
-                kwargs={"env_id": real_id},
+                kwargs={"env_id": world.env_id},
             )

@@ -460,3 +460,22 @@ def check_range(name: str, value, bounds, minimum: float) -> tuple[float, float]
             f"got {value!r} within bounds {bounds!r}"
         )
     return lo, hi
+
+
+# ------------------------------------------------------------------------------ scripted control
+
+
+def push_toward_target(info: dict[str, Any]) -> int:
+    """The push task's scripted controller (``info`` of a step): the push (1 up, 2 down, 3 left,
+    4 right) that best closes the red ball's gap to the target, braking when it already moves fast
+    enough in that direction."""
+    x0, y0, x1, y1 = info["target"]
+    position, velocity = info["state"]["positions"][0], info["state"]["velocities"][0]
+    # Aim at where the ball would stop if left alone, so it does not overshoot.
+    gap = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) - (position + 0.4 * velocity)
+    axis = int(np.argmax(np.abs(gap)))
+    if abs(gap[axis]) < 0.3:
+        return 0
+    if axis == 0:
+        return 4 if gap[0] > 0 else 3
+    return 1 if gap[1] > 0 else 2

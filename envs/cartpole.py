@@ -137,3 +137,14 @@ class PixelCartPole(gym.Wrapper):
     def _info(self, info: dict[str, Any]) -> dict[str, Any]:
         state = {key: float(v) for key, v in zip(STATE_KEYS, self.env.unwrapped.state)}
         return {**info, "state": state, "caption": self._caption}
+
+
+# ------------------------------------------------------------------------------ scripted control
+
+
+def balance_pole(info: dict[str, Any]) -> int:
+    """CartPole's scripted controller (``info`` of a step): push the cart under the pole (a PD rule
+    on angle, angular velocity and drift)."""
+    s = info["state"]
+    effort = s["pole_angle"] + 0.5 * s["pole_angular_velocity"] + 0.05 * s["cart_position"] + 0.1 * s["cart_velocity"]
+    return int(effort > 0)

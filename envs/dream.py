@@ -9,6 +9,7 @@ An episode starts from real frames of the twin, from frames the caller gives, or
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,13 +28,12 @@ from gymnasium.wrappers import TimeLimit
 from worldsim.data.collect import record_episode
 from worldsim.data.episode import Episode
 from worldsim.data.policies import make_policy
-from worldsim.envs import DREAM_WORLDS, balls, cartpole
 from worldsim.envs.validation import check_action, check_options, check_seed
+from worldsim.envs.worlds import BY_ID, WORLDS
 from worldsim.errors import UserError, is_integer
 from worldsim.model.world_model import WorldModel, load
 
 DEFAULT_HORIZON = 200  # for a twin that names no episode length of its own
-ACTION_NAMES = {"worldsim/Balls-v0": balls.ACTIONS, "worldsim/CartPole-v0": cartpole.ACTIONS}
 RESET_OPTIONS = ("prompt", "context")
 
 
@@ -46,6 +46,19 @@ class Start:
     frames: np.ndarray | None
     actions: np.ndarray | None
     caption: str
+
+
+@dataclass(frozen=True)
+class DreamState:
+    """A dream env's state between two steps (:meth:`DreamVectorEnv.snapshot`): its simulator (a
+    fork: KV caches, text conditions, noise generator), every env's frame uint8 ``[N, H, W, 3]``,
+    steps since reset int ``[N]`` and caption ``[N]``, and the env's own generator (autoreset seeds)."""
+
+    simulator: Any
+    frames: np.ndarray
+    steps: np.ndarray
+    captions: np.ndarray
+    rng_state: dict
 
 
 class ReplayStarts:
@@ -237,6 +250,30 @@ class DreamVectorEnv(VectorEnv):
         self.window.show(tile(self.frames))
         return None
 
+    def snapshot(self) -> DreamState:
+        """The state of every env now; :meth:`restore` returns to it (as often as asked), and the
+        same actions then give the same frames, rewards and ends as they did from here."""
+        if not self.started:
+            raise RuntimeError("call reset() before snapshot()")
+        every = list(range(self.num_envs))
+        return DreamState(self.simulator.fork(every), self.frames.copy(), self.steps.copy(), self.captions.copy(),
+                          copy.deepcopy(self.np_random.bit_generator.state))  # fmt: skip
+
+    def restore(self, state: DreamState) -> None:
+        """Returns every env to ``state``, a :meth:`snapshot` of this env (e.g. a viewer's rewind)."""
+        if not isinstance(state, DreamState) or len(state.frames) != self.num_envs or state.frames.shape[1:] != self.frames.shape[1:]:
+            raise UserError(f"restore() takes a snapshot() of this dream env ({self.num_envs} envs of {self.frame_size} frames), "
+                            f"got {type(state).__name__}")  # fmt: skip
+        self.simulator = state.simulator.fork(list(range(self.num_envs)))  # the snapshot stays for another restore
+        self.frames, self.steps, self.captions = state.frames.copy(), state.steps.copy(), state.captions.copy()
+        self.np_random.bit_generator.state = copy.deepcopy(state.rng_state)
+        self.started = True
+
+    @property
+    def sampler_steps(self) -> int:
+        """Denoising steps per generated frame."""
+        return self.simulator.sampler_steps
+
     def close_extras(self, **kwargs) -> None:
         self.twin.close()
         if self.window is not None:
@@ -362,6 +399,11 @@ class DreamEnv(gym.Env):
     ``info["caption"]``: the text conditioning the episode (the twin's caption, the prompt, or the
     episode's caption); ``info["step"]``: steps since the reset.
 
+    ## Snapshots
+    ``snapshot()`` returns the dream's state between two steps and ``restore(state)`` returns to it
+    (as often as asked): the same actions then give the same frames, rewards and ends (the viewer's
+    rewind). ``context_frames``, ``horizon`` and ``sampler_steps`` are read-only properties.
+
     ## Arguments
     ``model``: a shipped model's name, a model folder, a training run folder (its latest
     checkpoint) or a :class:`~worldsim.model.world_model.WorldModel`; ``device="cpu"``;
@@ -406,6 +448,30 @@ class DreamEnv(gym.Env):
     def model(self) -> WorldModel:
         return self.dream.model
 
+    @property
+    def context_frames(self) -> int:
+        """Real frames an episode starts from (the twin's first ``context_frames`` by default)."""
+        return self.dream.context_frames
+
+    @property
+    def horizon(self) -> int:
+        """Steps after which an episode is truncated."""
+        return self.dream.horizon
+
+    @property
+    def sampler_steps(self) -> int:
+        """Denoising steps per generated frame."""
+        return self.dream.sampler_steps
+
+    def snapshot(self) -> DreamState:
+        """The dream's state now; :meth:`restore` returns to it, and the same actions then give the
+        same continuation (see :meth:`DreamVectorEnv.snapshot`)."""
+        return self.dream.snapshot()
+
+    def restore(self, state: DreamState) -> None:
+        """Returns the dream to ``state``, a :meth:`snapshot` of this env."""
+        self.dream.restore(state)
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         check_seed(seed)
         check_options(options)
@@ -442,7 +508,7 @@ class DreamEnv(gym.Env):
 def resolve_model(model, device, env_id: str | None) -> WorldModel:
     """The WorldModel named by ``model``, checked to have learned ``env_id`` (when given)."""
     if model is None:
-        dream_id = next((d for d, real in DREAM_WORLDS.items() if real == env_id), "worldsim/DreamBalls-v0")
+        dream_id = BY_ID[env_id].dream_id if env_id in BY_ID else WORLDS[0].dream_id
         raise UserError(
             f"a dream env needs a world model: pass model=NAME_OR_PATH (a shipped model's name, a model folder "
             f"or a training run folder) or a WorldModel, e.g. gym.make({dream_id!r}, model='runs/balls')"
@@ -455,8 +521,7 @@ def resolve_model(model, device, env_id: str | None) -> WorldModel:
     if learned is None:
         raise UserError("the model names no real world (config.env_id); a dream env needs it for its spaces and starting frames")
     if env_id is not None and learned != env_id:
-        dream_id = next((d for d, real in DREAM_WORLDS.items() if real == learned), None)
-        hint = f"; use {dream_id}" if dream_id else ""
+        hint = f"; use {BY_ID[learned].dream_id}" if learned in BY_ID else ""
         raise UserError(f"this model learned {learned}, not {env_id}{hint}")
     return model
 
@@ -546,8 +611,9 @@ def per_env(value, n: int, name: str, is_one) -> list:
 
 
 def action_names(env_id: str, space: gym.Space) -> tuple[str, ...]:
+    """The names of a ``Discrete`` space's actions (its world's, else the numbers); () for others."""
     if isinstance(space, spaces.Discrete):
-        return ACTION_NAMES.get(env_id, tuple(str(i) for i in range(space.n)))
+        return BY_ID[env_id].actions if env_id in BY_ID else tuple(str(i) for i in range(space.n))
     return ()
 
 

@@ -1,5 +1,5 @@
 """Dream envs: Gymnasium's checks, the real twin's spaces and starting frames, seeding, reset
-options, registration, same-step autoreset, and clear errors for bad inputs."""
+options, registration, same-step autoreset, snapshots, and clear errors for bad inputs."""
 
 import gymnasium as gym
 import numpy as np
@@ -64,7 +64,7 @@ def test_default_start_is_the_real_twins_first_frames(balls):
     env = DreamEnv(balls, scenario="collision")
     observation, info = env.reset(seed=7)
     real = gym.make("worldsim/Balls-v0", scenario="collision", frame_size=SIZE)
-    context = env.dream.context_frames
+    context = env.context_frames
     assert context == 2  # the model's window: its 3 training frames - 1
     episode = record_episode(real, make_policy("auto", real), seed=7)
     assert np.array_equal(observation, episode.frames[context - 1])
@@ -127,7 +127,7 @@ def test_vector_reset_options_per_env(balls):
 
 def test_registered_ids_make_single_and_vector_envs(balls):
     env = gym.make("worldsim/DreamBalls-v0", model=str(balls), horizon=5)
-    assert isinstance(env.unwrapped, DreamEnv) and env.unwrapped.dream.horizon == 5
+    assert isinstance(env.unwrapped, DreamEnv) and env.unwrapped.horizon == 5
     venv = gym.make_vec("worldsim/DreamBalls-v0", num_envs=3, vectorization_mode="vector_entry_point", model=str(balls))
     assert isinstance(venv, DreamVectorEnv) and venv.num_envs == 3
     assert venv.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP
@@ -261,3 +261,35 @@ def test_replay_starts_dream_episodes_from_real_frames_of_the_collections(balls,
     assert truncated.all() and all(o.tobytes() in frames for o in observations)
     with pytest.raises(UserError, match=r"replay episodes must have this env's frame size \(32, 32\)"):
         DreamVectorEnv(1, balls, replay=data, scenario="push", frame_size=(32, 32))
+
+
+def test_restoring_a_snapshot_gives_the_same_continuation(balls):
+    env = DreamEnv(balls, scenario="push", horizon=6)
+    env.reset(seed=3)
+    env.step(4)
+    state = env.snapshot()
+    actions = [1, 0, 3, 2, 4]  # runs past the horizon: the end comes at the same step again
+    first = [env.step(a) for a in actions]
+    for _ in range(2):  # a snapshot survives being restored
+        env.restore(state)
+        again = [env.step(a) for a in actions]
+        for (frame, reward, terminated, truncated, info), (frame2, reward2, terminated2, truncated2, info2) in zip(first, again):
+            assert np.array_equal(frame, frame2) and reward == reward2 and info == info2
+            assert (terminated, truncated) == (terminated2, truncated2)
+    assert any(step[3] for step in first)  # the horizon truncated within the continuation
+    assert env.context_frames == 2 and env.horizon == 6 and env.sampler_steps >= 1
+
+
+def test_a_vector_snapshot_restores_every_env_and_refuses_another_envs(balls):
+    venv = DreamVectorEnv(2, balls, scenario="push", horizon=3)
+    venv.reset(seed=0)
+    state = venv.snapshot()
+    actions = np.array([[1, 2], [3, 4], [0, 0], [2, 1]])  # autoresets at step 3 draw from the restored generator
+    first = [venv.step(a) for a in actions]
+    venv.restore(state)
+    for (frames, rewards, *_), (frames2, rewards2, *_) in zip(first, (venv.step(a) for a in actions)):
+        assert np.array_equal(frames, frames2) and np.array_equal(rewards, rewards2)
+    with pytest.raises(UserError, match=r"restore\(\) takes a snapshot\(\) of this dream env \(1 envs"):
+        DreamEnv(balls, scenario="push").restore(state)
+    with pytest.raises(RuntimeError, match="call reset"):
+        DreamEnv(balls).snapshot()

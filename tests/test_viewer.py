@@ -6,7 +6,8 @@ import pytest
 from tiny_world_model import save_tiny_world_model
 
 from worldsim.cli import main
-from worldsim.viewer import KEY_MAPS, Input, Viewer, read_replay
+from worldsim.envs.worlds import WORLDS, world
+from worldsim.viewer import Input, Viewer, read_replay
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_rewind_restores_the_dream_and_its_twin(balls_model, tmp_path):
 
 
 def test_replay_files_are_checked(tmp_path):
-    keymap = KEY_MAPS["worldsim/Balls-v0"]
+    keymap = world("worldsim/Balls-v0").keys
     good = read_replay(write_lines(tmp_path / "ok.txt", ["w d", "3", "prompt: two balls # collide", "tab"]), keymap)
     assert good == [Input(("w", "d")), Input(action=3), Input(prompt="two balls # collide"), Input(pressed=("tab",))]
     with pytest.raises(ValueError, match=r"bad.txt:2: unknown key 'jump'; accepted: up, w, down"):
@@ -86,3 +87,13 @@ def test_cli_play(balls_model, tmp_path, capsys):
     code = main(["play", f"model={balls_model}", "fps=0", f"replay={replay}", "max_steps=2"])
     assert code == 1 and "action 9 is outside this world's actions 0..4" in capsys.readouterr().err
     assert main(["play", "max_steps=1"]) == 2 and "needs model=" in capsys.readouterr().err
+
+
+def test_the_viewer_plays_each_world_with_its_registered_keys(balls_model, tmp_path):
+    play = viewer(balls_model, tmp_path)
+    assert play.keymap is world("worldsim/Balls-v0").keys and play.keymap.action(["d"], 0) == 4
+    for record in WORLDS:  # every key acts within the world's actions; an idle frame too
+        keys = record.keys
+        assert keys.keys and keys.help and keys.idle in ("none", "alternate")
+        assert {keys.action([name], 0) for name in keys.keys} <= set(range(len(record.actions)))
+        assert {keys.action([], step) for step in range(4)} <= set(range(len(record.actions)))

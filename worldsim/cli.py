@@ -33,15 +33,11 @@ class Command:
 def run_collect(cfg: DictConfig, mode: str | None) -> None:
     from worldsim.data.collect import collect
 
-    scenarios = None
-    if "scenario" in cfg:
-        from worldsim.envs.balls import SCENARIOS
-
-        value = cfg.scenario
-        scenarios = list(SCENARIOS) if value == "all" else [value] if isinstance(value, str) else list(value)
-    env_kwargs = {key: to_python(cfg[key]) for key in cfg.world.env_args}
+    world = cli_world(cfg)
+    scenarios = world.check_scenarios(to_python(cfg.scenario)) if world.scenarios else None
+    env_kwargs = {key: to_python(cfg[key]) for key in world.env_args}
     summary = collect(
-        cfg.world.env_id,
+        world.env_id,
         out=cfg.out,
         episodes=cfg.episodes,
         env_kwargs=env_kwargs,
@@ -54,6 +50,13 @@ def run_collect(cfg: DictConfig, mode: str | None) -> None:
         progress=cfg.progress,
     )
     print(summary)
+
+
+def cli_world(cfg: DictConfig):
+    """The world record (:mod:`worldsim.envs.worlds`) that ``world=`` chose."""
+    from worldsim.envs.worlds import world_named
+
+    return world_named(cfg.world.name)
 
 
 def run_train(cfg: DictConfig, mode: str | None) -> None:
@@ -163,19 +166,22 @@ def one_device(device: str) -> str:
 
 
 def bench_rl(cfg: DictConfig, mode: str, command: str) -> list:
+    from worldsim.envs.worlds import WORLDS, world
+
     if cfg.model is None:
-        raise UsageError("`worldsim bench rl` needs model=NAME_OR_PATH (a world model of Balls or pixel CartPole)")
+        titles = " or ".join(w.title for w in WORLDS)
+        raise UsageError(f"`worldsim bench rl` needs model=NAME_OR_PATH (a world model of {titles})")
     from worldsim.agents.dyna import DynaSettings
     from worldsim.bench import rl
     from worldsim.model.world_model import load
 
-    world = {}
-    if load(str(cfg.model)).config.env_id == "worldsim/Balls-v0":
-        world["scenario"] = "push" if cfg.scenario == "all" else str(cfg.scenario)
+    learned, kwargs = world(load(str(cfg.model)).config.env_id), {}
+    if learned.scenarios:
+        kwargs["scenario"] = learned.rl_scenario if cfg.scenario == "all" else str(cfg.scenario)
     keys = ("real_steps", "iterations", "model_steps", "model_lr", "dream_steps", "num_envs", "eval_episodes", "fresh", "frame_stack",
             "normalize_reward", "replay_starts", "imagination_horizon")
     settings = DynaSettings(**{key: cfg[key] for key in keys}, **({"seed": cfg.seed} if cfg.seed is not None else {}))
-    report = rl.run_rl(str(cfg.model), cfg.algo, settings, cfg.seeds, cfg.work, one_device(cfg.device), cfg.progress, **world)
+    report = rl.run_rl(str(cfg.model), cfg.algo, settings, cfg.seeds, cfg.work, one_device(cfg.device), cfg.progress, **kwargs)
     return rl.write_report(report, cfg.out or "benchmarks/results/rl", command)
 
 
@@ -198,14 +204,17 @@ def run_agent(cfg: DictConfig, mode: str | None) -> None:
     from worldsim.agents.imagination import train_in_dream
     from worldsim.model.world_model import load
 
-    world = {key: to_python(cfg[key]) for key in cfg.world.env_args if cfg.get(key) is not None}
-    if cfg.world.name == "balls":
-        world.update(scenario=cfg.scenario, **({"max_steps": cfg.max_steps} if cfg.max_steps is not None else {}))
+    chosen = cli_world(cfg)
+    world = {key: to_python(cfg[key]) for key in chosen.env_args if cfg.get(key) is not None}
+    if chosen.scenarios:
+        world["scenario"] = cfg.scenario
+    if chosen.max_steps_arg and cfg.max_steps is not None:
+        world[chosen.max_steps_arg] = cfg.max_steps
     if "frame_size" in world:
         world["frame_size"] = tuple(world["frame_size"])
     model = load(str(cfg.model), cfg.device)
-    if model.config.env_id != cfg.world.env_id:
-        raise UserError(f"model {cfg.model} learned {model.config.env_id}, not world={cfg.world.name} ({cfg.world.env_id})")
+    if model.config.env_id != chosen.env_id:
+        raise UserError(f"model {cfg.model} learned {model.config.env_id}, not world={chosen.name} ({chosen.env_id})")
     if mode == "dyna":
         return run_dyna(cfg, world)
     report = train_in_dream(model, cfg.algo, cfg.steps, cfg.out, num_envs=cfg.num_envs, eval_episodes=cfg.eval_episodes,
@@ -443,7 +452,7 @@ def compose(config: str, overrides: list[str]) -> DictConfig:
                 key, value = override.split("=", 1)
                 cfg[key] = OmegaConf.create({"value": value})["value"] if value else None  # YAML typing, as Hydra's
             OmegaConf.resolve(cfg)
-            return cfg
+            return with_world_record(cfg)
     except MissingConfigException as error:
         group = next((g for g in config_groups() if any(o.startswith(f"{g}=") for o in overrides)), None)
         if group is None:
@@ -458,6 +467,19 @@ def compose(config: str, overrides: list[str]) -> DictConfig:
         raise UsageError(f"unknown config key {key!r} for `{config}`; valid keys: {valid}") from None
     except HydraException as error:
         raise UsageError(first_line(error)) from None
+
+
+def with_world_record(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with its world's real id and CLI world arguments (``world.env_id``, ``world.env_args``)
+    from the world registry, where ``world=`` chose one: ``configs/world/`` holds only defaults."""
+    if "world" not in cfg:
+        return cfg
+    from omegaconf import open_dict
+
+    world = cli_world(cfg)
+    with open_dict(cfg):
+        cfg.world.env_id, cfg.world.env_args = world.env_id, list(world.env_args)
+    return cfg
 
 
 def plain_overrides(config: str, overrides: list[str]) -> list[str]:
@@ -492,6 +514,10 @@ def config_groups() -> list[str]:
 
 
 def group_options(group: str) -> list[str]:
+    if group == "world":  # the world registry is the one list of worlds (configs/world/ holds their defaults)
+        from worldsim.envs.worlds import WORLDS
+
+        return [world.name for world in WORLDS]
     files = resources.files(CONFIG_MODULE).joinpath(group).iterdir()
     return sorted(p.name.removesuffix(".yaml") for p in files if p.name.endswith(".yaml"))
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from worldsim.bench import fidelity
+from worldsim.envs.worlds import BY_ID
 from worldsim.errors import UserError
 from worldsim.video import write_video
 
@@ -51,7 +52,7 @@ def run_demo(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     world = load(model, device)
-    if world.config.env_id != fidelity.BALLS:
+    if world.config.env_id not in BY_ID or not BY_ID[world.config.env_id].balls:
         raise UserError(f"the demo shows a Balls world model; {model} learned {world.config.env_id}")
     settings = fidelity.Settings(episodes=episodes, horizon=horizon, long_steps=0, seed=1_000_000 + seed, device=device,
                                  progress=progress)  # fmt: skip

@@ -7,6 +7,7 @@ one sees where the dream drifts. Keys (``H`` shows them in the window):
 ===================  ===========================================================================
 arrows / WASD        Balls: push the red ball (no key: no push)
 left / right (A/D)   CartPole: push the cart (no key: left and right in turn, CartPole has no no-op)
+                     (each world's keys are its record's ``keys`` in :mod:`worldsim.envs.worlds`)
 ``R``                restart from new real frames
 ``P``                pause
 ``Tab``              show or hide the real twin and the error strip
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +37,8 @@ import numpy as np
 
 from worldsim.data.collect import record_episode
 from worldsim.data.policies import make_policy
-from worldsim.envs.dream import DreamEnv
+from worldsim.envs.dream import DreamEnv, DreamState
+from worldsim.envs.worlds import BY_ID, KeyMap
 from worldsim.errors import MissingFileError, UserError
 
 COMMANDS = ("h", "r", "p", "tab", "t", "backspace", "v", "escape")
@@ -45,31 +46,6 @@ BACKGROUND, PANEL, TEXT, DIM = (18, 18, 22), (40, 40, 48), (235, 235, 235), (150
 STRIP_HEIGHT, LABEL_HEIGHT, MARGIN = 48, 22, 12
 
 
-@dataclass(frozen=True)
-class KeyMap:
-    """The held keys that act in one world: pygame key name -> action, and the action of a frame
-    with none held (a function of the step, for worlds without a no-op)."""
-
-    keys: dict[str, int]
-    idle: str  # "none": action 0; "alternate": 0 and 1 in turn
-    help: str
-
-    def action(self, held: Iterable[str], step: int) -> int:
-        for name in held:
-            if name in self.keys:
-                return self.keys[name]
-        return step % 2 if self.idle == "alternate" else 0
-
-
-KEY_MAPS = {
-    "worldsim/Balls-v0": KeyMap(
-        {"up": 1, "w": 1, "down": 2, "s": 2, "left": 3, "a": 3, "right": 4, "d": 4}, "none",
-        "arrows / WASD: push the red ball",
-    ),  # fmt: skip
-    "worldsim/CartPole-v0": KeyMap(
-        {"left": 0, "a": 0, "right": 1, "d": 1}, "alternate", "left / right (A / D): push the cart; none: left and right in turn"
-    ),
-}
 HELP = (
     "R  restart from real frames",
     "P  pause",
@@ -124,10 +100,10 @@ def read_replay(path: str | Path, keymap: KeyMap) -> list[Input]:
 
 @dataclass
 class Snapshot:
-    """What a rewind restores: the dream's simulator (a fork) and bookkeeping at ``step``."""
+    """What a rewind restores: the dream's state (:meth:`DreamEnv.snapshot`) and bookkeeping at ``step``."""
 
     step: int
-    simulator: object
+    dream: DreamState
     frame: np.ndarray
     reward: float
     errors: list[float]
@@ -162,16 +138,16 @@ class Viewer:
         self.env = DreamEnv(model=model, device=device, sampler_steps=sampler_steps, **world_kwargs)
         config = self.env.model.config
         self.env_id = config.env_id
-        if self.env_id not in KEY_MAPS:
-            raise UserError(f"no key map for {self.env_id}; the viewer plays {', '.join(KEY_MAPS)}")
-        self.keymap = KEY_MAPS[self.env_id]
+        if self.env_id not in BY_ID:
+            raise UserError(f"no key map for {self.env_id}; the viewer plays {', '.join(BY_ID)}")
+        self.keymap: KeyMap = BY_ID[self.env_id].keys
         frame_size = tuple(self.env.observation_space.shape[:2])
         self.real = gym.make(self.env_id, **config.world_kwargs(frame_size=frame_size, **world_kwargs))
         self.policy = make_policy("auto", self.real)
         self.frame_size = frame_size
         self.fps = config.fps if fps is None else fps
         self.device = str(device)
-        self.sampler_steps = self.env.dream.simulator.sampler_steps
+        self.sampler_steps = self.env.sampler_steps
         self.side_by_side, self.record_dir, self.rewind_steps = side_by_side, Path(record_dir), rewind_steps
         self.seed = seed
         self.paused = self.show_help = False
@@ -213,7 +189,7 @@ class Viewer:
     def restart_twin(self):
         """Resets the twin with the episode's seed and runs the ``auto`` policy up to the dream's
         first frame; returns those frames as an Episode, the dream's starting context."""
-        context = record_episode(self.real, self.policy, self.episode_seed, max_steps=self.env.dream.context_frames - 1)
+        context = record_episode(self.real, self.policy, self.episode_seed, max_steps=self.env.context_frames - 1)
         self.real_frame, self.real_done = context.frames[-1], False
         return context
 
@@ -223,17 +199,14 @@ class Viewer:
             self.real_done = terminated or truncated
 
     def snapshot(self) -> None:
-        simulator = self.env.dream.simulator.fork([0])
-        self.snapshots.append(Snapshot(self.step_count, simulator, self.frame, self.reward, list(self.errors)))
+        self.snapshots.append(Snapshot(self.step_count, self.env.snapshot(), self.frame, self.reward, list(self.errors)))
 
     def rewind(self) -> None:
         """Back ``rewind_steps`` steps: the dream from its snapshot, the twin re-run to match."""
         while len(self.snapshots) > 1 and self.snapshots[-1].step > self.step_count - self.rewind_steps:
             self.snapshots.pop()
         back = self.snapshots[-1]
-        dream = self.env.dream
-        dream.simulator = back.simulator.fork([0])  # the snapshot stays for another rewind
-        dream.frames[0], dream.steps[0] = back.frame, back.step
+        self.env.restore(back.dream)  # the snapshot stays for another rewind
         self.frame, self.reward, self.step_count, self.errors = back.frame, back.reward, back.step, list(back.errors)
         self.actions = self.actions[: back.step]
         if self.real_frame is not None:  # the twin is deterministic: re-run it from its seed

@@ -50,11 +50,11 @@ from worldsim import metrics
 from worldsim.data.collect import record_episode
 from worldsim.data.episode import Episode
 from worldsim.data.policies import make_policy
+from worldsim.envs.worlds import WORLDS, World, world
 from worldsim.errors import UserError, is_integer, is_number
 from worldsim.model.world_model import WorldModel
 from worldsim.video import write_video
 
-BALLS = "worldsim/Balls-v0"
 HORIZON_MARKS = (1, 2, 4, 8, 16, 32, 64, 128)  # the horizons the markdown tables show
 TARGET_HORIZON = 32  # "PSNR above every baseline at every horizon to 32"
 
@@ -125,29 +125,31 @@ class Group:
 # ------------------------------------------------------------------------------------ real worlds
 
 
+def record_of(model: WorldModel) -> World:
+    """The registry's record of the model's world (its benchmark settings among them)."""
+    return world(model.config.env_id)
+
+
 def is_balls(model: WorldModel) -> bool:
-    return model.config.env_id == BALLS
+    """Whether the model's frames show balls that :func:`worldsim.metrics.parse_balls` reads."""
+    return record_of(model).balls
 
 
 def make_world(model: WorldModel, scenario: str | None, split: str, steps: int | None) -> gym.Env:
     """The model's real world for ``scenario`` and ``split``, truncating after ``steps`` steps."""
-    if is_balls(model):
-        return gym.make(BALLS, **model.config.world_kwargs(scenario=scenario, split=split, max_steps=steps))
-    if scenario is not None or split != "id":
-        raise UserError(f"scenarios and splits exist only for {BALLS}; the model's world is {model.config.env_id}")
-    return gym.make(model.config.env_id, max_episode_steps=steps, **model.config.world_kwargs())
+    record = record_of(model)
+    if (scenario is not None and not record.scenarios) or (split != "id" and not record.splits):
+        having = ", ".join(w.env_id for w in WORLDS if w.scenarios)
+        raise UserError(f"scenarios and splits exist only for {having}; the model's world is {model.config.env_id}")
+    kwargs = {"scenario": scenario} if record.scenarios else {}
+    kwargs.update({"split": split} if record.splits else {})
+    if record.max_steps_arg:
+        return gym.make(record.env_id, **model.config.world_kwargs(**kwargs, **{record.max_steps_arg: steps}))
+    return gym.make(record.env_id, max_episode_steps=steps, **model.config.world_kwargs(**kwargs))
 
 
 def scenarios_of(model: WorldModel, settings: Settings) -> list[str | None]:
-    if not is_balls(model):
-        return [None]
-    from worldsim.envs.balls import SCENARIOS
-
-    chosen = list(settings.scenarios or SCENARIOS)
-    unknown = [s for s in chosen if s not in SCENARIOS]
-    if unknown:
-        raise UserError(f"unknown Balls scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
-    return chosen
+    return record_of(model).check_scenarios(settings.scenarios)
 
 
 def record_group(model: WorldModel, scenario: str | None, split: str, settings: Settings, context: int) -> Group:
@@ -155,7 +157,7 @@ def record_group(model: WorldModel, scenario: str | None, split: str, settings: 
     ends early, e.g. a push that reaches its target, is replaced by the next seed)."""
     steps = context - 1 + settings.horizon
     env = make_world(model, scenario, split, steps)
-    policy = make_policy(policy_for(scenario), env)
+    policy = make_policy(record_of(model).policy_for_rollouts(scenario), env)
     episodes, backgrounds, targets, seed = [], [], [], settings.seed
     while len(episodes) < settings.episodes:
         if seed - settings.seed >= 20 * settings.episodes:
@@ -171,12 +173,6 @@ def record_group(model: WorldModel, scenario: str | None, split: str, settings: 
     env.close()
     balls = is_balls(model)
     return Group(scenario, split, context, episodes, np.stack(backgrounds) if balls else None, targets if balls else None, world_size)
-
-
-def policy_for(scenario: str | None) -> str:
-    """The policy of the rollout episodes: the collection policy (``auto``), except in ``push``,
-    whose scripted policy reaches the target within the horizon too often: there, random pushes."""
-    return "random" if scenario == "push" else "auto"
 
 
 def background_of(env: gym.Env) -> np.ndarray | None:
@@ -260,12 +256,12 @@ def teacher_forced_heads(model: WorldModel, episodes: list[Episode], window: int
     the head outputs at frame t + 1 of a window of the last ``window`` real frames (the frame before
     the window as their clean predecessor). Returns predicted rewards and termination probabilities,
     each concatenated over episodes ``[sum T]``."""
-    dit, device = model.dit, model.device
+    denoiser, device = model.denoiser, model.device
     rewards, terminations = [], []
     for episode in episodes:
         latents = model.codec.encode(torch.from_numpy(episode.frames[None]).to(device))[0]  # [T + 1, C, h, w]
         actions = torch.as_tensor(episode.actions).to(device)
-        text, text_mask = model.text_encoder([episode.caption])
+        text = model.text_context([episode.caption])
         for t in range(1, len(episode.frames)):
             start = max(0, t - window + 1)
             x = latents[None, start : t + 1]
@@ -274,9 +270,9 @@ def teacher_forced_heads(model: WorldModel, episodes: list[Episode], window: int
             first = 1 if start == 0 else 0
             incoming[0, first:] = actions[start - 1 + first : t]
             taken[0, first:] = True
-            previous = (latents[None, start - 1], torch.zeros(1, device=device)) if start > 0 else (None, None)
+            before = (latents[None, start - 1], torch.zeros(1, device=device)) if start > 0 else None
             sigmas = torch.full(x.shape[:2], model.config.context_noise, device=device)
-            out = dit(x, sigmas, incoming, taken, text, text_mask, previous=previous[0], previous_sigmas=previous[1])
+            out = denoiser(x, sigmas, incoming, taken, text, before=before)
             rewards.append(float(out.reward[0, -1]))
             terminations.append(float(torch.sigmoid(out.termination[0, -1])))
     return np.array(rewards), np.array(terminations)
@@ -366,7 +362,7 @@ def heads_report(model: WorldModel, settings: Settings) -> dict:
     out = {}
     for scenario in scenarios_of(model, settings):
         env = make_world(model, scenario, "id", None)
-        policy = make_policy("auto" if is_balls(model) else "random", env)
+        policy = make_policy(record_of(model).heads_policy, env)
         episodes = [record_episode(env, policy, settings.seed + 50_000 + k) for k in range(settings.episodes)]
         env.close()
         window = settings.context or model.config.context_frames
@@ -395,10 +391,11 @@ def long_rollouts(model: WorldModel, settings: Settings, context: int) -> dict:
     short = Settings(**{**asdict(settings), "episodes": settings.long_rollouts, "horizon": 3, "seed": settings.seed + 100_000})
     groups = [record_group(model, s, "id", short, context) for s in scenarios_of(model, settings)]
     real = np.concatenate([g.real[:, :context] for g in groups])
-    env = make_world(model, "push", "id", None)
+    record = record_of(model)
+    env = make_world(model, groups[0].scenario, "id", None)  # for its action space, the same in every scenario
     actions = np.concatenate([
         random_actions(env, (len(g.episodes), context + settings.long_steps), settings.seed)
-        if g.scenario == "push" else np.zeros((len(g.episodes), context + settings.long_steps), np.int64)
+        if record.is_task(g.scenario) else np.zeros((len(g.episodes), context + settings.long_steps), np.int64)
         for g in groups
     ])  # fmt: skip
     env.close()
@@ -451,7 +448,7 @@ def run_physics(model: WorldModel, settings: Settings) -> dict:
     start = time.perf_counter()
     scenarios = scenarios_of(model, settings)
     groups, context = prepare(model, settings, ("id",), scenarios)
-    ood = [s for s in scenarios if s != "push"]  # push is a task, its OOD split is not PhyWorld's
+    ood = [s for s in scenarios if not record_of(model).is_task(s)]  # a task's OOD split is not PhyWorld's
     more, _ = prepare(model, settings, ("ood",), ood) if ood else ([], context)
     groups += more
     report = {"settings": asdict(settings), "context": context, "groups": {}, "world": model.config.env_id, "fps": model.config.fps}

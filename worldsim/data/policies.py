@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
+from worldsim.envs.worlds import world_of
 from worldsim.errors import MissingFileError, UserError, is_number
 
 POLICIES = ("auto", "random", "sticky", "noop", "scripted")
@@ -86,43 +87,22 @@ class EpsilonPolicy:
         return self.act(info)
 
 
-def push_toward_target(info: dict[str, Any]) -> int:
-    """Balls push: the push (1 up, 2 down, 3 left, 4 right) that best closes the red ball's gap to
-    the target, braking when it already moves fast enough in that direction."""
-    x0, y0, x1, y1 = info["target"]
-    position, velocity = info["state"]["positions"][0], info["state"]["velocities"][0]
-    # Aim at where the ball would stop if left alone, so it does not overshoot.
-    gap = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) - (position + 0.4 * velocity)
-    axis = int(np.argmax(np.abs(gap)))
-    if abs(gap[axis]) < 0.3:
-        return 0
-    if axis == 0:
-        return 4 if gap[0] > 0 else 3
-    return 1 if gap[1] > 0 else 2
-
-
-def balance_pole(info: dict[str, Any]) -> int:
-    """CartPole: push the cart under the pole (a PD rule on angle, angular velocity and drift)."""
-    s = info["state"]
-    effort = s["pole_angle"] + 0.5 * s["pole_angular_velocity"] + 0.05 * s["cart_position"] + 0.1 * s["cart_velocity"]
-    return int(effort > 0)
-
-
 def make_policy(name: str, env: gym.Env, epsilon: float = 0.2, algo: str = "ppo") -> Policy:
     """The policy called ``name`` for ``env``: one of POLICIES, or the path of an SB3 ``.zip``.
 
-    ``auto`` is ``scripted`` where the world has a task (Balls push, CartPole) and ``noop`` for the
-    passive Balls scenarios. ``epsilon``: the scripted policy's share of random actions, and the
+    ``auto`` is ``scripted`` where the episode has a task (its world's record in
+    :mod:`worldsim.envs.worlds` says which: Balls push, CartPole) and ``noop`` elsewhere (the
+    passive Balls scenarios). ``epsilon``: the scripted policy's share of random actions, and the
     sticky policy's chance of switching to a new random action each step.
     """
     if not is_number(epsilon, 0, 1):
         raise UserError(f"epsilon must be a probability in [0, 1], got {epsilon!r}")
     if not isinstance(name, str):
         raise UserError(f"policy must be one of {', '.join(POLICIES)} or the path of an SB3 .zip, got {name!r}")
-    scenario = getattr(env.unwrapped, "scenario", None)
-    world = "balls" if scenario is not None else "cartpole" if env.action_space == gym.spaces.Discrete(2) else None
+    world, scenario = world_of(env), getattr(env.unwrapped, "scenario", None)
+    act = world.scripted_for(scenario) if world is not None else None
     if name == "auto":
-        name = "noop" if world == "balls" and scenario != "push" else "scripted"
+        name = "scripted" if act is not None or world is None else "noop"
     if name == "random":
         return RandomPolicy(env.action_space)
     if name == "sticky":
@@ -130,11 +110,9 @@ def make_policy(name: str, env: gym.Env, epsilon: float = 0.2, algo: str = "ppo"
     if name == "noop":
         return NoopPolicy()
     if name == "scripted":
-        if world == "balls" and scenario == "push":
-            return EpsilonPolicy(push_toward_target, env.action_space, epsilon)
-        if world == "cartpole":
-            return EpsilonPolicy(balance_pole, env.action_space, epsilon)
-        raise UserError(f"no scripted policy for this world (scenario {scenario!r}); use policy=random or noop")
+        if act is None:
+            raise UserError(f"no scripted policy for this world (scenario {scenario!r}); use policy=random or noop")
+        return EpsilonPolicy(act, env.action_space, epsilon)
     if name.endswith(".zip"):
         return SB3Policy(Path(name), env, algo)
     raise UserError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)} or the path of an SB3 .zip")
@@ -163,7 +141,7 @@ class SB3Policy:
         kwargs = {"learning_starts": 0, "buffer_size": 1} if algo == "dqn" else {}
         from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
-        from worldsim.agents.imagination import FrameStacker, policy_kwargs
+        from worldsim.data.image_policy import FrameStacker, policy_kwargs
 
         # An image policy of `worldsim agent` sees its last k frames stacked on the channels.
         self.stacker = FrameStacker(env.observation_space, k) if k > 1 else None
