@@ -41,3 +41,20 @@ def test_a_failed_write_keeps_the_old_content(tmp_path):
         assert list(tmp_path.glob(temp_glob("e.npz")))  # the temporary is where resumers sweep
         raise RuntimeError
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["e.npz"]
+
+
+def test_an_atomic_folder_replaces_the_old_one_only_when_complete(tmp_path):
+    from worldsim.atomic import atomic_folder
+
+    target = tmp_path / "model"
+    with atomic_folder(target) as fresh:
+        (fresh / "a.txt").write_text("one")
+    assert (target / "a.txt").read_text() == "one"
+    with pytest.raises(RuntimeError), atomic_folder(target) as fresh:
+        (fresh / "a.txt").write_text("two")
+        raise RuntimeError("killed half way")
+    assert (target / "a.txt").read_text() == "one" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    (tmp_path / ".model.tmp").mkdir()  # left by a kill: the next write sweeps it
+    with atomic_folder(target) as fresh:
+        (fresh / "b.txt").write_text("three")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["model"]

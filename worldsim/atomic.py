@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,28 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yields a hidden temporary folder beside ``path`` to fill; on a clean exit it replaces
+    ``path``, which is whole at every moment it exists (the old one is moved aside, then removed).
+    If the block raises, ``path`` is left as it was; after a kill, the hidden ``.NAME.tmp`` (or
+    ``.NAME.old``) is left, and the next call for ``path`` removes it."""
+    path = Path(path)
+    fresh, stale = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
+    for leftover in (fresh, stale):
+        shutil.rmtree(leftover, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    try:
+        yield fresh
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    if path.exists():
+        path.rename(stale)
+    fresh.rename(path)
+    shutil.rmtree(stale, ignore_errors=True)
 
 
 def write_table(out: str | Path, stem: str, markdown: str, data: dict) -> None:

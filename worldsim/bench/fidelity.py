@@ -36,7 +36,6 @@ Both write JSON, a markdown report, matplotlib plots and side-by-side mp4s (real
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ import torch
 from tqdm.auto import tqdm
 
 from worldsim import metrics
+from worldsim.atomic import write_table
 from worldsim.data.collect import record_episode
 from worldsim.data.episode import Episode
 from worldsim.data.policies import make_policy
@@ -539,8 +539,7 @@ def write_report(report: dict, mode: str, out: str | Path, command: str, model_n
     frames = report.get("long_rollouts", {}).pop("_frames", None)
     report = {**report, "command": command, "model": model_name}
     paths = [out / f"{mode}.json", out / f"{mode}.md"]
-    paths[0].write_text(json.dumps(report, indent=2) + "\n")
-    paths[1].write_text(fidelity_markdown(report) if mode == "fidelity" else physics_markdown(report))
+    write_table(out, mode, fidelity_markdown(report) if mode == "fidelity" else physics_markdown(report), report)
     paths += plot_fidelity(report, out) if mode == "fidelity" else plot_physics(report, out)
     fps, shown = report["fps"], slice(0, report["settings"]["videos"])
     for group in groups:

@@ -21,7 +21,6 @@ the length and return of real and dream episodes under simple fixed policies
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from worldsim.agents.dyna import (
     real_world,
 )
 from worldsim.agents.imagination import HYPERPARAMETERS
+from worldsim.atomic import write_table
 from worldsim.envs.worlds import world
 from worldsim.errors import UserError
 
@@ -102,8 +102,7 @@ def write_report(report: dict, out: str | Path, command: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     report = {**report, "command": command}
     paths = [out / "rl.json", out / "rl.md", out / "rl.png"]
-    paths[0].write_text(json.dumps(report, indent=2) + "\n")
-    paths[1].write_text(markdown(report))
+    write_table(out, "rl", markdown(report), report)
     name = report["world"].split("/")[-1]
     plot_returns(report["curves"], paths[2], f"{report['algo'].upper()} on {name}, {report['seeds']} seeds: real return vs real steps")
     return paths

@@ -23,7 +23,6 @@ Targets, reported as PASS/FAIL and never asserted: with the cache, step time gro
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -40,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
+from worldsim.atomic import write_table
 from worldsim.errors import UserError
 from worldsim.model.codec import VAECodec, small_vae
 from worldsim.model.denoiser import Denoiser
@@ -458,8 +458,7 @@ def write_report(report: dict, out: str | Path, command: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     report = {**report, "command": command}
     paths = [out / "speed.json", out / "speed.md", out / "speed.png"]
-    paths[0].write_text(json.dumps(report, indent=2) + "\n")
-    paths[1].write_text(markdown(report))
+    write_table(out, "speed", markdown(report), report)
     plot(report, paths[2])
     return paths
 

@@ -2,8 +2,9 @@
 
 A head's channels are split in three bands, one per axis; each band rotates channel pairs by
 ``position * frequency``. Since attention scores then depend only on position *differences*, one
-set of weights serves any duration, resolution and aspect ratio, and keys can be cached without
-their rotation and rotated for whatever window position they hold later.
+set of weights serves any duration, resolution and aspect ratio, and a key cached already rotated
+for its frame's place on a global frame counter stays valid however far the window slides (the
+simulator caches keys that way).
 """
 
 from __future__ import annotations

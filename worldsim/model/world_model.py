@@ -19,7 +19,6 @@ shared by :func:`load` and by resuming (:mod:`worldsim.training.checkpoint`), wo
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from worldsim.atomic import atomic_write
+from worldsim.atomic import atomic_folder, atomic_write
 from worldsim.errors import MissingFileError, UserError
 from worldsim.model import manifest
 from worldsim.model.codec import load_codec
@@ -79,19 +78,14 @@ class WorldModel(nn.Module):
     def save_pretrained(self, path: str | Path) -> Path:
         """Writes the model folder; it appears under ``path`` only once complete."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.dit.save_pretrained(tmp / "dit", safe_serialization=True)
-        if hasattr(self.text_encoder, "save_pretrained"):
-            self.text_encoder.save_pretrained(tmp / "text_encoder", safe_serialization=True)
-        self.codec.save_pretrained(tmp)
-        with atomic_write(tmp / CONFIG_FILE, "w") as f:
-            json.dump(asdict(self.config), f, indent=2)
-        manifest.write(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
+        with atomic_folder(path) as tmp:
+            self.dit.save_pretrained(tmp / "dit", safe_serialization=True)
+            if hasattr(self.text_encoder, "save_pretrained"):
+                self.text_encoder.save_pretrained(tmp / "text_encoder", safe_serialization=True)
+            self.codec.save_pretrained(tmp)
+            with atomic_write(tmp / CONFIG_FILE, "w") as f:
+                json.dump(asdict(self.config), f, indent=2)
+            manifest.write(tmp)
         return path
 
     @classmethod

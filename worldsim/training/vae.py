@@ -43,7 +43,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from worldsim.atomic import atomic_write
+from worldsim.atomic import atomic_folder, atomic_write
 from worldsim.data.collection import Collection
 from worldsim.data.dataset import BucketBatchSampler, WindowDataset
 from worldsim.errors import UserError
@@ -208,14 +208,8 @@ def save_checkpoint(
 
 def replace_folder(source: Path, dest: Path) -> None:
     """Makes ``dest`` a copy of ``source``; ``dest`` is whole at every moment it exists."""
-    fresh, stale = dest.with_name(f".{dest.name}.new"), dest.with_name(f".{dest.name}.old")
-    for leftover in (fresh, stale):
-        shutil.rmtree(leftover, ignore_errors=True)
-    shutil.copytree(source, fresh)
-    if dest.exists():
-        dest.rename(stale)
-    fresh.rename(dest)
-    shutil.rmtree(stale, ignore_errors=True)
+    with atomic_folder(dest) as fresh:
+        shutil.copytree(source, fresh, dirs_exist_ok=True)
 
 
 # ------------------------------------------------------------------------------------ the loop
