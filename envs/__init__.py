@@ -13,7 +13,9 @@ id and its dream id:
 
 from gymnasium.envs.registration import register, registry
 
-from worldsim.envs.worlds import WORLDS
+# Imports within envs/ are relative: the folder installs as worldsim.envs, but a type checker
+# reading the source tree knows it as envs.
+from .worlds import WORLDS
 
 REAL_WORLDS = {world.env_id: world.entry_point for world in WORLDS}
 DREAM_WORLDS = {world.dream_id: world.env_id for world in WORLDS}  # dream id: its real twin

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import gymnasium as gym
@@ -12,14 +12,18 @@ import numpy as np
 import pymunk
 from gymnasium import spaces
 
-from worldsim.envs import captions
-from worldsim.envs.validation import (
+from worldsim.errors import UserError
+
+from . import captions
+from .validation import (
     check_action,
     check_frame_size,
     check_options,
     check_seed,
 )
-from worldsim.errors import UserError
+
+if TYPE_CHECKING:
+    import pygame
 
 SCENARIOS = ("uniform", "collision", "parabola", "push")
 SPLITS = ("id", "ood")
@@ -168,7 +172,7 @@ class BallsEnv(gym.Env):
         self._scene: Scene | None = None
         self._caption = ""
         self._steps = 0
-        self._window = None
+        self._window: pygame.Surface | None = None
 
     # ----------------------------------------------------------------------------- gymnasium API
 
@@ -289,30 +293,39 @@ class BallsEnv(gym.Env):
             self._bodies.append(body)
         self._space = space
 
+    def _current_scene(self) -> Scene:
+        """The scene of the current episode, which reset draws."""
+        assert self._scene is not None, "call reset() first"
+        return self._scene
+
     def _state(self) -> dict[str, np.ndarray]:
         positions = np.array([tuple(b.position) for b in self._bodies], dtype=np.float64)
         velocities = np.array([tuple(b.velocity) for b in self._bodies], dtype=np.float64)
-        return scene_state(Scene(positions, velocities, self._scene.radii))
+        return scene_state(Scene(positions, velocities, self._current_scene().radii))
 
     def _frame(self) -> np.ndarray:
         state = self._state()
-        return draw(self.frame_size, self.world_size, state["positions"], state["radii"], state["colors"], self._scene.target)
+        return draw(self.frame_size, self.world_size, state["positions"], state["radii"], state["colors"], self._current_scene().target)
 
     def _info(self) -> dict[str, Any]:
-        info = {"state": self._state(), "caption": self._caption, "scenario": self.scenario}
-        if self._scene.target is not None:
-            info["target"] = self._scene.target
+        info: dict[str, Any] = {"state": self._state(), "caption": self._caption, "scenario": self.scenario}
+        target = self._current_scene().target
+        if target is not None:
+            info["target"] = target
         return info
 
     def _target_distance(self) -> float:
-        if self._scene.target is None:
+        target = self._current_scene().target
+        if target is None:
             return 0.0
-        x0, y0, x1, y1 = self._scene.target
+        x0, y0, x1, y1 = target
         x, y = self._bodies[0].position
         return math.hypot(x - (x0 + x1) / 2, y - (y0 + y1) / 2)
 
     def _in_target(self) -> bool:
-        x0, y0, x1, y1 = self._scene.target
+        target = self._current_scene().target
+        assert target is not None, "only push episodes have a target"
+        x0, y0, x1, y1 = target
         x, y = self._bodies[0].position
         return x0 <= x <= x1 and y0 <= y <= y1
 
@@ -365,10 +378,11 @@ def sample_scene(scenario: str, rng: np.random.Generator, world_size, draw_radiu
     radii = np.array([draw_radius(rng), draw_radius(rng)])
     for _ in range(1000):  # a target that leaves no room for the balls is drawn again
         target_corner = rng.uniform([0.0, 0.0], [width - TARGET_SIZE, height - TARGET_SIZE])
-        target = tuple(float(v) for v in (*target_corner, *(target_corner + TARGET_SIZE)))
-        positions = place_apart(rng, radii, world_size, avoid=target)
-        if positions is not None:
-            return Scene(positions, np.zeros_like(positions), radii, target)
+        x0, y0 = (float(v) for v in target_corner)
+        target = (x0, y0, x0 + TARGET_SIZE, y0 + TARGET_SIZE)
+        placed = place_apart(rng, radii, world_size, avoid=target)
+        if placed is not None:
+            return Scene(placed, np.zeros_like(placed), radii, target)
     raise RuntimeError(f"cannot place balls of radii {radii.tolist()} and a target in a {width:.1f}x{height:.1f} box")
 
 

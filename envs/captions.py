@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from worldsim.envs.balls import Scene
+    from .balls import Scene
 
 COLOR_NAMES = ("red", "blue", "yellow", "purple", "cyan", "orange")
 COMPASS = (
@@ -67,6 +67,7 @@ def describe_episode(scenario: str, scene: Scene, world_size, radius_range, spee
     if scenario == "parabola":
         side = "right" if scene.velocities[0, 0] > 0 else "left"
         return pick(rng, PARABOLA).format(size=sizes[0], side=side)
+    assert scene.target is not None, "a push scene has a target"
     x0, y0, x1, y1 = scene.target
     return pick(rng, PUSH).format(size=sizes[0], size1=sizes[1], where=region(((x0 + x1) / 2, (y0 + y1) / 2), world_size))
 

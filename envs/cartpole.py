@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
-from worldsim.envs.validation import (
+from worldsim.errors import UserError
+
+from .validation import (
     check_action,
     check_frame_size,
     check_options,
     check_seed,
 )
-from worldsim.errors import UserError
 
 ACTIONS = ("left", "right")
 STATE_KEYS = ("cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity")
@@ -115,7 +117,7 @@ class PixelCartPole(gym.Wrapper):
         check_seed(seed)
         check_options(options)
         _, info = self.env.reset(seed=seed, options=options)
-        angle = float(self.env.unwrapped.state[2])
+        angle = float(self._state()[2])
         rng = np.random.default_rng(seed if seed is not None else self.env.unwrapped.np_random.integers(2**31))
         self._caption = CAPTIONS[int(rng.integers(len(CAPTIONS)))].format(side="right" if angle > 0 else "left")
         return self._frame(), self._info(info)
@@ -130,12 +132,18 @@ class PixelCartPole(gym.Wrapper):
             return None
         return self._frame()
 
+    def _state(self) -> np.ndarray:
+        """CartPole-v1's true state ``(x, x_dot, theta, theta_dot)``, which its reset sets."""
+        state = cast(CartPoleEnv, self.env.unwrapped).state
+        assert state is not None, "call reset() first"
+        return state
+
     def _frame(self) -> np.ndarray:
-        x, _, angle, _ = self.env.unwrapped.state
+        x, _, angle, _ = self._state()
         return draw(self.frame_size, float(x), float(angle))
 
     def _info(self, info: dict[str, Any]) -> dict[str, Any]:
-        state = {key: float(v) for key, v in zip(STATE_KEYS, self.env.unwrapped.state)}
+        state = {key: float(v) for key, v in zip(STATE_KEYS, self._state())}
         return {**info, "state": state, "caption": self._caption}
 
 

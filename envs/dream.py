@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -28,10 +28,14 @@ from gymnasium.wrappers import TimeLimit
 from worldsim.data.collect import record_episode
 from worldsim.data.episode import Episode
 from worldsim.data.policies import make_policy
-from worldsim.envs.validation import check_action, check_options, check_seed
-from worldsim.envs.worlds import BY_ID, WORLDS
 from worldsim.errors import UserError, is_integer
 from worldsim.model.world_model import WorldModel, load
+
+from .validation import check_action, check_options, check_seed
+from .worlds import BY_ID, WORLDS
+
+if TYPE_CHECKING:
+    import pygame
 
 DEFAULT_HORIZON = 200  # for a twin that names no episode length of its own
 RESET_OPTIONS = ("prompt", "context")
@@ -58,7 +62,7 @@ class DreamState:
     frames: np.ndarray
     steps: np.ndarray
     captions: np.ndarray
-    rng_state: dict
+    rng_state: Mapping[str, Any]
 
 
 class ReplayStarts:
@@ -155,6 +159,7 @@ class DreamVectorEnv(VectorEnv):
             raise UserError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}")
         self.model = resolve_model(model, device, env_id)
         config = self.model.config
+        assert config.env_id is not None, "resolve_model refuses a model that names no world"
         self.env_id = config.env_id
         # The twin: the real world this model learned, made with the same world arguments.
         self.twin = gym.make(self.env_id, **config.world_kwargs(**world_kwargs))
@@ -165,7 +170,9 @@ class DreamVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.action_names = action_names(self.env_id, self.single_action_space)
-        self.frame_size = tuple(self.single_observation_space.shape[:2])
+        frame_shape = self.single_observation_space.shape
+        assert frame_shape is not None, "a twin's observations are frames"
+        self.frame_size = (frame_shape[0], frame_shape[1])
         self.device = torch.device(device)
         self.simulator_kwargs = {"sampler_steps": sampler_steps, "frame_size": self.frame_size, "guidance": guidance}
         self.simulator = self.model.simulator(self.num_envs, self.device, **self.simulator_kwargs)
@@ -181,7 +188,7 @@ class DreamVectorEnv(VectorEnv):
         self.render_mode = render_mode
         self.window = FrameWindow(f"worldsim dream ({self.env_id})", config.fps) if render_mode == "human" else None
         self.started = False
-        self.frames = np.zeros((self.num_envs, *self.single_observation_space.shape), np.uint8)
+        self.frames = np.zeros((self.num_envs, *frame_shape), np.uint8)
         self.steps = np.zeros(self.num_envs, np.int64)
         self.captions = np.full(self.num_envs, "", dtype=object)
 
@@ -247,6 +254,7 @@ class DreamVectorEnv(VectorEnv):
             return None
         if self.render_mode == "rgb_array":
             return tuple(self.frames.copy())
+        assert self.window is not None, "a human render mode opens a window"
         self.window.show(tile(self.frames))
         return None
 
@@ -340,8 +348,10 @@ class DreamVectorEnv(VectorEnv):
             if length is None:
                 frames = self.simulator.reset(mask, prompts=prompts)
             else:
-                context = torch.from_numpy(np.stack([start.frames for start in chosen]))
-                actions = torch.from_numpy(np.stack([start.actions for start in chosen])) if has_actions else None
+                # Every start of the group has frames (and actions, when has_actions).
+                context = torch.from_numpy(np.stack([start.frames for start in chosen if start.frames is not None]))
+                given = [start.actions for start in chosen if start.actions is not None]
+                actions = torch.from_numpy(np.stack(given)) if has_actions else None
                 frames = self.simulator.reset(mask, context, actions, prompts)
             self.frames[group] = frames.cpu().numpy()
             self.captions[group] = prompts
@@ -350,13 +360,15 @@ class DreamVectorEnv(VectorEnv):
     def info(self, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Gymnasium's vector info for the envs of ``mask`` (default all)."""
         mask = np.ones(self.num_envs, dtype=bool) if mask is None else mask
-        captions = np.where(mask, self.captions, None)
+        captions = np.where(mask, self.captions, np.array(None))
         return {"caption": captions, "_caption": mask.copy(), "step": np.where(mask, self.steps, 0), "_step": mask.copy()}
 
     def no_action(self) -> np.ndarray:
         if isinstance(self.single_action_space, spaces.Discrete):
             return np.zeros((), np.int64)
-        return np.zeros(self.single_action_space.shape, np.float32)
+        shape = self.single_action_space.shape
+        assert shape is not None, "a dream's actions are Discrete or Box (check_same_actions)"
+        return np.zeros(shape, np.float32)
 
 
 class DreamEnv(gym.Env):
@@ -552,6 +564,7 @@ def check_actions(actions, space: gym.Space, num_envs: int, names: tuple[str, ..
                 f"actions must be {num_envs} integers in [{space.start}, {space.start + space.n}) ({listing}), one per env; got {shown}"
             )
         return ids.astype(np.int64)
+    assert isinstance(space, spaces.Box), "a dream's actions are Discrete or Box (check_same_actions)"
     valid = value.shape == (num_envs, *space.shape) and np.issubdtype(value.dtype, np.number)
     if not valid or not (np.isfinite(value) & (value >= space.low) & (value <= space.high)).all():
         raise UserError(
@@ -645,7 +658,7 @@ class FrameWindow:
     def __init__(self, title: str, fps: int, size: int = 512):
         self.title, self.fps, self.size = title, fps, size
         self.opened = False
-        self.clock = None
+        self.clock: pygame.time.Clock | None = None
 
     def show(self, frame: np.ndarray) -> None:
         import pygame

@@ -14,7 +14,7 @@ def check_frame_size(frame_size) -> tuple[int, int]:
     try:
         height, width = frame_size
         # Real, so that a string such as "64" is not read digit by digit.
-        valid = all(isinstance(v, numbers.Real) and float(v) == int(v) >= 4 for v in (height, width))
+        valid = all(isinstance(v, numbers.Real) and float(v) == int(v) >= 4 for v in (height, width))  # type: ignore[call-overload]  # typeshed's Real lacks __int__; every Real has it
     except (TypeError, ValueError, OverflowError):
         valid = False
     if not valid:

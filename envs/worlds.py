@@ -44,8 +44,9 @@ from typing import Any
 
 import gymnasium as gym
 
-from worldsim.envs import balls, cartpole
 from worldsim.errors import UserError
+
+from . import balls, cartpole
 
 IDLE = ("none", "alternate")
 
@@ -98,18 +99,18 @@ class World:
         return self.scripted if self.is_task(scenario) else None
 
     def policy_for_rollouts(self, scenario: str | None) -> str:
-        return self.rollout_policy.get(scenario, "auto")
+        return self.rollout_policy.get(scenario, "auto") if scenario is not None else "auto"
 
     def check_scenarios(self, chosen: Iterable[str] | str | None) -> list[str | None]:
         """``chosen`` (a name, a list, ``all`` or None: all) as a list of this world's scenarios
         ([None] for a world without them), or a UserError naming the unknown one."""
         if not self.scenarios:
             return [None]
-        chosen = list(self.scenarios) if chosen in (None, "all") else [chosen] if isinstance(chosen, str) else list(chosen)
-        unknown = [s for s in chosen if s not in self.scenarios]
+        names: list[str | None] = list(self.scenarios) if chosen in (None, "all") else [chosen] if isinstance(chosen, str) else list(chosen)
+        unknown = [s for s in names if s not in self.scenarios]
         if unknown:
             raise UserError(f"unknown {self.title} scenario {unknown[0]!r}; choose one of {', '.join(self.scenarios)} or all")
-        return chosen
+        return names
 
 
 WORLDS: tuple[World, ...] = (

@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 def temp_glob(name: str) -> str:
@@ -17,7 +17,7 @@ def temp_glob(name: str) -> str:
 
 
 @contextmanager
-def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Opens a temporary file beside ``path``; on a clean exit it is synced and renamed to ``path``.
 
     If the block raises (or the process dies), ``path`` keeps its old content and the temporary
@@ -62,7 +62,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     shutil.rmtree(stale, ignore_errors=True)
 
 
-def write_table(out: str | Path, stem: str, markdown: str, data: dict) -> None:
+def write_table(out: str | Path, stem: str, markdown: str, data: dict[str, Any]) -> None:
     """Writes a benchmark's table ``out/stem.md`` and its figures ``out/stem.json``, atomically."""
     import json
 

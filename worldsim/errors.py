@@ -23,16 +23,17 @@ class MissingFileError(UserError, FileNotFoundError):
 # simulator): each edge words its own message, but what counts as an integer or a number is here.
 
 
-def is_integer(value, low: int | None = None) -> bool:
+def is_integer(value: object, low: int | None = None) -> bool:
     """An integer (not a bool: ``steps=true`` is a mistake, though Python counts it as 1) >= ``low``."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and (low is None or value >= low)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and (low is None or int(value) >= low)
 
 
-def is_number(value, low: float | None = None, high: float | None = None, open_low: bool = False) -> bool:
+def is_number(value: object, low: float | None = None, high: float | None = None, open_low: bool = False) -> bool:
     """A finite real number (not a bool) in ``[low, high]`` (``(low, high]`` if ``open_low``); None: no bound."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
         return False
-    return (low is None or (value > low if open_low else value >= low)) and (high is None or value <= high)
+    number = float(value)  # as math.isfinite reads it; numbers.Real declares no comparison with a float
+    return (low is None or (number > low if open_low else number >= low)) and (high is None or number <= high)
 
 
 def accepted_number(low: float | None = None, high: float | None = None, open_low: bool = False, integer: bool = False) -> str:

@@ -35,13 +35,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from torch import nn
 
 from worldsim.errors import UserError, is_integer
-from worldsim.model.denoiser import Denoiser
+from worldsim.model.codec import PixelCodec, VAECodec
+from worldsim.model.denoiser import Denoised, Denoiser
 from worldsim.model.dit import SpacetimeDiT, TextContext
-from worldsim.model.kv_cache import KVCache
+from worldsim.model.kv_cache import KVCache, Rows
 from worldsim.model.sampler import Sampler, check_sampling
+from worldsim.model.text import TextEncoder
 
 
 class Model(Protocol):
@@ -51,10 +52,10 @@ class Model(Protocol):
 
     config: Any
     dit: SpacetimeDiT
-    codec: nn.Module
-    text_encoder: nn.Module
+    codec: PixelCodec | VAECodec
+    text_encoder: TextEncoder
 
-    def to(self, device: torch.device) -> Model: ...
+    def to(self, device: str | torch.device) -> Model: ...
 
     def eval(self) -> Model: ...
 
@@ -93,7 +94,7 @@ class WorldSimulator:
         frame_size: tuple[int, int] | None = None,
         guidance: float = 1.0,
         seed: int = 0,
-    ):
+    ) -> None:
         check_count("batch_size", batch_size)
         if window is not None:
             check_count("window", window, "frame")
@@ -211,7 +212,7 @@ class WorldSimulator:
         """Which of each env's frame slots hold a frame: bool ``[B, W + 1]``."""
         return self.cache.filled
 
-    def set_prompts(self, rows, prompts: Sequence[str]) -> None:
+    def set_prompts(self, rows: Sequence[int] | torch.Tensor, prompts: Sequence[str]) -> None:
         """Encodes ``prompts`` as the text condition of the envs ``rows`` (indices or bool mask)."""
         rows = torch.as_tensor(rows, device=self.device)
         if rows.dtype == torch.bool:
@@ -235,10 +236,10 @@ class WorldSimulator:
         padded[:, :length], padded_mask[:, :length] = tokens[:, :length], mask[:, :length]
         return self.model.dit.text_context(padded, padded_mask)
 
-    def _noise(self, shape) -> torch.Tensor:
+    def _noise(self, shape: Sequence[int]) -> torch.Tensor:
         return torch.randn(shape, generator=self.generator, device=self.device)
 
-    def _denoise(self, rows, actions, taken, position: int, cache: KVCache | None) -> torch.Tensor:
+    def _denoise(self, rows: Rows, actions: torch.Tensor, taken: torch.Tensor, position: int, cache: KVCache | None) -> torch.Tensor:
         """New frames for ``rows`` at temporal ``position``, from noise by the sampler, against
         ``cache`` (None: the frames have no context but the one before): clean latents ``[n, 1, C, h, w]``."""
         n = actions.shape[0]
@@ -252,7 +253,16 @@ class WorldSimulator:
 
         return self.sampler.sample(velocity, self._noise((n, 1, *self.latent_shape)))
 
-    def _commit(self, rows, x, actions, taken, position: int, slot: int | None = None, before=None):
+    def _commit(
+        self,
+        rows: Rows,
+        x: torch.Tensor,
+        actions: torch.Tensor,
+        taken: torch.Tensor,
+        position: int,
+        slot: int | None = None,
+        before: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> Denoised:
         """Runs clean frames ``x [n, T, ...]`` of ``rows`` at the context noise level, from temporal
         ``position`` on, and keeps their keys and values and the last frame as the envs'
         ``previous``; returns the denoiser's output for them. ``slot``: the first of the T
@@ -308,14 +318,14 @@ class WorldSimulator:
         self._set_frames(rows, context[:, -1])
         return self.frames[rows]
 
-    def _set_frames(self, rows, frames: torch.Tensor) -> None:
+    def _set_frames(self, rows: Rows, frames: torch.Tensor) -> None:
         """Replaces the current frames of ``rows`` in a new tensor, so frames handed out earlier keep their values."""
         updated = self.frames.clone()
         updated[rows] = frames
         self.frames = updated
 
 
-def check_count(name: str, value, unit: str = "") -> None:
+def check_count(name: str, value: object, unit: str = "") -> None:
     """Raises a UserError unless ``value`` is an integer >= 1 (a bool is not a count)."""
     if not is_integer(value, 1):
         raise UserError(f"{name} must be >= 1{' ' + unit if unit else ''} (an integer), got {value!r}")

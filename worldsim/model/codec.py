@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL
+from diffusers.models import AutoencoderKL
 from einops import rearrange
 from torch import nn
 
@@ -56,20 +56,21 @@ class VAECodec(nn.Module):
 
     name = "vae"
 
-    def __init__(self, vae: AutoencoderKL, chunk: int = 256):
+    def __init__(self, vae: AutoencoderKL, chunk: int = 256) -> None:
         super().__init__()
         self.vae = vae
         self.chunk = chunk  # frames per encoder call, bounding memory for long videos
-        self.latent_channels = vae.config.latent_channels
-        self.downsample = 2 ** (len(vae.config.block_out_channels) - 1)
+        # diffusers types a config as a plain dict (it also has the keys as attributes).
+        self.latent_channels: int = vae.config["latent_channels"]
+        self.downsample = 2 ** (len(vae.config["block_out_channels"]) - 1)
 
     @property
     def scale(self) -> float:
-        return float(self.vae.config.scaling_factor)
+        return float(self.vae.config["scaling_factor"])
 
     @property
     def shift(self) -> float:
-        return float(self.vae.config.shift_factor or 0.0)
+        return float(self.vae.config["shift_factor"] or 0.0)
 
     def encode(self, frames: torch.Tensor, sample: bool = False) -> torch.Tensor:
         """uint8 ``[B, T, H, W, 3]`` -> normalised latents ``[B, T, C, H / d, W / d]``

@@ -41,7 +41,7 @@ class Denoised:
     keys_values: list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def preconditioning(sigmas: torch.Tensor, data_std) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def preconditioning(sigmas: torch.Tensor, data_std: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(c_in, c_skip, c_out)`` for noise levels ``sigmas`` (any shape) and data of std
     ``data_std`` (a float, or a tensor of ``sigmas``' shape)."""
     keep = 1 - sigmas
@@ -49,7 +49,7 @@ def preconditioning(sigmas: torch.Tensor, data_std) -> tuple[torch.Tensor, torch
     return total.rsqrt(), keep * data_std**2 / total, sigmas * data_std * total.rsqrt()
 
 
-def loss_weight(sigmas: torch.Tensor, data_std) -> torch.Tensor:
+def loss_weight(sigmas: torch.Tensor, data_std: float | torch.Tensor) -> torch.Tensor:
     """The weight of the squared velocity error at ``sigmas``: ``sigma^2 / c_out^2``, in [1, 1/data_std^2]."""
     return ((1 - sigmas) * data_std) ** 2 / data_std**2 + sigmas**2 / data_std**2
 
@@ -58,7 +58,7 @@ class Denoiser:
     """Clean estimates and velocities of noisy frames from ``network``, whose config gives
     ``data_std`` and ``residual_std`` (read at each call: training measures the latter)."""
 
-    def __init__(self, network: SpacetimeDiT):
+    def __init__(self, network: SpacetimeDiT) -> None:
         self.network = network
 
     def __call__(
@@ -106,7 +106,9 @@ class Denoiser:
         return shrink[:, :, None, None, None] * before, spread
 
     @staticmethod
-    def frames_before(latents, sigmas, before) -> tuple[torch.Tensor, torch.Tensor]:
+    def frames_before(
+        latents: torch.Tensor, sigmas: torch.Tensor, before: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """For every frame, the frame just before it and its level: ``[B, T, C, h, w]``, ``[B, T]``."""
         if before is None:
             previous, previous_sigmas = torch.zeros_like(latents[:, 0]), torch.ones_like(sigmas[:, 0])

@@ -20,17 +20,19 @@ before, which turns ``F`` into a clean estimate and a velocity, is :mod:`worldsi
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
-from diffusers import ConfigMixin, ModelMixin
-from diffusers.configuration_utils import register_to_config
+from diffusers.configuration_utils import ConfigMixin, FrozenDict, register_to_config
+from diffusers.models import ModelMixin
 from einops import rearrange
 from torch import nn
 
 from worldsim.model.flow import NUM_TRAIN_TIMESTEPS
-from worldsim.model.kv_cache import KVCache
+from worldsim.model.kv_cache import KVCache, Rows
 from worldsim.model.rope import apply_rotary, grid_positions, rotary_angles
 
 
@@ -50,7 +52,7 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale) + shift
 
 
-def frame_fourier_features(height: int, width: int, bands: int, device=None) -> torch.Tensor:
+def frame_fourier_features(height: int, width: int, bands: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Fourier features ``[height * width, 4 * bands]`` of each cell's centre as fractions of the
     frame, ``sin/cos(2^k * pi * fraction)`` for rows and columns, k < ``bands``."""
     ys = (torch.arange(height, device=device) + 0.5) / height
@@ -71,7 +73,7 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 class Attention(nn.Module):
     """Multi-head self-attention with QK-norm and 3-D rotary positions; may attend to cached keys."""
 
-    def __init__(self, dim: int, num_heads: int):
+    def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
         head_dim = dim // num_heads
@@ -80,7 +82,14 @@ class Attention(nn.Module):
         self.k_norm = nn.RMSNorm(head_dim, eps=1e-6)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x, angles, mask, cache=None, write=None):
+    def forward(
+        self,
+        x: torch.Tensor,
+        angles: torch.Tensor,
+        mask: torch.Tensor,
+        cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+        write: slice | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Self-attention of ``x [B, S, D]``, over the tokens of ``cache`` when given.
 
         ``angles [S, head_dim / 2]``: the tokens' rotary angles; ``mask``: which keys each token
@@ -128,10 +137,10 @@ class TextContext:
     values: list[torch.Tensor]
     mask: torch.Tensor
 
-    def __getitem__(self, rows) -> TextContext:
+    def __getitem__(self, rows: Rows) -> TextContext:
         return TextContext([k[rows] for k in self.keys], [v[rows] for v in self.values], self.mask[rows])
 
-    def __setitem__(self, rows, other: TextContext) -> None:
+    def __setitem__(self, rows: Rows, other: TextContext) -> None:
         for mine, theirs in zip(self.keys + self.values + [self.mask], other.keys + other.values + [other.mask]):
             mine[rows] = theirs
 
@@ -144,7 +153,7 @@ class TextContext:
 class CrossAttention(nn.Module):
     """Attention from video tokens to text tokens (padding masked)."""
 
-    def __init__(self, dim: int, num_heads: int):
+    def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.q = nn.Linear(dim, dim)
@@ -166,7 +175,7 @@ class CrossAttention(nn.Module):
 class DiTBlock(nn.Module):
     """Self-attention, cross-attention to text and an MLP; self-attention and MLP under adaLN-Zero."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(dim, num_heads)
@@ -177,7 +186,17 @@ class DiTBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
-    def forward(self, x, cond, tokens_per_block, text, angles, mask, cache=None, write=None):
+    def forward(
+        self,
+        x: torch.Tensor,
+        cond: torch.Tensor,
+        tokens_per_block: int,
+        text: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        angles: torch.Tensor,
+        mask: torch.Tensor,
+        cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+        write: slice | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """``x [B, S, D]``; ``cond [B, S / tokens_per_block, D]``: one conditioning vector per block;
         ``text``: this layer's ``(keys, values, mask)`` for cross-attention; ``cache``, ``write``:
         as :meth:`Attention.forward`."""
@@ -190,6 +209,27 @@ class DiTBlock(nn.Module):
         return x, kv
 
 
+class DiTConfig(FrozenDict):
+    """The type of ``SpacetimeDiT.config``: diffusers' frozen dict of the constructor's arguments,
+    which it also sets as attributes (diffusers itself types ``config`` as a plain dict)."""
+
+    in_channels: int
+    patch_size: int
+    temporal_patch_size: int
+    hidden_size: int
+    depth: int
+    num_heads: int
+    mlp_ratio: float
+    num_actions: int
+    action_dim: int
+    text_dim: int
+    rope_theta: float
+    frequency_dim: int
+    data_std: float
+    position_bands: int
+    residual_std: float
+
+
 class SpacetimeDiT(ModelMixin, ConfigMixin):
     """The world model's network. See the module docstring; shapes are in :meth:`forward`.
 
@@ -199,7 +239,8 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
     action.
     """
 
-    config_name = "config.json"
+    config_name = "config.json"  # type: ignore[assignment]  # diffusers types the base's as None
+    config: DiTConfig
 
     @register_to_config
     def __init__(
@@ -219,7 +260,7 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         data_std: float = 0.5,
         position_bands: int = 6,
         residual_std: float = 0.1,
-    ):
+    ) -> None:
         super().__init__()
         if (num_actions > 0) == (action_dim > 0):
             raise ValueError(f"give exactly one of num_actions (discrete) or action_dim (continuous), got {num_actions} and {action_dim}")
@@ -230,6 +271,7 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         self.position_embed = nn.Linear(4 * position_bands, d)
         self.sigma_embed = nn.Sequential(nn.Linear(frequency_dim, d), nn.SiLU(), nn.Linear(d, d))
         self.previous_sigma_embed = nn.Linear(frequency_dim, d)
+        self.action_embed: nn.Embedding | nn.Linear
         if num_actions:
             self.action_embed = nn.Embedding(num_actions + 1, d)  # the last id is the null action
         else:
@@ -247,7 +289,7 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
     def initialize_weights(self) -> None:
         """Xavier for linear layers; adaLN-Zero: every block starts as the identity, output zero."""
 
-        def basic(module):
+        def basic(module: nn.Module) -> None:
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
@@ -257,16 +299,21 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         # gradients are proportional to these vectors (0.02-scale ones take a small model
         # thousands of steps to wake up).
         nn.init.normal_(self.action_embed.weight, std=1.0)
-        for block in self.blocks:
-            nn.init.zeros_(block.adaLN_modulation[-1].weight)
-            nn.init.zeros_(block.adaLN_modulation[-1].bias)
-        for layer in (self.final_modulation[-1], self.final_linear):
+        last_layers = [block.adaLN_modulation[-1] for block in self.typed_blocks] + [self.final_modulation[-1], self.final_linear]
+        for layer in cast("list[nn.Linear]", last_layers):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
+    @property
+    def typed_blocks(self) -> Iterable[DiTBlock]:
+        """``blocks``, as what they are (``nn.ModuleList`` types its items as plain modules)."""
+        return cast("Iterable[DiTBlock]", self.blocks)
+
     # ------------------------------------------------------------------------------- conditioning
 
-    def condition(self, sigmas, previous_sigmas, actions, action_mask) -> torch.Tensor:
+    def condition(
+        self, sigmas: torch.Tensor, previous_sigmas: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor
+    ) -> torch.Tensor:
         """Per-block conditioning ``[B, T / pt, D]`` from the noise levels ``[B, T]`` of each frame
         and of the frame before it, and the actions."""
         frequencies = self.config.frequency_dim
@@ -284,7 +331,7 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         """Text encoder tokens ``[B, L, text_dim]`` and their mask ``[B, L]`` -> every layer's
         cross-attention keys and values."""
         projected = self.text_proj(text)
-        keys, values = zip(*(block.cross.keys_values(projected) for block in self.blocks))
+        keys, values = zip(*(block.cross.keys_values(projected) for block in self.typed_blocks))
         return TextContext(list(keys), list(values), text_mask)
 
     # ------------------------------------------------------------------------------------ forward
@@ -343,7 +390,15 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
             keys_values.append(kv)
         return self.final_layer(tokens, cond, tokens_per_block, grid, c, keys_values)
 
-    def final_layer(self, x, cond, tokens_per_block, grid, channels, keys_values) -> NetworkOutput:
+    def final_layer(
+        self,
+        x: torch.Tensor,
+        cond: torch.Tensor,
+        tokens_per_block: int,
+        grid: tuple[int, int, int],
+        channels: int,
+        keys_values: list[tuple[torch.Tensor, torch.Tensor]],
+    ) -> NetworkOutput:
         """Tokens ``x [B, S, D]`` -> per-frame output ``F``, reward and termination."""
         shift, scale = self.final_modulation(cond).repeat_interleave(tokens_per_block, dim=1).chunk(2, dim=-1)
         hidden = modulate(self.final_norm(x), shift, scale)

@@ -38,9 +38,11 @@ class NoiseSchedule:
     logit_mean: float = 0.5
     logit_std: float = 1.2
     uniform_prob: float = 0.25
-    clean_prob: float = 0.0
+    clean_prob: float = 0.1
 
-    def sample(self, batch: int, frames: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    def sample(
+        self, batch: int, frames: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> torch.Tensor:
         """Noise levels ``[batch, frames]`` in (0, 1]."""
         normal = torch.randn(batch, frames, generator=generator) * self.logit_std + self.logit_mean
         uniform = 1 - torch.rand(batch, frames, generator=generator)  # (0, 1]

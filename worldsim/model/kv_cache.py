@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+Rows = slice | torch.Tensor  # the batch rows an operation touches: all (a slice) or indices / a mask
 
 @dataclass
 class KVCache:
@@ -26,7 +27,9 @@ class KVCache:
     head: int = 0
 
     @classmethod
-    def empty(cls, batch: int, slots: int, tokens_per_frame: int, depth: int, heads: int, head_dim: int, device=None) -> KVCache:
+    def empty(
+        cls, batch: int, slots: int, tokens_per_frame: int, depth: int, heads: int, head_dim: int, device: torch.device | str | None = None
+    ) -> KVCache:
         """A cache of ``slots`` empty frame slots for ``batch`` rows, preallocated on ``device``."""
         shape = (batch, heads, slots * tokens_per_frame, head_dim)
         keys = [torch.zeros(shape, device=device) for _ in range(depth)]
@@ -50,7 +53,7 @@ class KVCache:
         start = self.head * self.tokens_per_frame
         return slice(start, start + tokens)
 
-    def store(self, rows, slot: int, keys_values: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    def store(self, rows: Rows, slot: int, keys_values: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Copies the per-layer ``(keys, values)`` ``[n, heads, T * N, head_dim]`` of an uncached pass
         over T frames of ``rows`` into the T consecutive slots from ``slot`` (mod slots), filled."""
         frames = keys_values[0][0].shape[2] // self.tokens_per_frame
@@ -61,12 +64,12 @@ class KVCache:
                 self.values[layer][rows, :, target] = v[:, :, frame]
         self.fill(rows, slot, frames)
 
-    def fill(self, rows, slot: int, frames: int = 1) -> None:
+    def fill(self, rows: Rows, slot: int, frames: int = 1) -> None:
         """Marks ``frames`` consecutive slots from ``slot`` (mod slots) of ``rows`` as filled."""
         for j in range(frames):
             self.filled[rows, (slot + j) % self.slots] = True
 
-    def clear(self, rows) -> None:
+    def clear(self, rows: Rows) -> None:
         """Empties every slot of ``rows``."""
         self.filled[rows] = False
 

@@ -20,11 +20,17 @@ import argparse
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from safetensors import SafetensorError, safe_open
 
 from worldsim.atomic import atomic_write
 from worldsim.errors import MissingFileError, UserError
+
+if TYPE_CHECKING:
+    from diffusers.models import ModelMixin
+
+Model = TypeVar("Model", bound="ModelMixin")
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = 1
@@ -57,7 +63,7 @@ def sha256_of(file: Path) -> str:
     return digest.hexdigest()
 
 
-def describe(file: Path) -> dict:
+def describe(file: Path) -> dict[str, Any]:
     return {"bytes": file.stat().st_size, "sha256": sha256_of(file), "tensors": tensors_of(file)}
 
 
@@ -75,7 +81,7 @@ def write(folder: str | Path) -> Path:
     return folder / MANIFEST_FILE
 
 
-def read(folder: Path) -> dict[str, dict]:
+def read(folder: Path) -> dict[str, dict[str, Any]]:
     """The ``files`` of ``folder``'s manifest; a missing or unreadable one is a UserError."""
     path = folder / MANIFEST_FILE
     if not path.is_file():
@@ -103,7 +109,7 @@ def verify(folder: str | Path) -> None:
         check_file(file, expected[name], folder)
 
 
-def check_file(file: Path, expected: dict, folder: Path) -> None:
+def check_file(file: Path, expected: dict[str, Any], folder: Path) -> None:
     tensors, wanted = tensors_of(file), expected["tensors"]
     problems = [f"missing tensor {k}" for k in sorted(wanted.keys() - tensors.keys())]
     problems += [f"unexpected tensor {k}" for k in sorted(tensors.keys() - wanted.keys())]
@@ -116,10 +122,12 @@ def check_file(file: Path, expected: dict, folder: Path) -> None:
         raise UserError(f"{file} does not match {folder / MANIFEST_FILE}: {shown}; {RESTORE}, or {trust_command(folder)}")
 
 
-def load_exact(cls, folder: Path):
+def load_exact(cls: type[Model], folder: Path) -> Model:
     """``cls.from_pretrained(folder)`` for a diffusers model class, refusing any weight the file lacks,
     has in excess or has in another shape (diffusers would initialise or drop it with only a warning)."""
-    model, info = cls.from_pretrained(folder, use_safetensors=True, low_cpu_mem_usage=False, output_loading_info=True)
+    # diffusers annotates from_pretrained as giving the model alone, even with output_loading_info.
+    loaded = cls.from_pretrained(folder, use_safetensors=True, low_cpu_mem_usage=False, output_loading_info=True)
+    model, info = cast("tuple[Model, dict[str, list[Any]]]", loaded)
     kinds = ("missing_keys", "unexpected_keys", "mismatched_keys")
     problems = [f"{kind.replace('_keys', '')} {[str(k) for k in info[kind]][:5]}" for kind in kinds if info[kind]]
     if problems:

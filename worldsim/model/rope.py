@@ -22,7 +22,7 @@ def axis_dims(head_dim: int) -> tuple[int, int, int]:
     return head_dim - 2 * spatial, spatial, spatial
 
 
-def grid_positions(blocks: int, height: int, width: int, t_offset: int = 0, device=None) -> torch.Tensor:
+def grid_positions(blocks: int, height: int, width: int, t_offset: int = 0, device: torch.device | str | None = None) -> torch.Tensor:
     """Positions ``(t, y, x)`` of tokens in t-major, then y, then x order: float ``[blocks*height*width, 3]``."""
     t = torch.arange(t_offset, t_offset + blocks, device=device)
     y = torch.arange(height, device=device)

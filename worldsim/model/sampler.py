@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler
+from diffusers.schedulers.scheduling_flow_match_euler_discrete import FlowMatchEulerDiscreteScheduler
 
 from worldsim.errors import UserError, is_integer, is_number
 from worldsim.model.flow import NUM_TRAIN_TIMESTEPS

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import torch
-from diffusers import ConfigMixin, ModelMixin
-from diffusers.configuration_utils import register_to_config
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models import ModelMixin
 from torch import nn
 
 BOS, PAD = 256, 257  # byte values are 0..255
@@ -34,10 +34,10 @@ class TextEncoder(Protocol):
 class ByteTextEncoder(ModelMixin, ConfigMixin):
     """A small pre-norm transformer over a BOS token and the caption's UTF-8 bytes."""
 
-    config_name = "config.json"
+    config_name = "config.json"  # type: ignore[assignment]  # diffusers types the base's as None
 
     @register_to_config
-    def __init__(self, dim: int = 128, depth: int = 2, num_heads: int = 4, max_length: int = 128):
+    def __init__(self, dim: int = 128, depth: int = 2, num_heads: int = 4, max_length: int = 128) -> None:
         super().__init__()
         self.dim = dim
         self.max_length = max_length
