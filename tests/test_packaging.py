@@ -17,7 +17,7 @@ assert importlib.util.find_spec("envs") is None, "a global 'envs' package is imp
 assert importlib.util.find_spec("agents") is None, "a global 'agents' package is importable"
 assert compose("collect", ["world=cartpole"]).world.env_id == "worldsim/CartPole-v0"
 from worldsim.bench.speed import preset  # `worldsim bench speed` runs from the wheel
-assert preset("tiny").hidden_size == 32 and compose("bench", ["preset=tiny"]).preset == "tiny"
+assert preset("tiny").hidden_size == 32 and compose("bench", ["preset=tiny"], ["bench=speed"]).preset == "tiny"
 from worldsim.model.world_model import shipped_models
 assert sorted(shipped_models()) == ["balls", "cartpole"] and all(str(p).startswith(root) for p in shipped_models().values())
 env = gym.make("worldsim/Balls-v0", frame_size=(8, 8))
@@ -37,7 +37,7 @@ def test_wheel_installs_under_the_worldsim_namespace(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "worldsim/envs/balls.py" in names and "worldsim/agents/__init__.py" in names
     assert "worldsim/configs/collect.yaml" in names and "worldsim/configs/world/balls.yaml" in names
-    assert "worldsim/bench/speed.py" in names and "worldsim/configs/bench.yaml" in names
+    assert "worldsim/bench/speed.py" in names and "worldsim/configs/bench.yaml" in names and "worldsim/configs/bench/speed.yaml" in names
     assert {f"worldsim/shipped/{name}/dit/diffusion_pytorch_model.safetensors" for name in ("balls", "cartpole")} <= set(names)
     assert not [n for n in names if n.split("/")[0] in ("envs", "agents", "configs", "tests", "benchmarks")]
     site = tmp_path / "site"

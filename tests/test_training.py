@@ -11,6 +11,7 @@ from synthetic import PLACES, draw, make_collection
 
 from worldsim.data.collection import Collection
 from worldsim.data.episode import Episode
+from worldsim.model.flow import NoiseSchedule
 from worldsim.model.world_model import WorldModel, load
 from worldsim.training import checkpoint, loop
 from worldsim.training.config import ModelConfig, TrainConfig
@@ -21,7 +22,7 @@ TINY = ModelConfig(hidden_size=32, depth=2, num_heads=2, text_dim=32, text_depth
 
 def config(**overrides) -> TrainConfig:
     base = dict(batch_size=8, window_lengths=[3], lr=3e-3, warmup_steps=10, log_every=1, checkpoint_every=1000,
-                ema_decay=0.9, context_noise_max=0.05)  # fmt: skip
+                ema_decay=0.9, noise=NoiseSchedule(context_noise_max=0.05))  # fmt: skip
     return TrainConfig(**{**base, **overrides})
 
 
@@ -222,7 +223,8 @@ def test_heads_learn_on_a_windows_last_frame_only(overfit, data):
     from worldsim.data.dataset import WindowDataset
 
     _, result = overfit
-    objective = loop.FlowMatchingLoss(result.model, config(clean_prob=1.0))  # every frame at a context level
+    every_frame_at_context_level = NoiseSchedule(context_noise_max=0.05, clean_prob=1.0)
+    objective = loop.FlowMatchingLoss(result.model, config(noise=every_frame_at_context_level))
     dataset = WindowDataset(data, window_lengths=3, images=False)
     batch = default_collate([dataset[i] for i in range(8)])
 

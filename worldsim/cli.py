@@ -6,13 +6,18 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from omegaconf import DictConfig, OmegaConf
 
 from worldsim.errors import UserError, accepted_number, is_integer, is_number
+
+if TYPE_CHECKING:
+    from worldsim.bench.config import FidelityConfig, RLConfig, SpeedConfig
 
 CONFIG_MODULE = "worldsim.configs"
 
@@ -28,6 +33,7 @@ class Command:
     config: str  # the config in configs/ it composes
     modes: tuple[str, ...] = ()  # a first positional word it requires, e.g. `bench speed`
     example: str = ""
+    mode_group: str | None = None  # the config group the mode chooses (bench: configs/bench/<mode>.yaml)
 
 
 def run_collect(cfg: DictConfig, mode: str | None) -> None:
@@ -60,22 +66,22 @@ def cli_world(cfg: DictConfig):
 
 
 def run_train(cfg: DictConfig, mode: str | None) -> None:
-    from worldsim.training.config import ModelConfig, TrainConfig, from_dict
+    from worldsim.training.config import ModelConfig, TrainConfig, VAEConfig
 
     for key in ("data", "model.vae"):
         if OmegaConf.is_missing(cfg, key) and (key == "data" or cfg.stage == "dit"):
             raise UsageError(f"`worldsim train` needs {key}=...; see `worldsim train --help`")
     data = [cfg.data] if isinstance(cfg.data, str) else list(cfg.data)
-    train_cfg = from_dict(TrainConfig, to_python(cfg.train), "train")
+    train_cfg = as_dataclass(TrainConfig, cfg.train, "train")
     common = dict(data=data, out=cfg.out, steps=cfg.steps, resume=cfg.resume, device=cfg.device, progress=cfg.progress)
     if cfg.stage == "vae":
         from worldsim.training.vae import train_vae
 
-        path = train_vae(cfg=train_cfg, **to_python(cfg.vae), **common)
+        path = train_vae(cfg=train_cfg, **asdict(as_dataclass(VAEConfig, cfg.vae, "vae")), **common)
     elif cfg.stage == "dit":
         from worldsim.training.loop import train
 
-        model_cfg = from_dict(ModelConfig, to_python(cfg.model), "model")
+        model_cfg = as_dataclass(ModelConfig, cfg.model, "model")
         path = train(model_cfg=model_cfg, cfg=train_cfg, init=cfg.init, **common).checkpoint
     else:
         raise UsageError(f"unknown stage {cfg.stage!r}; choose dit or vae")
@@ -94,13 +100,16 @@ def run_bench(cfg: DictConfig, mode: str | None) -> None:
         import torch
 
         torch.set_num_threads(cfg.threads)
+    from worldsim.bench.config import MODES
+
     command = bench_command(cfg, mode)
+    settings = as_dataclass(MODES[mode], cfg, "bench")
     if mode == "speed":
-        paths = bench_speed(cfg, mode, command)
+        paths = bench_speed(settings, mode, command)
     elif mode == "rl":
-        paths = bench_rl(cfg, mode, command)
+        paths = bench_rl(settings, mode, command)
     else:
-        paths = bench_fidelity(cfg, mode, command)
+        paths = bench_fidelity(settings, mode, command)
     for path in paths:
         print(f"wrote {path}")
 
@@ -109,48 +118,39 @@ def bench_command(cfg: DictConfig, mode: str) -> str:
     """The command line that made a report: the real one, or from Python the settings that reproduce it."""
     if sys.argv[1:3] == ["bench", mode]:
         return shlex.join(["worldsim", *sys.argv[1:]])
-    settings = {key: to_python(value) for key, value in cfg.items() if value is not None}
+    from worldsim.bench.config import BenchConfig
+
+    shared = [f.name for f in fields(BenchConfig)]  # after the mode's own keys, as the mode's file comes first
+    keys = [key for key in cfg if key not in shared] + [key for key in shared if key in cfg]
+    settings = {key: to_python(cfg[key]) for key in keys if cfg[key] is not None}
     return f"worldsim bench {mode} " + " ".join(f"{key}={value}".replace(" ", "") for key, value in settings.items())
 
 
-def bench_speed(cfg: DictConfig, mode: str, command: str) -> list:
-    from dataclasses import replace
-
+def bench_speed(cfg: SpeedConfig, mode: str, command: str) -> list:
     from worldsim.bench import speed
     from worldsim.training.loop import sizes_of
 
     sizes, size = speed.preset(cfg.preset), [32, 32]
     if cfg.model is not None:
         sizes, size = sizes_of(str(cfg.model))
-    size = to_python(cfg.frame_size) or list(size)
+    size = cfg.frame_size or list(size)
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size)):
         raise UserError(f"frame_size must be two positive integers [H, W], got {size}")
-    grid = speed.QUICK if cfg.quick else speed.FULL
-    keys = ("batch_sizes", "windows", "sampler_steps", "repeats", "max_seconds", "seed")
-    grid = replace(grid, **{key: to_python(cfg[key]) for key in keys if cfg[key] is not None})
-    report = speed.run_speed(sizes, tuple(size), speed.resolve_devices(cfg.device), grid)
+    report = speed.run_speed(sizes, tuple(size), speed.resolve_devices(cfg.device), cfg.grid())
     return speed.write_report(report, cfg.out or f"benchmarks/results/{mode}", command)
 
 
-def bench_fidelity(cfg: DictConfig, mode: str, command: str) -> list:
+def bench_fidelity(cfg: FidelityConfig, mode: str, command: str) -> list:
     if cfg.model is None:
         raise UsageError(f"`worldsim bench {mode}` needs model=NAME_OR_PATH (a shipped model's name, a model folder or a run folder)")
     from worldsim.bench import fidelity
     from worldsim.model.world_model import load
 
-    steps = to_python(cfg.sampler_steps)
+    steps = cfg.sampler_steps
     if steps is not None and not isinstance(steps, int):
         raise UserError(f"sampler_steps must be one integer for {mode} (a list is for speed's grid), got {steps}")
     device = one_device(cfg.device)
-    scenarios = to_python(cfg.scenario)
-    keys = ("episodes", "horizon", "context", "long_steps", "long_rollouts", "perturbation", "videos", "seed")
-    settings = fidelity.Settings(
-        **{key: to_python(cfg[key]) for key in keys if cfg[key] is not None},
-        sampler_steps=steps,
-        scenarios=None if scenarios in (None, "all") else tuple([scenarios] if isinstance(scenarios, str) else scenarios),
-        device=device,
-        progress=cfg.progress,
-    )
+    settings = cfg.settings(device)
     model = load(str(cfg.model), device)
     report = (fidelity.run_fidelity if mode == "fidelity" else fidelity.run_physics)(model, settings)
     return fidelity.write_report(report, mode, cfg.out or f"benchmarks/results/{mode}", command, str(cfg.model))
@@ -165,22 +165,19 @@ def one_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def bench_rl(cfg: DictConfig, mode: str, command: str) -> list:
+def bench_rl(cfg: RLConfig, mode: str, command: str) -> list:
     from worldsim.envs.worlds import WORLDS, world
 
     if cfg.model is None:
         titles = " or ".join(w.title for w in WORLDS)
         raise UsageError(f"`worldsim bench rl` needs model=NAME_OR_PATH (a world model of {titles})")
-    from worldsim.agents.dyna import DynaSettings
     from worldsim.bench import rl
     from worldsim.model.world_model import load
 
     learned, kwargs = world(load(str(cfg.model)).config.env_id), {}
     if learned.scenarios:
         kwargs["scenario"] = learned.rl_scenario if cfg.scenario == "all" else str(cfg.scenario)
-    keys = ("real_steps", "iterations", "model_steps", "model_lr", "dream_steps", "num_envs", "eval_episodes", "fresh", "frame_stack",
-            "normalize_reward", "replay_starts", "imagination_horizon")
-    settings = DynaSettings(**{key: cfg[key] for key in keys}, **({"seed": cfg.seed} if cfg.seed is not None else {}))
+    settings = cfg.dyna_settings()
     report = rl.run_rl(str(cfg.model), cfg.algo, settings, cfg.seeds, cfg.work, one_device(cfg.device), cfg.progress, **kwargs)
     return rl.write_report(report, cfg.out or "benchmarks/results/rl", command)
 
@@ -230,9 +227,9 @@ def run_agent(cfg: DictConfig, mode: str | None) -> None:
 def run_dyna(cfg: DictConfig, world: dict) -> None:
     from worldsim.agents.dyna import DynaSettings, dyna, model_free, plot_returns
 
-    keys = ("real_steps", "iterations", "model_steps", "model_batch_size", "model_lr", "num_envs", "eval_episodes", "eval_seed", "seed",
-            "fresh", "frame_stack", "normalize_reward", "replay_starts", "imagination_horizon")
-    settings = DynaSettings(dream_steps=cfg.steps, **{key: cfg[key] for key in keys})
+    # configs/agent.yaml holds DynaSettings' keys by name, but for dream_steps, which is `steps` there
+    values = {f.name: to_python(cfg[f.name]) for f in fields(DynaSettings) if f.name in cfg}
+    settings = DynaSettings(**{**values, "dream_steps": cfg.steps})
     out = Path(cfg.out)
     curves = {"dyna": dyna(str(cfg.model), cfg.algo, out, settings, cfg.device, cfg.resume, cfg.progress, **world)}
     if cfg.baseline:
@@ -247,7 +244,7 @@ def run_dyna(cfg: DictConfig, world: dict) -> None:
 
 
 # ------------------------------------------------------------------------- settings checked on entry
-# Each check returns None for a value it accepts, else what it accepts. train.* and model.* are
+# Each check returns None for a value it accepts, else what it accepts. train.*, model.* and vae.* are
 # checked by their dataclasses (worldsim.training.config), bench's fidelity keys by fidelity.Settings.
 
 
@@ -319,8 +316,7 @@ SETTINGS = {
     "collect": {"episodes": integer(0), "stills": integer(0), "epsilon": number(0, 1), "algo": one_of("ppo", "a2c", "dqn"),
                 "seed": integer(0), "out": folder(), **COMMON},
     "train": {"steps": integer(1), "out": folder(), "stage": one_of("dit", "vae"), "resume": boolean, "device": device(auto=True),
-              "vae.latent_channels": integer(1), "vae.downsample": one_of(2, 4, 8), "vae.width": integer(1),
-              "vae.kl_weight": number(0), **COMMON},
+              **COMMON},
     "play": {"device": device(auto=False), "sampler_steps": integer(1, optional=True), "seed": integer(0),
              "fps": number(0, optional=True), "side_by_side": boolean, "rewind_steps": integer(1), "record_dir": folder(),
              "max_steps": integer(1, optional=True)},
@@ -357,6 +353,148 @@ def to_python(value):
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
+def as_dataclass(cls, node: DictConfig, what: str):
+    """The composed ``node`` as the dataclass ``cls``, whose own checks then run (ranges, sizes that must divide)."""
+    from worldsim.training.config import from_dict
+
+    return from_dict(cls, to_python(node), what)
+
+
+# ------------------------------------------------------------------------- structured configs
+# configs/model/, configs/train/, the vae: block of configs/train.yaml and configs/bench/ are bound to
+# their dataclasses: each YAML names its schema first in its defaults list, and Hydra then refuses a
+# key the dataclass lacks and a value of another type. OmegaConf converts some values that worldsim
+# refuses (1 or "yes" for a bool), so overrides of those keys are checked before composing.
+
+LEGACY_KEYS = {f"train.{name}": f"train.noise.{name}" for name in ("context_prob", "context_noise_max", "logit_mean", "logit_std",
+                                                                    "uniform_prob", "clean_prob")}  # fmt: skip
+
+
+def register_schemas() -> None:
+    """Stores the schemas that the YAML files name in Hydra's ConfigStore (idempotent)."""
+    from worldsim.bench.config import FidelityConfig, RLConfig, SpeedConfig
+    from worldsim.training.config import ModelConfig, TrainConfig, VAEConfig
+
+    store("model", "base_model", ModelConfig)
+    store("train", "base_train", TrainConfig)
+    store("schema", "vae", VAEConfig)
+    for name, cls in (("speed", SpeedConfig), ("fidelity", FidelityConfig), ("rl", RLConfig)):
+        store("bench", f"{name}_schema", cls, package="_global_")
+
+
+def store(group: str, name: str, cls: type, package: str | None = None) -> None:
+    """Stores ``cls``'s schema as ``group/name``, writable throughout (OmegaConf makes the node of a
+    frozen dataclass, such as NoiseSchedule, read-only: overrides would be refused)."""
+    from hydra.core.config_store import ConfigStore
+
+    node = OmegaConf.structured(cls)
+    nodes = [node]
+    while nodes:
+        current = nodes.pop()
+        OmegaConf.set_readonly(current, False)
+        nodes += [value for value in current.values() if isinstance(value, DictConfig)]
+    ConfigStore.instance().store(group=group, name=name, node=node, package=package)
+
+
+def with_current_keys(overrides: list[str]) -> list[str]:
+    """``overrides`` with the spellings from before a key moved (``train.clean_prob``: ``train.noise.clean_prob``)."""
+    renamed = []
+    for override in overrides:
+        key, value = override.split("=", 1)
+        renamed.append(f"{LEGACY_KEYS.get(key, key)}={value}")
+    return renamed
+
+
+def override_schemas(name: str, mode: str | None) -> dict[str, type]:
+    """The dataclasses bound to a command's config, by the key they sit under ("": top level)."""
+    if name == "train":
+        from worldsim.training.config import ModelConfig, TrainConfig, VAEConfig
+
+        return {"train": TrainConfig, "model": ModelConfig, "vae": VAEConfig}
+    if name == "bench" and mode is not None:
+        from worldsim.bench.config import MODES
+
+        return {"": MODES[mode]}
+    return {}
+
+
+def check_override_types(name: str, mode: str | None, overrides: list[str]) -> None:
+    """Raises a UserError for an override of a dataclass field whose value has another type than the
+    field's (``train.lr=abc``, ``train.images=1``): the dataclass's own message where it has one."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    schemas = override_schemas(name, mode)
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides) if schemas else []
+    except HydraException:
+        return  # composing reports it
+    for override in parsed:
+        key, value = override.key_or_group, override.value()
+        parts = key.split(".")
+        if isinstance(value, str) and "${" in value:
+            continue
+        if "" in schemas:  # bench: the mode's keys are top-level
+            section, path = "", parts
+        elif parts[0] in schemas and len(parts) > 1:
+            section, path = parts[0], parts[1:]
+        else:
+            continue
+        refuse_wrong_type(schemas[section], section or "bench", path, value, key, SETTINGS[name])
+
+
+def refuse_wrong_type(cls: type, what: str, path: list[str], value, key: str, checks: dict) -> None:
+    """Raises a UserError if ``value`` does not fit the field ``path`` of ``cls`` (an unknown field is left to Hydra)."""
+    from worldsim.training.config import from_dict
+
+    hints = get_type_hints(cls)
+    for step in path[:-1]:  # into a nested dataclass (train.noise)
+        if not is_dataclass(hints.get(step)):
+            return
+        hints = get_type_hints(hints[step])
+    hint = hints.get(path[-1])
+    if hint is None or fits(hint, value):
+        return
+    if key in checks and checks[key](value) is not None:
+        raise UserError(f"{key} must be {checks[key](value)}, got {value!r}")
+    nested = value
+    for step in reversed(path[1:]):
+        nested = {step: nested}
+    from_dict(cls, {path[0]: nested}, what or "bench")  # the dataclass's own check names the value and what it accepts
+    raise UserError(f"{key} must be {type_words(hint)}, got {value!r}")
+
+
+def fits(hint, value) -> bool:
+    """Whether ``value`` (as parsed from the command line) has the type ``hint`` without conversion."""
+    if hint is Any:
+        return True
+    if isinstance(hint, UnionType) or get_origin(hint) is Union:
+        return any(fits(arg, value) for arg in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if get_origin(hint) is list:
+        return isinstance(value, list) and all(fits(get_args(hint)[0], v) for v in value)
+    if is_dataclass(hint):
+        return isinstance(value, dict)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is float:  # an int is a fine float; nan and inf are left to the dataclass's range check
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return is_integer(value)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def type_words(hint) -> str:
+    """How an error names a type: ``an integer or null``."""
+    if isinstance(hint, UnionType) or get_origin(hint) is Union:
+        return " or ".join(type_words(arg) for arg in get_args(hint))
+    if get_origin(hint) is list:
+        return f"a list of {type_words(get_args(hint)[0]).removeprefix('an ').removeprefix('a ')}s"
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    return words.get(hint, getattr(hint, "__name__", str(hint)))
+
+
 COMMANDS = {
     "collect": Command(
         "roll a policy in a real world and write episodes",
@@ -382,6 +520,7 @@ COMMANDS = {
         config="bench",
         modes=("fidelity", "physics", "speed", "rl"),
         example="worldsim bench fidelity model=runs/balls out=benchmarks/results/fidelity",
+        mode_group="bench",
     ),
     "agent": Command(
         "train agents in imagination, evaluate them in the real world",
@@ -427,14 +566,17 @@ def dispatch(argv: list[str]) -> int:
     bad = [arg for arg in rest if "=" not in arg or arg.startswith("-")]
     if bad:
         raise UsageError(f"expected key=value overrides, got {bad[0]!r}; see `worldsim {name} --help`")
-    cfg = compose(command.config, rest)
+    rest = with_current_keys(rest)
+    check_override_types(name, mode, rest)
+    cfg = compose(command.config, rest, [f"{command.mode_group}={mode}"] if command.mode_group else [])
     check_settings(cfg, SETTINGS[name])
     command.run(cfg, mode)
     return 0
 
 
-def compose(config: str, overrides: list[str]) -> DictConfig:
-    """Composes ``configs/<config>.yaml`` with ``overrides``; a bad key or choice is a UsageError."""
+def compose(config: str, overrides: list[str], choices: Sequence[str] = ()) -> DictConfig:
+    """Composes ``configs/<config>.yaml`` with ``overrides`` (and the group ``choices`` a mode made,
+    e.g. ``bench=speed``); a bad key or choice is a UsageError."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.errors import (
@@ -443,11 +585,12 @@ def compose(config: str, overrides: list[str]) -> DictConfig:
         MissingConfigException,
     )
 
+    register_schemas()
     plain = plain_overrides(config, overrides)
     overrides = [o for o in overrides if o not in plain]
     try:
         with initialize_config_module(CONFIG_MODULE, version_base=None):
-            cfg = hydra_compose(config, overrides=overrides)
+            cfg = hydra_compose(config, overrides=[*choices, *overrides])
             for override in plain:
                 key, value = override.split("=", 1)
                 cfg[key] = OmegaConf.create({"value": value})["value"] if value else None  # YAML typing, as Hydra's
@@ -463,7 +606,7 @@ def compose(config: str, overrides: list[str]) -> DictConfig:
         key = str(error).split("'")[1] if str(error).startswith("Could not override '") else None
         if key is None:
             raise UsageError(first_line(error)) from None
-        valid = ", ".join(config_keys(config, [o for o in overrides if o.split("=")[0] in config_groups()]))
+        valid = ", ".join(config_keys(config, [*choices, *(o for o in overrides if o.split("=")[0] in config_groups())]))
         raise UsageError(f"unknown config key {key!r} for `{config}`; valid keys: {valid}") from None
     except HydraException as error:
         raise UsageError(first_line(error)) from None
@@ -549,7 +692,11 @@ def command_help(name: str, command: Command) -> str:
     text = resources.files(CONFIG_MODULE).joinpath(f"{command.config}.yaml").read_text()
     lines += ["", f"configs/{command.config}.yaml:", text.rstrip()]
     for group in config_groups():
-        if f"- {group}:" in text:
+        if group == command.mode_group:  # chosen by the mode: show each mode's keys
+            for option in group_options(group):
+                mode_text = resources.files(CONFIG_MODULE).joinpath(group, f"{option}.yaml").read_text()
+                lines += ["", f"configs/{group}/{option}.yaml:", mode_text.rstrip()]
+        elif f"- {group}:" in text:
             lines.append(f"\n{group}= choices: {', '.join(group_options(group))}")
     return "\n".join(lines)
 

@@ -57,7 +57,7 @@ SPEEDUP_WINDOW, SPEEDUP_MIN = 16, 4.0  # target: recompute step time over cached
 
 @dataclass
 class SpeedGrid:
-    """What to time and how long (mirrored by ``configs/bench.yaml``)."""
+    """What to time and how long (``configs/bench/speed.yaml``'s grid keys, through :class:`worldsim.bench.config.SpeedConfig`)."""
 
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 64])
     windows: list[int] = field(default_factory=lambda: [4, 16, 64])
@@ -88,6 +88,7 @@ def preset(name: str) -> ModelConfig:
 def model_config(cfg) -> ModelConfig:
     """A ModelConfig from a model preset's DictConfig; a missing ``vae`` (``???``) becomes None."""
     values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    values.pop("defaults", None)  # the preset's schema (base_model: ModelConfig itself)
     if OmegaConf.is_missing(cfg, "vae"):
         values["vae"] = None
     return from_dict(ModelConfig, values, "model")

@@ -1,4 +1,7 @@
-"""Configs of a training run, mirrored by ``configs/model/*.yaml`` and ``configs/train/*.yaml``."""
+"""Configs of a training run, mirrored by ``configs/model/*.yaml``, ``configs/train/*.yaml`` and the
+``vae:`` block of ``configs/train.yaml``; the CLI binds those YAML groups to these dataclasses
+(Hydra structured configs: :func:`worldsim.cli.register_schemas`), composes them typed and turns
+them into the dataclasses once."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from worldsim.errors import UserError, accepted_number, is_integer, is_number
+from worldsim.model.flow import NoiseSchedule
 
 
 @dataclass
@@ -54,12 +58,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     text_dropout: float = 0.1  # captions replaced by "" (classifier-free guidance on text)
     action_dropout: float = 0.1  # samples whose actions are all nulled (guidance on actions)
-    context_prob: float = 0.5  # share of "clean context + noisy last frame" samples
-    context_noise_max: float = 0.1  # context noise augmentation: levels drawn from [0, this]
-    logit_mean: float = 0.5  # noise levels of noisy frames: sigmoid(normal(logit_mean, logit_std)),
-    logit_std: float = 1.2  # a positive mean favouring the high levels where the context must be used,
-    uniform_prob: float = 0.25  # mixed with this share of uniform levels in (0, 1]
-    clean_prob: float = 0.1  # share of all-context-level samples: the heads learn from the last frame too
+    noise: NoiseSchedule = field(default_factory=NoiseSchedule)  # how noise levels are drawn (train.noise.*)
     terminal_repeats: int = 8  # windows ending on a terminated episode's last frame are drawn this many times as often
     reward_weight: float = 1.0
     termination_weight: float = 1.0
@@ -71,10 +70,28 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if isinstance(self.noise, dict):  # as a run folder's config.json stores it
+            self.noise = from_dict(NoiseSchedule, self.noise, "train.noise")
         lengths = self.window_lengths
         if not (isinstance(lengths, list) and lengths and all(is_integer(n, 1) for n in lengths)):
             raise UserError(f"train.window_lengths must be a non-empty list of integers >= 1, e.g. [8], got {lengths!r}")
         check_fields(self, "train", TRAIN_RULES)
+        check_fields(self.noise, "train.noise", NOISE_RULES)
+
+
+@dataclass
+class VAEConfig:
+    """The AutoencoderKL that ``worldsim train stage=vae`` trains (the ``vae:`` block of ``configs/train.yaml``)."""
+
+    latent_channels: int = 4
+    downsample: int = 4  # 2 | 4 | 8
+    width: int = 64
+    kl_weight: float = 1e-6
+
+    def __post_init__(self):
+        if self.downsample not in (2, 4, 8) or isinstance(self.downsample, bool):
+            raise UserError(f"vae.downsample must be 2, 4 or 8, got {self.downsample!r}")
+        check_fields(self, "vae", VAE_RULES)
 
 
 # (type, lowest, highest, lowest excluded) of each numeric or bool field; None: no bound.
@@ -86,14 +103,22 @@ TRAIN_RULES = {
     **{name: (int, 1, None, False) for name in ("batch_size", "grad_accum", "terminal_repeats", "log_every", "checkpoint_every",
                                                  "keep_checkpoints")},  # fmt: skip
     **{name: (int, 0, None, False) for name in ("warmup_steps", "num_workers", "seed")},
-    **{name: FRACTION for name in ("min_lr_ratio", "ema_decay", "text_dropout", "action_dropout", "context_prob", "context_noise_max",
-                                   "uniform_prob", "clean_prob")},  # fmt: skip
+    **{name: FRACTION for name in ("min_lr_ratio", "ema_decay", "text_dropout", "action_dropout")},
     **{name: (float, 0, None, False) for name in ("weight_decay", "reward_weight", "termination_weight")},
-    **{name: (float, 0, None, True) for name in ("lr", "grad_clip", "logit_std")},
-    "logit_mean": (float, None, None, False),
+    **{name: (float, 0, None, True) for name in ("lr", "grad_clip")},
     "images": (bool, None, None, False),
     "bf16": (bool, None, None, False),
 }
+NOISE_RULES = {
+    **{name: FRACTION for name in ("context_prob", "context_noise_max", "uniform_prob", "clean_prob")},
+    "logit_mean": (float, None, None, False),
+    "logit_std": (float, 0, None, True),
+}
+VAE_RULES = {"latent_channels": (int, 1, None, False), "width": (int, 1, None, False), "kl_weight": (float, 0, None, False)}
+
+# Spellings from before the noise settings were nested (``train.context_noise_max``): still read on
+# the command line and in the config.json of older run folders.
+FLAT_NOISE_KEYS = tuple(f.name for f in fields(NoiseSchedule))
 
 
 def check_fields(config, what: str, rules: dict[str, tuple]) -> None:
@@ -110,7 +135,13 @@ def check_fields(config, what: str, rules: dict[str, tuple]) -> None:
 
 
 def from_dict(cls, values: dict[str, Any], what: str):
-    """``cls(**values)``, with an error that names unknown keys and the valid ones."""
+    """``cls(**values)``, with an error that names unknown keys and the valid ones. A TrainConfig
+    also takes the flat noise keys of older run folders (``context_noise_max``: ``noise.context_noise_max``)."""
+    values = dict(values)
+    if cls is TrainConfig:
+        flat = {key: values.pop(key) for key in FLAT_NOISE_KEYS if key in values}
+        if flat:
+            values["noise"] = {**(values.get("noise") or {}), **flat}
     names = [f.name for f in fields(cls)]
     unknown = sorted(set(values) - set(names))
     if unknown:

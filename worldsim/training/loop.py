@@ -32,7 +32,7 @@ from worldsim.errors import UserError, is_integer
 from worldsim.model.codec import load_codec
 from worldsim.model.denoiser import Denoiser
 from worldsim.model.dit import SpacetimeDiT
-from worldsim.model.flow import NoiseSchedule, add_noise, velocity_target
+from worldsim.model.flow import add_noise, velocity_target
 from worldsim.model.text import ByteTextEncoder
 from worldsim.model.world_model import WorldModel, WorldModelConfig
 from worldsim.training import checkpoint
@@ -146,8 +146,7 @@ class FlowMatchingLoss(nn.Module):
         super().__init__()
         self.dit, self.text_encoder, self.codec = model.dit, model.text_encoder, model.codec
         self.cfg = cfg
-        self.schedule = NoiseSchedule(cfg.context_prob, cfg.context_noise_max, cfg.logit_mean, cfg.logit_std, cfg.uniform_prob,
-                                      cfg.clean_prob)  # fmt: skip
+        self.schedule = cfg.noise
 
     def forward(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
         device = next(self.dit.parameters()).device
@@ -168,7 +167,7 @@ class FlowMatchingLoss(nn.Module):
         # The heads are read on the simulator's newest frame, the last of its window, so they learn
         # there only: at earlier positions they would learn the position (an episode's end is
         # always a window's last frame) instead of what the frame shows.
-        heads = (sigmas <= self.cfg.context_noise_max) & ~batch["is_image"].to(device)[:, None]
+        heads = (sigmas <= self.cfg.noise.context_noise_max) & ~batch["is_image"].to(device)[:, None]
         heads[:, :-1] = False
         reward = masked_mean((out.reward.float() - batch["rewards"].to(device)) ** 2, heads)
         termination = masked_mean(
