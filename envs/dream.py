@@ -86,9 +86,15 @@ class ReplayStarts:
 
     def draw(self, rng: np.random.Generator) -> Start:
         i, t = self.places[int(rng.integers(len(self.places)))]
-        episode, first = self.episodes[i], t - self.context + 1
-        actions = np.concatenate([np.asarray(episode.actions[first:t]).reshape(-1, *self.no_action.shape), self.no_action[None]])
-        return Start(episode.frames[first : t + 1], actions, episode.caption)
+        episode = self.episodes[i]
+        return episode_start(episode.frames[: t + 1], episode.actions[:t], episode.caption, self.no_action, self.context)
+
+
+def episode_start(frames: np.ndarray, actions: np.ndarray, caption: str, no_action: np.ndarray, context: int) -> Start:
+    """A start from an episode's frames ``[T + 1, H, W, 3]`` and the ``T`` actions between them: its
+    last ``context`` frames with the action taken at each (the last one's is not known yet: no-op)."""
+    taken = np.concatenate([np.asarray(actions).reshape(len(frames) - 1, *no_action.shape), no_action[None]])
+    return Start(frames[-context:], taken[-context:], caption)
 
 
 class DreamVectorEnv(VectorEnv):
@@ -327,9 +333,7 @@ class DreamVectorEnv(VectorEnv):
         if isinstance(context, Episode):
             context.validate()
             frames = check_context(context.frames, self.frame_size)
-            actions = np.concatenate([np.asarray(context.actions).reshape(len(frames) - 1, *self.no_action().shape),
-                                      self.no_action()[None]])  # fmt: skip
-            return Start(frames[-self.context_frames :], actions[-self.context_frames :], context.caption)
+            return episode_start(frames, context.actions, context.caption, self.no_action(), self.context_frames)
         frames = check_context(context, self.frame_size)
         return Start(frames[-self.context_frames :], None, "")
 
