@@ -60,6 +60,9 @@ class TrainConfig:
     action_dropout: float = 0.1  # samples whose actions are all nulled (guidance on actions)
     noise: NoiseSchedule = field(default_factory=NoiseSchedule)  # how noise levels are drawn (train.noise.*)
     terminal_repeats: int = 8  # windows ending on a terminated episode's last frame are drawn this many times as often
+    rollout_prob: float = 0.0  # share of windows whose context ends in frames the model generated itself (self-forcing)
+    rollout_frames: int = 2  # frames generated for such a window (at most its length - 2), just before its last
+    rollout_steps: int = 4  # sampler steps per generated frame (match the inference sampler)
     reward_weight: float = 1.0
     termination_weight: float = 1.0
     log_every: int = 10
@@ -101,9 +104,9 @@ MODEL_RULES["mlp_ratio"] = (float, 0, None, True)
 FRACTION = (float, 0, 1, False)
 TRAIN_RULES = {
     **{name: (int, 1, None, False) for name in ("batch_size", "grad_accum", "terminal_repeats", "log_every", "checkpoint_every",
-                                                 "keep_checkpoints")},  # fmt: skip
+                                                 "keep_checkpoints", "rollout_frames", "rollout_steps")},  # fmt: skip
     **{name: (int, 0, None, False) for name in ("warmup_steps", "num_workers", "seed")},
-    **{name: FRACTION for name in ("min_lr_ratio", "ema_decay", "text_dropout", "action_dropout")},
+    **{name: FRACTION for name in ("min_lr_ratio", "ema_decay", "text_dropout", "action_dropout", "rollout_prob")},
     **{name: (float, 0, None, False) for name in ("weight_decay", "reward_weight", "termination_weight")},
     **{name: (float, 0, None, True) for name in ("lr", "grad_clip")},
     "images": (bool, None, None, False),

@@ -31,8 +31,9 @@ from worldsim.data.dataset import BucketBatchSampler, WindowDataset
 from worldsim.errors import UserError, is_integer
 from worldsim.model.codec import load_codec
 from worldsim.model.denoiser import Denoiser
-from worldsim.model.dit import SpacetimeDiT
+from worldsim.model.dit import SpacetimeDiT, TextContext
 from worldsim.model.flow import add_noise, velocity_target
+from worldsim.model.sampler import Sampler
 from worldsim.model.text import ByteTextEncoder
 from worldsim.model.world_model import WorldModel, WorldModelConfig
 from worldsim.training import checkpoint
@@ -139,7 +140,8 @@ class FlowMatchingLoss(nn.Module):
 
     Returns a dict of scalar losses: ``loss`` (the weighted sum), ``diffusion`` (velocity MSE over
     all frames), ``reward`` (MSE) and ``termination`` (BCE) on a window's last frame, where it is at
-    a context noise level.
+    a context noise level. With ``rollout_prob`` > 0 some windows' context ends in the model's own
+    frames (:meth:`rollout`).
     """
 
     def __init__(self, model: WorldModel, cfg: TrainConfig):
@@ -161,7 +163,10 @@ class FlowMatchingLoss(nn.Module):
         text, text_mask = self.text_encoder(captions)
         action_mask = batch["action_mask"].to(device) & keep_actions[:, None]
         text = self.dit.text_context(text, text_mask)
-        out = Denoiser(self.dit)(add_noise(x0, noise, sigmas), sigmas, batch["actions"].to(device), action_mask, text)
+        actions = batch["actions"].to(device)
+        if self.cfg.rollout_prob > 0 and t > 2:  # drawn only when used, so that runs without it keep their noise
+            x0, sigmas = self.rollout(x0, sigmas, noise, actions, action_mask, text, generator)
+        out = Denoiser(self.dit)(add_noise(x0, noise, sigmas), sigmas, actions, action_mask, text)
         weight = out.loss_weight[:, :, None, None, None]
         diffusion = (weight * (out.velocity.float() - velocity_target(x0, noise)) ** 2).mean()
         # The heads are read on the simulator's newest frame, the last of its window, so they learn
@@ -176,6 +181,49 @@ class FlowMatchingLoss(nn.Module):
         )
         loss = diffusion + self.cfg.reward_weight * reward + self.cfg.termination_weight * termination
         return {"loss": loss, "diffusion": diffusion, "reward": reward, "termination": termination}
+
+
+    @torch.no_grad()
+    def rollout(
+        self,
+        x0: torch.Tensor,
+        sigmas: torch.Tensor,
+        noise: torch.Tensor,
+        actions: torch.Tensor,
+        action_mask: torch.Tensor,
+        text: TextContext,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Self-forcing: a share ``rollout_prob`` of the windows gets, just before its last frame,
+        ``rollout_frames`` frames that the model generates itself, one after the other from the
+        real frames before them (the sampler's ``rollout_steps`` steps against a context at one
+        level from ``[0, context_noise_max]``, as the simulator makes a frame). The last frame stays
+        real and noisy: the model learns to predict the real future from its own imperfect past,
+        the context it meets at inference. No gradient flows through the generation.
+        Returns the windows' clean latents and noise levels with those windows replaced."""
+        b, t = x0.shape[:2]
+        chosen = (torch.rand(b, generator=generator) < self.cfg.rollout_prob).nonzero().flatten().to(x0.device)
+        levels = torch.rand(b, generator=generator).to(x0.device) * self.schedule.context_noise_max
+        first = t - 1 - min(self.cfg.rollout_frames, t - 2)  # the first generated frame; frame 0 stays real
+        starts = torch.randn((b, t - 1 - first, *x0.shape[2:]), generator=generator).to(x0.device)
+        if len(chosen) == 0:
+            return x0, sigmas
+        n, denoiser, sampler = len(chosen), Denoiser(self.dit), Sampler(self.cfg.rollout_steps)
+        latents, level = x0[chosen].clone(), levels[chosen, None]
+        rows_actions, rows_mask, rows_text = actions[chosen], action_mask[chosen], text[chosen]
+        for i in range(first, t - 1):
+            context = add_noise(latents[:, :i], noise[chosen, :i], level.expand(n, i))
+
+            def velocity(x: torch.Tensor, sigma: float, conditioned: bool, i: int = i, context: torch.Tensor = context) -> torch.Tensor:
+                frame_sigmas = torch.cat([level.expand(n, i), torch.full((n, 1), sigma, device=x.device)], dim=1)
+                out = denoiser(torch.cat([context, x], dim=1), frame_sigmas, rows_actions[:, : i + 1], rows_mask[:, : i + 1], rows_text)
+                return out.velocity[:, -1:]
+
+            latents[:, i : i + 1] = sampler.sample(velocity, starts[chosen, i - first : i - first + 1])
+        x0, sigmas = x0.clone(), sigmas.clone()
+        x0[chosen] = latents
+        sigmas[chosen, :-1] = level
+        return x0, sigmas
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
