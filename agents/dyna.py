@@ -42,7 +42,7 @@ from worldsim.agents.imagination import (
     move_agent,
 )
 from worldsim.atomic import atomic_write
-from worldsim.errors import UserError, is_integer
+from worldsim.errors import UserError, accepted_number, check_integer, is_integer, is_number
 from worldsim.training.checkpoint import MetricsWriter, newest
 
 COLUMNS = ("step", "real_steps", "mean_return", "std_return", "dream_steps", "model", "seconds")
@@ -50,7 +50,9 @@ COLUMNS = ("step", "real_steps", "mean_return", "std_return", "dream_steps", "mo
 
 @dataclass(frozen=True)
 class DynaSettings:
-    """The loop's budget and sizes (the ``worldsim agent dyna`` keys of the same names)."""
+    """The loop's budget and sizes (the ``worldsim agent`` and ``worldsim bench rl`` keys of the same
+    names), checked here where they enter; ``agent train`` takes its envs, evaluation, seeds and
+    wrappers from here too."""
 
     real_steps: int = 20_000  # real env steps in all
     iterations: int = 5  # collect / fine-tune / dream rounds; each uses real_steps / iterations
@@ -71,10 +73,12 @@ class DynaSettings:
     imagination_horizon: int | None = 15  # None: the real episode length
 
     def __post_init__(self):
-        for name in ("real_steps", "iterations", "model_steps", "dream_steps", "num_envs", "eval_episodes"):
-            value = getattr(self, name)
-            if not is_integer(value, 1):
-                raise UserError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("real_steps", "iterations", "model_steps", "model_batch_size", "dream_steps", "num_envs", "eval_episodes"):
+            check_integer(name, getattr(self, name))
+        for name in ("seed", "eval_seed"):
+            check_integer(name, getattr(self, name), low=0)
+        if not is_number(self.model_lr, 0, open_low=True):
+            raise UserError(f"model_lr must be {accepted_number(0, open_low=True)}, got {self.model_lr!r}")
         for name in ("fresh", "replay_starts"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{name} must be true or false, got {getattr(self, name)!r}")

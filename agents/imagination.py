@@ -38,7 +38,7 @@ from stable_baselines3.common.vec_env import (
 from worldsim.atomic import atomic_write
 from worldsim.data.image_policy import FrameCNN, FrameStacker, policy_kwargs  # noqa: F401 (FrameCNN: its documented home too)
 from worldsim.data.policies import saved_spaces
-from worldsim.errors import UserError, is_integer
+from worldsim.errors import UserError, check_integer
 
 ALGOS = ("ppo", "dqn")
 
@@ -67,8 +67,7 @@ NORMALIZE_REWARD = True  # scale rewards by the running std of the discounted re
 
 def check_wrappers(frame_stack, normalize_reward) -> None:
     """Validates the ``frame_stack`` and ``normalize_reward`` settings (the ``worldsim agent`` keys)."""
-    if not is_integer(frame_stack, 1):
-        raise UserError(f"frame_stack must be an integer >= 1 (frames the policy sees at once), got {frame_stack!r}")
+    check_integer("frame_stack", frame_stack, note="frames the policy sees at once")
     if not isinstance(normalize_reward, bool):
         raise UserError(f"normalize_reward must be true or false, got {normalize_reward!r}")
 
@@ -248,8 +247,7 @@ def train_in_dream(
     from worldsim.envs.dream import DreamEnv, DreamVectorEnv
     from worldsim.video import write_video
 
-    if not isinstance(steps, int) or steps < 1:
-        raise UserError(f"steps must be a positive integer, got {steps!r}")
+    check_integer("steps", steps)
     check_wrappers(frame_stack, normalize_reward)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

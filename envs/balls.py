@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,9 @@ PALETTE = np.array(
     dtype=np.uint8,
 )
 
+Rect = tuple[float, float, float, float]  # (x0, y0, x1, y1) in world units
+Draw = Callable[[np.random.Generator], float]  # draws one radius or speed
+
 
 @dataclass(frozen=True)
 class Scene:
@@ -58,7 +62,7 @@ class Scene:
     positions: np.ndarray  # float64 [n, 2]
     velocities: np.ndarray  # float64 [n, 2]
     radii: np.ndarray  # float64 [n]
-    target: tuple[float, float, float, float] | None = None  # (x0, y0, x1, y1), push only
+    target: Rect | None = None  # push only
 
 
 class BallsEnv(gym.Env):
@@ -176,7 +180,7 @@ class BallsEnv(gym.Env):
 
     # ----------------------------------------------------------------------------- gymnasium API
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         check_seed(seed)
         check_options(options)
         super().reset(seed=seed)
@@ -190,7 +194,7 @@ class BallsEnv(gym.Env):
             self.render()
         return self._frame(), self._info()
 
-    def step(self, action):
+    def step(self, action: object) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._space is None:
             raise RuntimeError("call reset() before step()")
         action = check_action(action, ACTIONS)
@@ -209,7 +213,7 @@ class BallsEnv(gym.Env):
             self.render()
         return self._frame(), float(reward), terminated, truncated, self._info()
 
-    def render(self):
+    def render(self) -> np.ndarray | None:
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to gym.make")
             return None
@@ -219,7 +223,7 @@ class BallsEnv(gym.Env):
         self._show(frame)
         return None
 
-    def close(self):
+    def close(self) -> None:
         if self._window is not None:
             import pygame
 
@@ -227,7 +231,7 @@ class BallsEnv(gym.Env):
             self._window = None
 
     @property
-    def target(self) -> tuple[float, float, float, float] | None:
+    def target(self) -> Rect | None:
         """The push target ``(x0, y0, x1, y1)`` in world units of the current episode (else None)."""
         return None if self._scene is None else self._scene.target
 
@@ -244,7 +248,7 @@ class BallsEnv(gym.Env):
 
     # ------------------------------------------------------------------------------ still images
 
-    def still(self, seed=None) -> tuple[np.ndarray, str, dict[str, np.ndarray]]:
+    def still(self, seed: int | Sequence[int] | None = None) -> tuple[np.ndarray, str, dict[str, np.ndarray]]:
         """A captioned still image of 1-3 resting balls, for joint image/video training.
 
         ``seed`` is anything ``np.random.default_rng`` takes (an int, a list of ints, None).
@@ -347,7 +351,7 @@ class BallsEnv(gym.Env):
 # ----------------------------------------------------------------------------------- scenarios
 
 
-def sample_scene(scenario: str, rng: np.random.Generator, world_size, draw_radius, draw_speed) -> Scene:
+def sample_scene(scenario: str, rng: np.random.Generator, world_size: tuple[float, float], draw_radius: Draw, draw_speed: Draw) -> Scene:
     """Draws a scenario's starting state; ``draw_radius(rng)`` / ``draw_speed(rng)`` give one value."""
     width, height = world_size
     if scenario == "uniform":
@@ -387,7 +391,7 @@ def sample_scene(scenario: str, rng: np.random.Generator, world_size, draw_radiu
 
 
 def place_apart(
-    rng: np.random.Generator, radii: np.ndarray, world_size, avoid=None, tries: int = 1000
+    rng: np.random.Generator, radii: np.ndarray, world_size: tuple[float, float], avoid: Rect | None = None, tries: int = 1000
 ) -> np.ndarray | None:
     """Positions ``[n, 2]`` for balls of ``radii`` inside the box, not overlapping each other or
     the rectangle ``avoid``, by rejection sampling; None when a ball finds no room in ``tries``
@@ -406,7 +410,7 @@ def place_apart(
     return np.array(positions)
 
 
-def near_rect(point: np.ndarray, margin: float, rect) -> bool:
+def near_rect(point: np.ndarray, margin: float, rect: Rect) -> bool:
     x0, y0, x1, y1 = rect
     return x0 - margin <= point[0] <= x1 + margin and y0 - margin <= point[1] <= y1 + margin
 
@@ -435,7 +439,14 @@ def scene_state(scene: Scene) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------------- rendering
 
 
-def draw(frame_size, world_size, positions, radii, colors, target=None) -> np.ndarray:
+def draw(
+    frame_size: tuple[int, int],
+    world_size: tuple[float, float],
+    positions: np.ndarray | Sequence[Sequence[float]],
+    radii: np.ndarray | Sequence[float],
+    colors: np.ndarray | Sequence[Sequence[int]],
+    target: Rect | None = None,
+) -> np.ndarray:
     """Draws balls (and the push target) as an RGB frame uint8 [H, W, 3].
 
     ``positions [n, 2]`` and ``radii [n]`` are in world units (y up); ``colors [n, 3]`` uint8 RGB.
@@ -460,7 +471,7 @@ def draw(frame_size, world_size, positions, radii, colors, target=None) -> np.nd
     return cv2.resize(big, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def check_range(name: str, value, bounds, minimum: float) -> tuple[float, float]:
+def check_range(name: str, value: tuple[float, float], bounds: tuple[float, float], minimum: float) -> tuple[float, float]:
     """``value`` as ``(low, high)`` with ``minimum <= bounds[0] <= low < high <= bounds[1]``."""
     try:
         lo, hi = (float(v) for v in value)

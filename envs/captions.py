@@ -8,6 +8,7 @@ drawn from templates with the episode's random generator, so one seed gives one 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .balls import Scene
 
+Pair = tuple[float, float]  # a box's (width, height) in world units, or a range's (low, high)
 COLOR_NAMES = ("red", "blue", "yellow", "purple", "cyan", "orange")
 COMPASS = (
     "right", "up and to the right", "up", "up and to the left",
@@ -55,7 +57,7 @@ STILL = (
 )
 
 
-def describe_episode(scenario: str, scene: Scene, world_size, radius_range, speed_range, rng: np.random.Generator) -> str:
+def describe_episode(scenario: str, scene: Scene, world_size: Pair, radius_range: Pair, speed_range: Pair, rng: np.random.Generator) -> str:
     """One sentence for a Balls episode starting from ``scene``."""
     sizes = [size_word(r, radius_range) for r in scene.radii]
     if scenario == "uniform":
@@ -72,7 +74,7 @@ def describe_episode(scenario: str, scene: Scene, world_size, radius_range, spee
     return pick(rng, PUSH).format(size=sizes[0], size1=sizes[1], where=region(((x0 + x1) / 2, (y0 + y1) / 2), world_size))
 
 
-def describe_still(scene: Scene, world_size, radius_range, rng: np.random.Generator) -> str:
+def describe_still(scene: Scene, world_size: Pair, radius_range: Pair, rng: np.random.Generator) -> str:
     """One sentence naming every ball of a still scene by size, colour and place."""
     parts = [
         f"a {size_word(r, radius_range)} {COLOR_NAMES[i % len(COLOR_NAMES)]} ball at the {region(p, world_size)}"
@@ -87,7 +89,7 @@ def pick(rng: np.random.Generator, templates: tuple[str, ...]) -> str:
     return templates[int(rng.integers(len(templates)))]
 
 
-def size_word(radius: float, radius_range) -> str:
+def size_word(radius: float, radius_range: Pair) -> str:
     lo, hi = radius_range
     if radius < lo:
         return "tiny"
@@ -97,7 +99,7 @@ def size_word(radius: float, radius_range) -> str:
     return "small" if radius < lo + third else "large" if radius > hi - third else "medium-sized"
 
 
-def speed_word(speed: float, speed_range) -> str:
+def speed_word(speed: float, speed_range: Pair) -> str:
     lo, hi = speed_range
     if speed < lo:
         return "very slowly"
@@ -113,7 +115,7 @@ def compass(vx: float, vy: float) -> str:
     return COMPASS[sector]
 
 
-def region(point, world_size) -> str:
+def region(point: Sequence[float] | np.ndarray, world_size: Pair) -> str:
     """Where ``point`` lies in the box, by thirds: "top left", "centre", "bottom", ..."""
     column = min(int(3 * point[0] / world_size[0]), 2)
     row = min(int(3 * point[1] / world_size[1]), 2)

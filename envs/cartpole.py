@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any, SupportsFloat, cast
 
 import cv2
 import gymnasium as gym
@@ -83,7 +84,7 @@ def draw(frame_size: tuple[int, int], cart_position: float, pole_angle: float) -
     shift = 4  # OpenCV fixed-point bits: sub-pixel corners
     one = 1 << shift
 
-    def polygon(corners, color) -> None:
+    def polygon(corners: Sequence[tuple[float, float]] | Sequence[np.ndarray], color: tuple[int, int, int]) -> None:
         points = np.array([[round((x - 0.5) * one), round((y - 0.5) * one)] for x, y in corners], np.int32)
         cv2.fillConvexPoly(big, points, color, cv2.LINE_AA, shift)
 
@@ -113,7 +114,7 @@ class PixelCartPole(gym.Wrapper):
         self.observation_space = spaces.Box(0, 255, (*frame_size, 3), np.uint8)
         self._caption = ""
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         check_seed(seed)
         check_options(options)
         _, info = self.env.reset(seed=seed, options=options)
@@ -122,11 +123,11 @@ class PixelCartPole(gym.Wrapper):
         self._caption = CAPTIONS[int(rng.integers(len(CAPTIONS)))].format(side="right" if angle > 0 else "left")
         return self._frame(), self._info(info)
 
-    def step(self, action):
+    def step(self, action: object) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         _, reward, terminated, truncated, info = self.env.step(check_action(action, ACTIONS))
         return self._frame(), reward, terminated, truncated, self._info(info)
 
-    def render(self):
+    def render(self) -> np.ndarray | None:
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to gym.make")
             return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,8 @@ from gymnasium.wrappers import TimeLimit
 from worldsim.data.collect import record_episode
 from worldsim.data.episode import Episode
 from worldsim.data.policies import make_policy
-from worldsim.errors import UserError, is_integer
+from worldsim.errors import UserError, check_integer
+from worldsim.model.action_space import ActionSpace
 from worldsim.model.world_model import WorldModel, load
 
 from .validation import check_action, check_options, check_seed
@@ -154,7 +155,7 @@ class DreamVectorEnv(VectorEnv):
         replay: str | Path | Sequence[str | Path] | None = None,
         **world_kwargs: Any,
     ):
-        check_positive("num_envs", num_envs)
+        check_integer("num_envs", num_envs)
         modes = [mode.value for mode in AutoresetMode]
         if autoreset_mode not in (*AutoresetMode, *modes):
             raise UserError(f"autoreset_mode must be an AutoresetMode or one of {modes}, got {autoreset_mode!r}")
@@ -182,11 +183,11 @@ class DreamVectorEnv(VectorEnv):
         self.device = torch.device(device)
         self.simulator_kwargs = {"sampler_steps": sampler_steps, "frame_size": self.frame_size, "guidance": guidance}
         self.simulator = self.model.simulator(self.num_envs, self.device, **self.simulator_kwargs)
-        self.context_frames = check_positive("context_frames", self.simulator.window if context_frames is None else context_frames)
+        self.context_frames = check_integer("context_frames", self.simulator.window if context_frames is None else context_frames)
         if self.context_frames > self.simulator.window:
             window = self.simulator.window
             raise UserError(f"context_frames must be at most {window}, the frames the model keeps as context; got {context_frames}")
-        self.horizon = check_positive("horizon", horizon if horizon is not None else real_max_steps(self.twin) or DEFAULT_HORIZON)
+        self.horizon = check_integer("horizon", horizon if horizon is not None else real_max_steps(self.twin) or DEFAULT_HORIZON)
         self.policy = make_policy("auto", self.twin)  # acts in the twin to record starting frames
         self.replay = ReplayStarts(replay, self.context_frames, self.frame_size, self.no_action()) if replay is not None else None
         self.metadata = {**self.metadata, "render_fps": config.fps, "autoreset_mode": autoreset_mode}
@@ -200,7 +201,7 @@ class DreamVectorEnv(VectorEnv):
 
     # ----------------------------------------------------------------------------- gymnasium API
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Starts every env (or those of ``options["reset_mask"]``, bool ``[N]``) anew.
 
         ``options``: ``{"prompt": str}`` generates each first frame from text alone;
@@ -229,7 +230,7 @@ class DreamVectorEnv(VectorEnv):
             self.render()
         return self.frames.copy(), self.info()
 
-    def step(self, actions):
+    def step(self, actions: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Steps every env with ``actions`` (one per env: int ``[N]`` or float ``[N, A]``)."""
         if not self.started:
             raise RuntimeError("call reset() before step()")
@@ -288,7 +289,7 @@ class DreamVectorEnv(VectorEnv):
         """Denoising steps per generated frame."""
         return self.simulator.sampler_steps
 
-    def close_extras(self, **kwargs) -> None:
+    def close_extras(self, **kwargs: Any) -> None:
         self.twin.close()
         if self.window is not None:
             self.window.close()
@@ -340,7 +341,7 @@ class DreamVectorEnv(VectorEnv):
     def restart(self, rows: np.ndarray, starts: list[Start]) -> None:
         """Resets the simulator's envs ``rows`` (sorted indices) from ``starts``, one simulator call
         per kind and length of start (the simulator takes its chosen envs in index order)."""
-        groups: dict[tuple, list[int]] = {}
+        groups: dict[tuple[int | None, bool], list[int]] = {}  # (context length or None, has actions)
         for j, start in enumerate(starts):
             key = (None, False) if start.frames is None else (len(start.frames), start.actions is not None)
             groups.setdefault(key, []).append(j)
@@ -488,7 +489,7 @@ class DreamEnv(gym.Env):
         """Returns the dream to ``state``, a :meth:`snapshot` of this env."""
         self.dream.restore(state)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         check_seed(seed)
         check_options(options)
         super().reset(seed=seed)
@@ -499,7 +500,7 @@ class DreamEnv(gym.Env):
         observations, _ = self.dream.reset(seed=seed, options=options)
         return observations[0], self.info()
 
-    def step(self, action):
+    def step(self, action: object) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if isinstance(self.action_space, spaces.Discrete):
             action = np.array([check_action(action, self.dream.action_names)])
         else:
@@ -511,7 +512,7 @@ class DreamEnv(gym.Env):
         frames = self.dream.render()
         return frames[0] if frames is not None else None
 
-    def close(self):
+    def close(self) -> None:
         self.dream.close()
 
     def info(self) -> dict[str, Any]:
@@ -521,7 +522,7 @@ class DreamEnv(gym.Env):
 # ------------------------------------------------------------------------------ checks at the edge
 
 
-def resolve_model(model, device, env_id: str | None) -> WorldModel:
+def resolve_model(model: str | Path | WorldModel | None, device: str | torch.device, env_id: str | None) -> WorldModel:
     """The WorldModel named by ``model``, checked to have learned ``env_id`` (when given)."""
     if model is None:
         dream_id = BY_ID[env_id].dream_id if env_id in BY_ID else WORLDS[0].dream_id
@@ -542,10 +543,10 @@ def resolve_model(model, device, env_id: str | None) -> WorldModel:
     return model
 
 
-def check_same_actions(declared: dict[str, Any], space: gym.Space, env_id: str) -> None:
-    """Raises unless the model's action space ``declared`` is ``space``, the twin's."""
-    same = (isinstance(space, spaces.Discrete) and declared.get("type") == "discrete" and declared.get("n") == space.n) or (
-        isinstance(space, spaces.Box) and declared.get("type") == "box" and tuple(declared.get("shape", ())) == space.shape
+def check_same_actions(declared: ActionSpace, space: gym.Space[Any], env_id: str) -> None:
+    """Raises unless the model's action space ``declared`` is ``space``, the twin's (its bounds aside)."""
+    same = (isinstance(space, spaces.Discrete) and declared.discrete and declared.n == space.n) or (
+        isinstance(space, spaces.Box) and not declared.discrete and declared.shape == space.shape
     )
     if not same:
         raise UserError(
@@ -554,7 +555,7 @@ def check_same_actions(declared: dict[str, Any], space: gym.Space, env_id: str) 
         )
 
 
-def check_actions(actions, space: gym.Space, num_envs: int, names: tuple[str, ...]) -> np.ndarray:
+def check_actions(actions: object, space: gym.Space[Any], num_envs: int, names: tuple[str, ...]) -> np.ndarray:
     """One action per env as an array (int64 ``[N]`` or float32 ``[N, A]``), or a UserError that
     says what is accepted."""
     value = np.asarray(actions)
@@ -577,7 +578,7 @@ def check_actions(actions, space: gym.Space, num_envs: int, names: tuple[str, ..
     return value.astype(np.float32)
 
 
-def check_context(frames, frame_size: tuple[int, int]) -> np.ndarray:
+def check_context(frames: object, frame_size: tuple[int, int]) -> np.ndarray:
     """Context frames as uint8 ``[T, H, W, 3]`` of the env's ``frame_size``, or a UserError naming it."""
     value = np.asarray(frames)
     if value.dtype != np.uint8 or value.ndim != 4 or value.shape[1:] != (*frame_size, 3) or len(value) < 1:
@@ -589,7 +590,7 @@ def check_context(frames, frame_size: tuple[int, int]) -> np.ndarray:
     return value
 
 
-def check_reset_mask(mask, num_envs: int) -> np.ndarray:
+def check_reset_mask(mask: object, num_envs: int) -> np.ndarray:
     value = np.asarray(mask)
     if value.dtype != np.bool_ or value.shape != (num_envs,) or not value.any():
         raise UserError(
@@ -598,13 +599,7 @@ def check_reset_mask(mask, num_envs: int) -> np.ndarray:
     return value
 
 
-def check_positive(name: str, value) -> int:
-    if not is_integer(value, 1):
-        raise UserError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def check_prompts(prompt, n: int) -> list[str | None]:
+def check_prompts(prompt: object, n: int) -> list[str | None]:
     """The prompt of each of ``n`` env resets (None: keep the start's caption), or a UserError."""
     if prompt is None or isinstance(prompt, str):
         return [prompt] * n
@@ -613,7 +608,7 @@ def check_prompts(prompt, n: int) -> list[str | None]:
     raise UserError(f"the prompt must be a string (or a list of {n} strings, one per env reset); got {prompt!r}")
 
 
-def per_env(value, n: int, name: str, is_one) -> list:
+def per_env(value: object, n: int, name: str, is_one: Callable[[object], bool]) -> list[Any]:
     """``value`` for each of ``n`` envs: repeated when ``is_one(value)``, else a sequence of ``n``."""
     if is_one(value):
         return [value] * n
@@ -627,7 +622,7 @@ def per_env(value, n: int, name: str, is_one) -> list:
 # ----------------------------------------------------------------------------------- helpers
 
 
-def action_names(env_id: str, space: gym.Space) -> tuple[str, ...]:
+def action_names(env_id: str, space: gym.Space[Any]) -> tuple[str, ...]:
     """The names of a ``Discrete`` space's actions (its world's, else the numbers); () for others."""
     if isinstance(space, spaces.Discrete):
         return BY_ID[env_id].actions if env_id in BY_ID else tuple(str(i) for i in range(space.n))

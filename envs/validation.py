@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 
 from worldsim.errors import UserError
 
 
-def check_frame_size(frame_size) -> tuple[int, int]:
+def check_frame_size(frame_size: Any) -> tuple[int, int]:
     """``(H, W)`` as two ints >= 4, or a UserError that says what is accepted."""
     try:
         height, width = frame_size
@@ -22,7 +23,7 @@ def check_frame_size(frame_size) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def check_action(action, names: tuple[str, ...]) -> int:
+def check_action(action: object, names: tuple[str, ...]) -> int:
     """A discrete action as an int in ``[0, len(names))``, or a UserError naming the accepted ones."""
     value = np.asarray(action)
     if value.shape != () or not np.issubdtype(value.dtype, np.integer) or not 0 <= int(value) < len(names):
@@ -31,13 +32,13 @@ def check_action(action, names: tuple[str, ...]) -> int:
     return int(value)
 
 
-def check_seed(seed) -> None:
+def check_seed(seed: object) -> None:
     """Raises a UserError unless ``seed`` is what Gymnasium's ``reset`` takes: None or a Python int >= 0."""
     if seed is not None and not (isinstance(seed, int) and seed >= 0):
         raise UserError(f"seed must be None or a non-negative Python int (as Gymnasium's reset takes), got {seed!r}")
 
 
-def check_options(options) -> dict:
+def check_options(options: object) -> dict[str, Any]:
     """Reset options as a dict (None: empty), or a UserError: Gymnasium's ``options`` is a dict."""
     if options is None:
         return {}

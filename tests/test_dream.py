@@ -200,7 +200,7 @@ def test_bad_inputs_give_clear_errors(balls):
         DreamEnv(tiny_world_model("worldsim/CartPole-v0", num_actions=5))
     with pytest.raises(ValueError, match="frame_size .* must be divisible by 4"):
         DreamEnv(balls, frame_size=(18, 16))
-    with pytest.raises(ValueError, match="horizon must be a positive integer"):
+    with pytest.raises(ValueError, match="horizon must be an integer >= 1"):
         DreamEnv(balls, horizon=0)
 
 

@@ -13,14 +13,16 @@ FAST = dict(episodes=2, horizon=4, long_steps=6, long_rollouts=1, progress=False
 
 
 def without_timing(report: dict) -> dict:
-    return {k: v for k, v in report.items() if k not in ("seconds", "_groups")}
+    return {k: v for k, v in report.items() if k != "seconds"}
 
 
 def test_a_dream_equal_to_the_real_world_scores_the_ceiling_and_the_parser_floor(monkeypatch):
     monkeypatch.setattr(fidelity, "dream", lambda model, group, actions, settings: group.real.copy())
     model = tiny_world_model()
     settings = fidelity.Settings(**{**FAST, "long_steps": 0}, scenarios=("collision", "push"))
-    report = fidelity.run_fidelity(model, settings)
+    result = fidelity.run_fidelity(model, settings)
+    report = result.report
+    assert [g.name for g in result.groups] == ["collision/id", "push/id"] and result.long_frames is None  # long_steps=0
     for name in ("collision/id", "push/id"):
         entry = report["groups"][name]
         assert entry["curves"]["model"]["psnr"] == [60.0] * 4 and entry["curves"]["model"]["ssim"] == pytest.approx([1.0] * 4)
@@ -29,7 +31,7 @@ def test_a_dream_equal_to_the_real_world_scores_the_ceiling_and_the_parser_floor
         assert entry["motion"]["model"]["physics_iq"] == 100.0
     assert report["groups"]["push/id"]["controllability"] == [0.0] * 4  # random actions dreamed the same frames
     assert "controllability" not in report["groups"]["collision/id"]  # no-op policy: nothing to randomise
-    physics = fidelity.run_physics(model, settings)
+    physics = fidelity.run_physics(model, settings).report
     assert set(physics["groups"]) == {"collision/id", "push/id", "collision/ood"}
     for entry in physics["groups"].values():
         assert entry["model"] == entry["parser_floor"]
@@ -86,3 +88,18 @@ def test_physics_cli_and_its_errors(tmp_path, capsys):
     assert "parses Balls frames" in capsys.readouterr().err
     assert main([*argv, "scenario=bounce"]) == 1 and "unknown Balls scenario 'bounce'" in capsys.readouterr().err
     assert main([*argv, "horizon=2"]) == 1 and "horizon must be at least 3" in capsys.readouterr().err
+
+
+def test_the_report_is_plain_json_and_the_videos_frames_travel_beside_it(tmp_path):
+    model = tiny_world_model()
+    settings = fidelity.Settings(**{**FAST, "long_rollouts": 2, "videos": 1}, scenarios=("collision", "push"))
+    result = fidelity.run_fidelity(model, settings)
+    before = json.dumps(result.report)  # plain data: an array, a group or frames inside would be a TypeError
+    assert list(result.report["long_rollouts"]) == ["collision", "push"]
+    assert result.long_frames.shape == (4, 6, 16, 16, 3) and result.long_frames.dtype == np.uint8
+    assert [g.name for g in result.groups] == ["collision/id", "push/id"] and result.groups[0].dream.shape == (2, 3 + 4, 16, 16, 3)
+    first = fidelity.write_report(result, "fidelity", tmp_path / "a", "cmd", "tiny")
+    second = fidelity.write_report(result, "fidelity", tmp_path / "b", "cmd", "tiny")  # writing leaves the result as it was
+    assert json.dumps(result.report) == before
+    assert [p.relative_to(tmp_path / "a") for p in first] == [p.relative_to(tmp_path / "b") for p in second]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second))

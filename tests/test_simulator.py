@@ -165,7 +165,7 @@ def test_bad_inputs_give_clear_errors(model):
         sim.reset([True, False], prompts=["a", "b"])
     with pytest.raises(ValueError, match="frame_size .* must be divisible by 2"):
         WorldSimulator(model, 1, frame_size=(9, 12))
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         WorldSimulator(model, 0)
 
 
@@ -178,7 +178,7 @@ def test_bad_inputs_give_clear_errors(model):
         ({"guidance": "2"}, "guidance must be a finite number >= 1"),
         ({"sampler_steps": 0}, r"sampler_steps must be >= 1 \(an integer\), .*got 0"),
         ({"sampler_steps": 2.5}, r"sampler_steps must be >= 1 \(an integer\), .*got 2.5"),
-        ({"batch_size": True}, "batch_size must be >= 1"),
+        ({"batch_size": True}, "batch_size must be an integer >= 1"),
         ({"frame_size": (0, 12)}, "frame_size .* must be divisible by 2 .*, two positive integers"),
         ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*64\)"),
     ],
@@ -197,5 +197,5 @@ def test_frames_handed_out_are_not_changed_by_later_resets(model):
     kept = result.frames.clone()
     sim.reset([True, False], frames(1, 1, seed=5))
     assert torch.equal(result.frames, kept)
-    with pytest.raises(ValueError, match="window must be >= 1 frame"):
+    with pytest.raises(ValueError, match=r"window must be an integer >= 1 \(context frames\)"):
         WorldSimulator(model, 1, window=0)

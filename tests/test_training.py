@@ -15,7 +15,8 @@ from worldsim.model.flow import NoiseSchedule
 from worldsim.model.world_model import WorldModel, load
 from worldsim.training import checkpoint, loop
 from worldsim.training.config import ModelConfig, TrainConfig
-from worldsim.training.loop import TrainingDiverged, train
+from worldsim.training.loop import train
+from worldsim.training.steps import TrainingDiverged
 
 TINY = ModelConfig(hidden_size=32, depth=2, num_heads=2, text_dim=32, text_depth=1, text_heads=2)
 
@@ -289,7 +290,7 @@ def test_a_user_text_encoder_plugs_in(data, tmp_path):
 
 
 def test_ema_warms_up_then_keeps_its_decay():
-    from worldsim.training.loop import ema_with_warmup
+    from worldsim.training.steps import ema_with_warmup
 
     update = ema_with_warmup(0.99)
     averaged, current = [torch.zeros(3)], [torch.ones(3)]

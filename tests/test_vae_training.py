@@ -1,6 +1,7 @@
 import csv
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,13 +14,13 @@ from worldsim.errors import UserError
 from worldsim.model import manifest
 from worldsim.model.codec import VAECodec, load_codec
 from worldsim.training import vae as vae_training
-from worldsim.training.config import TrainConfig
-from worldsim.training.loop import TrainingDiverged
+from worldsim.training.config import TrainConfig, VAEConfig
+from worldsim.training.steps import TrainingDiverged
 from worldsim.training.vae import train_vae
 
 STEPS = 120
 CFG = TrainConfig(batch_size=8, lr=3e-3, warmup_steps=5, log_every=5, checkpoint_every=30, keep_checkpoints=2)
-SIZES = dict(latent_channels=4, downsample=2, width=16)
+SIZES = VAEConfig(latent_channels=4, downsample=2, width=16)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def data(tmp_path_factory):
 def run(data, tmp_path_factory):
     """An uninterrupted tiny run, shared by the tests that read its results."""
     out = tmp_path_factory.mktemp("vae") / "run"
-    last = train_vae([data], out, STEPS, CFG, **SIZES, progress=False)
+    last = train_vae([data], out, STEPS, SIZES, CFG, progress=False)
     return out, last
 
 
@@ -82,7 +83,7 @@ def test_reconstruction_improves_and_beats_the_mean_frame(run, data):
 def test_run_folder_codec_normalises_training_latents(run, data):
     out, last = run
     codec = load_codec("vae", out)
-    assert isinstance(codec, VAECodec) and codec.downsample == SIZES["downsample"]
+    assert isinstance(codec, VAECodec) and codec.downsample == SIZES.downsample
     train, _ = training_and_held_out_frames(data)
     with torch.no_grad():
         latents = codec.encode(torch.from_numpy(train)[None])
@@ -108,12 +109,12 @@ def test_resume_after_a_kill_matches_the_uninterrupted_run(run, data, tmp_path, 
 
     monkeypatch.setattr(vae_training, "save_checkpoint", killed_after_saving)
     with pytest.raises(KeyboardInterrupt):
-        train_vae([data], out, STEPS, CFG, **SIZES, progress=False)
+        train_vae([data], out, STEPS, SIZES, CFG, progress=False)
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step_0000030"]
     monkeypatch.setattr(vae_training, "save_checkpoint", real_save)
     with pytest.raises(ValueError, match="already holds checkpoints"):
-        train_vae([data], out, STEPS, CFG, **SIZES, progress=False)
-    train_vae([data], out, STEPS, CFG, **SIZES, resume=True, progress=False)
+        train_vae([data], out, STEPS, SIZES, CFG, progress=False)
+    train_vae([data], out, STEPS, SIZES, CFG, resume=True, progress=False)
 
     weights = load_file(out / "vae" / "diffusion_pytorch_model.safetensors")
     expected = load_file(whole / "vae" / "diffusion_pytorch_model.safetensors")
@@ -136,7 +137,7 @@ def test_nan_loss_stops_the_run_without_a_checkpoint(data, tmp_path, monkeypatch
 
     monkeypatch.setattr(vae_training.VAELoss, "forward", nan_forward)
     with pytest.raises(TrainingDiverged, match="loss became nan .*recon .* at step 1;.*none.*kl_weight"):
-        train_vae([data], tmp_path / "run", 5, CFG, **SIZES, progress=False)
+        train_vae([data], tmp_path / "run", 5, SIZES, CFG, progress=False)
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -145,8 +146,8 @@ def test_nan_loss_stops_the_run_without_a_checkpoint(data, tmp_path, monkeypatch
     [
         (dict(downsample=3), "downsample must be 2, 4 or 8, got 3"),
         (dict(width=15), "width must be an even number up to 64 or a multiple of 32, got 15"),
-        (dict(latent_channels=0), "latent_channels must be >= 1, got 0"),
-        (dict(kl_weight=-1.0), "kl_weight must be a finite number >= 0"),
+        (dict(latent_channels=0), "vae.latent_channels must be an integer >= 1, got 0"),
+        (dict(kl_weight=-1.0), "vae.kl_weight must be a finite number >= 0, got -1.0"),
         (dict(downsample=8, width=8), r"frame sizes \[\(12, 12\)\] are not divisible by the VAE's downsample=8"),
     ],
 )
@@ -154,12 +155,12 @@ def test_bad_settings_name_what_is_accepted(sizes, message, tmp_path):
     data = tmp_path / "balls12"
     collect("worldsim/Balls-v0", out=data, episodes=1, env_kwargs={"frame_size": (12, 12), "max_steps": 3}, progress=False)
     with pytest.raises(ValueError, match=message):
-        train_vae([data], tmp_path / "run", 5, CFG, **{**SIZES, **sizes}, progress=False)
+        train_vae([data], tmp_path / "run", 5, replace(SIZES, **sizes), CFG, progress=False)
 
 
 def test_too_few_frames_for_a_batch_is_an_error(data, tmp_path):
     with pytest.raises(ValueError, match=r"no full batch of 1000 frames per rank among \d+ training frames \(13 held out\)"):
-        train_vae([data], tmp_path / "run", 5, TrainConfig(batch_size=1000), **SIZES, progress=False)
+        train_vae([data], tmp_path / "run", 5, SIZES, TrainConfig(batch_size=1000), progress=False)
 
 
 def test_a_world_model_trains_on_the_vae_latents(run, data, tmp_path):

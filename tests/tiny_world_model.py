@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from worldsim.model.action_space import ActionSpace
 from worldsim.model.codec import PixelCodec
 from worldsim.model.dit import SpacetimeDiT
 from worldsim.model.text import ByteTextEncoder
@@ -57,7 +58,7 @@ def tiny_world_model(
         env_kwargs={"frame_size": list(frame_size)},
         frame_size=frame_size,
         fps=10,
-        action_space={"type": "discrete", "n": n},
+        action_space=ActionSpace("discrete", n=n),
         context_frames=3,
         sampler_steps=2,
     )

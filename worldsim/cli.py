@@ -6,7 +6,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
 from types import UnionType
@@ -77,7 +77,7 @@ def run_train(cfg: DictConfig, mode: str | None) -> None:
     if cfg.stage == "vae":
         from worldsim.training.vae import train_vae
 
-        path = train_vae(cfg=train_cfg, **asdict(as_dataclass(VAEConfig, cfg.vae, "vae")), **common)
+        path = train_vae(vae_cfg=as_dataclass(VAEConfig, cfg.vae, "vae"), cfg=train_cfg, **common)
     elif cfg.stage == "dit":
         from worldsim.training.loop import train
 
@@ -201,6 +201,7 @@ def run_agent(cfg: DictConfig, mode: str | None) -> None:
     from worldsim.agents.imagination import train_in_dream
     from worldsim.model.world_model import load
 
+    settings = agent_settings(cfg)  # checked before the model loads
     chosen = cli_world(cfg)
     world = {key: to_python(cfg[key]) for key in chosen.env_args if cfg.get(key) is not None}
     if chosen.scenarios:
@@ -213,10 +214,10 @@ def run_agent(cfg: DictConfig, mode: str | None) -> None:
     if model.config.env_id != chosen.env_id:
         raise UserError(f"model {cfg.model} learned {model.config.env_id}, not world={chosen.name} ({chosen.env_id})")
     if mode == "dyna":
-        return run_dyna(cfg, world)
-    report = train_in_dream(model, cfg.algo, cfg.steps, cfg.out, num_envs=cfg.num_envs, eval_episodes=cfg.eval_episodes,
-                            seed=cfg.seed, eval_seed=cfg.eval_seed, device=cfg.device, sampler_steps=cfg.sampler_steps,
-                            frame_stack=cfg.frame_stack, normalize_reward=cfg.normalize_reward, progress=cfg.progress,
+        return run_dyna(cfg, settings, world)
+    report = train_in_dream(model, cfg.algo, cfg.steps, cfg.out, num_envs=settings.num_envs, eval_episodes=settings.eval_episodes,
+                            seed=settings.seed, eval_seed=settings.eval_seed, device=cfg.device, sampler_steps=cfg.sampler_steps,
+                            frame_stack=settings.frame_stack, normalize_reward=settings.normalize_reward, progress=cfg.progress,
                             model_name=str(cfg.model), **world)  # fmt: skip
     print(f"trained {cfg.algo} for {report.dream_steps} dream steps in {report.seconds:.0f} s; real return over "
           f"{len(report.returns)} episodes: {report.mean_return:.2f} +- {report.std_return:.2f}")
@@ -224,12 +225,19 @@ def run_agent(cfg: DictConfig, mode: str | None) -> None:
         print(f"wrote {Path(cfg.out) / name}")
 
 
-def run_dyna(cfg: DictConfig, world: dict) -> None:
-    from worldsim.agents.dyna import DynaSettings, dyna, model_free, plot_returns
+def agent_settings(cfg: DictConfig):
+    """The :class:`~worldsim.agents.dyna.DynaSettings` of ``configs/agent.yaml``, which check its keys
+    (both modes': ``agent train`` takes its envs, evaluation, seeds and wrappers from them)."""
+    from worldsim.agents.dyna import DynaSettings
 
     # configs/agent.yaml holds DynaSettings' keys by name, but for dream_steps, which is `steps` there
     values = {f.name: to_python(cfg[f.name]) for f in fields(DynaSettings) if f.name in cfg}
-    settings = DynaSettings(**{**values, "dream_steps": cfg.steps})
+    return DynaSettings(**{**values, "dream_steps": cfg.steps})
+
+
+def run_dyna(cfg: DictConfig, settings, world: dict) -> None:
+    from worldsim.agents.dyna import dyna, model_free, plot_returns
+
     out = Path(cfg.out)
     curves = {"dyna": dyna(str(cfg.model), cfg.algo, out, settings, cfg.device, cfg.resume, cfg.progress, **world)}
     if cfg.baseline:
@@ -244,8 +252,10 @@ def run_dyna(cfg: DictConfig, world: dict) -> None:
 
 
 # ------------------------------------------------------------------------- settings checked on entry
-# Each check returns None for a value it accepts, else what it accepts. train.*, model.* and vae.* are
-# checked by their dataclasses (worldsim.training.config), bench's fidelity keys by fidelity.Settings.
+# Each check returns None for a value it accepts, else what it accepts. A key that a dataclass checks
+# is not checked here too: train.*, model.* and vae.* are checked by their dataclasses
+# (worldsim.training.config), bench's fidelity keys by fidelity.Settings, and the Dyna keys of bench rl
+# and agent (real_steps, num_envs, frame_stack, ...) by DynaSettings (worldsim.agents.dyna).
 
 
 def integer(low: int, optional: bool = False):
@@ -257,11 +267,11 @@ def integer(low: int, optional: bool = False):
     return check
 
 
-def number(low: float, high: float | None = None, optional: bool = False, above: bool = False):
+def number(low: float, high: float | None = None, optional: bool = False):
     def check(value):
-        if (value is None and optional) or is_number(value, low, high, open_low=above):
+        if (value is None and optional) or is_number(value, low, high):
             return None
-        return accepted_number(low, high, open_low=above) + (" or null" if optional else "")
+        return accepted_number(low, high) + (" or null" if optional else "")
 
     return check
 
@@ -322,16 +332,10 @@ SETTINGS = {
              "max_steps": integer(1, optional=True)},
     "bench": {"device": device(auto=True), "out": folder(optional=True), "threads": integer(1, optional=True), "quick": boolean,
               "seed": integer(0, optional=True), "preset": one_of("tiny", "small", "base"), "algo": one_of("ppo", "dqn"),
-              "seeds": integer(1), "real_steps": integer(1), "iterations": integer(1), "model_steps": integer(0),
-              "model_lr": number(0, above=True), "fresh": boolean, "dream_steps": integer(1), "num_envs": integer(1),
-              "eval_episodes": integer(1), "work": folder(), "frame_stack": integer(1), "normalize_reward": boolean,
-              "replay_starts": boolean, "imagination_horizon": integer(1, optional=True), **COMMON},
-    "agent": {"algo": one_of("ppo", "dqn"), "steps": integer(1), "num_envs": integer(1), "eval_episodes": integer(1),
-              "eval_seed": integer(0), "seed": integer(0), "device": device(auto=False), "sampler_steps": integer(1, optional=True),
-              "max_steps": integer(1, optional=True), "out": folder(), "real_steps": integer(1), "iterations": integer(1),
-              "model_steps": integer(0), "model_batch_size": integer(1), "model_lr": number(0, above=True), "baseline": boolean,
-              "fresh": boolean, "resume": boolean, "frame_stack": integer(1), "normalize_reward": boolean, "replay_starts": boolean,
-              "imagination_horizon": integer(1, optional=True), **COMMON},
+              "seeds": integer(1), "work": folder(), **COMMON},
+    "agent": {"algo": one_of("ppo", "dqn"), "steps": integer(1), "device": device(auto=False),
+              "sampler_steps": integer(1, optional=True), "max_steps": integer(1, optional=True), "out": folder(),
+              "baseline": boolean, "resume": boolean, **COMMON},
     "demo": {"episodes": integer(1), "horizon": integer(3), "seed": integer(0), "scale": integer(1), "device": device(auto=False),
              "out": folder(), **COMMON},
 }  # fmt: skip

@@ -9,6 +9,7 @@ its traceback. ``UserError`` is a ``ValueError`` (and :class:`MissingFileError` 
 
 import math
 import numbers
+from typing import cast
 
 
 class UserError(ValueError):
@@ -20,7 +21,7 @@ class MissingFileError(UserError, FileNotFoundError):
 
 
 # The checks of plain values that every edge shares (the CLI, the config dataclasses, collect, the
-# simulator): each edge words its own message, but what counts as an integer or a number is here.
+# simulator, the envs): what counts as an integer or a number is here, and how an error names it.
 
 
 def is_integer(value: object, low: int | None = None) -> bool:
@@ -42,3 +43,11 @@ def accepted_number(low: float | None = None, high: float | None = None, open_lo
     if low is not None and high is not None:
         return f"{kind} in [{low}, {high}]"
     return f"{kind} {'>' if open_low else '>='} {low}" if low is not None else kind
+
+
+def check_integer(name: str, value: object, low: int = 1, note: str = "") -> int:
+    """``value`` as an int if it is an integer >= ``low`` (a bool is not a count), else a UserError
+    that names ``name``, what is accepted (and why, ``note``) and the bad value."""
+    if not is_integer(value, low):
+        raise UserError(f"{name} must be {accepted_number(low, integer=True)}{f' ({note})' if note else ''}, got {value!r}")
+    return int(cast(numbers.Integral, value))  # is_integer made sure

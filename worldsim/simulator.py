@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import torch
 
-from worldsim.errors import UserError, is_integer
+from worldsim.errors import UserError, check_integer, is_integer
 from worldsim.model.codec import PixelCodec, VAECodec
 from worldsim.model.denoiser import Denoised, Denoiser
 from worldsim.model.dit import SpacetimeDiT, TextContext
@@ -95,9 +95,9 @@ class WorldSimulator:
         guidance: float = 1.0,
         seed: int = 0,
     ) -> None:
-        check_count("batch_size", batch_size)
+        check_integer("batch_size", batch_size)
         if window is not None:
-            check_count("window", window, "frame")
+            check_integer("window", window, note="context frames")
         check_sampling(sampler_steps, guidance)
         if not (is_integer(seed, 0) and seed < 2**64):
             raise UserError(f"seed must be an integer in [0, 2**64), got {seed!r}")
@@ -128,9 +128,9 @@ class WorldSimulator:
         self.previous = torch.zeros(batch_size, *self.latent_shape, device=self.device)
         self.previous_sigmas = torch.ones(batch_size, device=self.device)
         self.time = 0  # global frame counter: the temporal position of the next frame
-        discrete = model.config.action_space["type"] == "discrete"
-        self.action_shape = () if discrete else tuple(model.config.action_space["shape"])
-        self.action_dtype = torch.long if discrete else torch.float32
+        space = model.config.action_space  # an ActionSpace
+        self.action_shape = space.shape
+        self.action_dtype = torch.long if space.discrete else torch.float32
         self.text_length = getattr(model.text_encoder, "max_length", 128)
         # Each env's prompt as every layer's cross-attention keys and values, made once per prompt.
         self.text = self._text_context([""] * batch_size)
@@ -323,9 +323,3 @@ class WorldSimulator:
         updated = self.frames.clone()
         updated[rows] = frames
         self.frames = updated
-
-
-def check_count(name: str, value: object, unit: str = "") -> None:
-    """Raises a UserError unless ``value`` is an integer >= 1 (a bool is not a count)."""
-    if not is_integer(value, 1):
-        raise UserError(f"{name} must be >= 1{' ' + unit if unit else ''} (an integer), got {value!r}")

@@ -89,6 +89,9 @@ class RLConfig(BenchConfig):
     work: str = "runs/bench-rl"
     seed: int | None = None  # null: DynaSettings' (0)
 
+    def __post_init__(self):
+        self.dyna_settings()  # DynaSettings checks its keys as they enter, with messages that name them
+
     def dyna_settings(self):
         """The :class:`~worldsim.agents.dyna.DynaSettings` of every seed's run (its keys not given here keep their defaults)."""
         from worldsim.agents.dyna import DynaSettings

@@ -31,7 +31,9 @@ out-of-distribution (``ood``: radii and speeds outside the training ranges) spli
 momentum and energy drift across collisions, radius and colour drift, ball-count violations and
 the gravity fitted in ``parabola``.
 
-Both write JSON, a markdown report, matplotlib plots and side-by-side mp4s (real | dream | error).
+Both return a :class:`BenchResult`, whose ``report`` is plain JSON-ready data, and
+:func:`write_report` writes it as JSON, a markdown report, matplotlib plots and side-by-side mp4s
+(real | dream | error).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -120,6 +123,16 @@ class Group:
 
     def state(self, key: str) -> np.ndarray:
         return np.stack([e.states[key] for e in self.episodes])
+
+
+@dataclass
+class BenchResult:
+    """A fidelity or physics run: ``report``, the JSON-ready numbers (what ``<mode>.json`` holds
+    besides the command and the model's name), and the frames that its videos show."""
+
+    report: dict[str, Any]
+    groups: list[Group]  # the held-out groups with their real and dreamed frames
+    long_frames: np.ndarray | None = None  # uint8 [R, long_steps, H, W, 3]: the long rollouts (fidelity, Balls)
 
 
 # ------------------------------------------------------------------------------------ real worlds
@@ -293,9 +306,9 @@ def prepare(model: WorldModel, settings: Settings, splits: tuple[str, ...], scen
     return groups, context
 
 
-def run_fidelity(model: WorldModel, settings: Settings) -> dict:
+def run_fidelity(model: WorldModel, settings: Settings) -> BenchResult:
     """Per-horizon PSNR/SSIM with baselines, motion masks, controllability, heads and long
-    rollouts (see the module docstring); returns the report as a JSON-ready dict."""
+    rollouts (see the module docstring)."""
     start = time.perf_counter()
     groups, context = prepare(model, settings, ("id",))
     report = {"settings": asdict(settings), "context": context, "groups": {}, "world": model.config.env_id, "fps": model.config.fps}
@@ -314,13 +327,13 @@ def run_fidelity(model: WorldModel, settings: Settings) -> dict:
             group.random_dream = dream(model, group, randomised, settings)
         report["groups"][group.name] = score_fidelity(group, settings)
     report["heads"] = heads_report(model, settings)
+    long_frames = None
     if is_balls(model) and settings.long_steps and settings.long_rollouts:
-        report["long_rollouts"] = long_rollouts(model, settings, context)
+        report["long_rollouts"], long_frames = long_rollouts(model, settings, context)
     report["groups"]["all"] = pooled(report["groups"])
     report["targets"] = fidelity_targets(report)
     report["seconds"] = time.perf_counter() - start
-    report["_groups"] = groups  # for the videos; dropped from the JSON
-    return report
+    return BenchResult(report, groups, long_frames)
 
 
 def score_fidelity(group: Group, settings: Settings) -> dict:
@@ -382,10 +395,11 @@ def heads_report(model: WorldModel, settings: Settings) -> dict:
     return out
 
 
-def long_rollouts(model: WorldModel, settings: Settings, context: int) -> dict:
+def long_rollouts(model: WorldModel, settings: Settings, context: int) -> tuple[dict, np.ndarray]:
     """``long_rollouts`` dreams of ``long_steps`` frames per scenario from real context, with
-    no-ops in the passive scenarios and random pushes in ``push``; the fraction whose every frame
-    so far is valid (:func:`worldsim.metrics.frame_valid`), at each step."""
+    no-ops in the passive scenarios and random pushes in ``push``. Returns per scenario the
+    fraction whose every frame so far is valid (:func:`worldsim.metrics.frame_valid`), at each
+    step, and the dreams, uint8 ``[R, long_steps, H, W, 3]`` (scenario after scenario)."""
     from worldsim.envs.balls import WORLD_HEIGHT
 
     short = Settings(**{**asdict(settings), "episodes": settings.long_rollouts, "horizon": 3, "seed": settings.seed + 100_000})
@@ -418,8 +432,7 @@ def long_rollouts(model: WorldModel, settings: Settings, context: int) -> dict:
             row += 1
         survival = np.mean(survival, axis=0)
         out[g.scenario] = {"rollouts": len(g.episodes), "valid": survival.tolist()}
-    out["_frames"] = frames  # for the video; dropped from the JSON
-    return out
+    return out, frames
 
 
 def fidelity_targets(report: dict) -> list[dict]:
@@ -441,7 +454,7 @@ def fidelity_targets(report: dict) -> list[dict]:
 # ---------------------------------------------------------------------------------------- physics
 
 
-def run_physics(model: WorldModel, settings: Settings) -> dict:
+def run_physics(model: WorldModel, settings: Settings) -> BenchResult:
     """PhyWorld-style physics of the dream against the parser floor, in- and out-of-distribution."""
     if not is_balls(model):
         raise UserError(f"the physics benchmark parses Balls frames; this model's world is {model.config.env_id}")
@@ -460,8 +473,7 @@ def run_physics(model: WorldModel, settings: Settings) -> dict:
         }
     report["targets"] = physics_targets(report["groups"])
     report["seconds"] = time.perf_counter() - start
-    report["_groups"] = groups
-    return report
+    return BenchResult(report, groups)
 
 
 def physics_scores(group: Group, frames: np.ndarray) -> dict:
@@ -530,28 +542,26 @@ def physics_targets(groups: dict) -> list[dict]:
 # --------------------------------------------------------------------------------------- reports
 
 
-def write_report(report: dict, mode: str, out: str | Path, command: str, model_name: str) -> list[Path]:
+def write_report(result: BenchResult, mode: str, out: str | Path, command: str, model_name: str) -> list[Path]:
     """Writes ``<mode>.json``, ``<mode>.md``, ``<mode>.png`` (and ``long_rollouts.png``) and
     ``videos/<group>.mp4`` to ``out``; returns the paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    groups = report.pop("_groups")
-    frames = report.get("long_rollouts", {}).pop("_frames", None)
-    report = {**report, "command": command, "model": model_name}
+    report = {**result.report, "command": command, "model": model_name}
     paths = [out / f"{mode}.json", out / f"{mode}.md"]
     write_table(out, mode, fidelity_markdown(report) if mode == "fidelity" else physics_markdown(report), report)
     paths += plot_fidelity(report, out) if mode == "fidelity" else plot_physics(report, out)
     fps, shown = report["fps"], slice(0, report["settings"]["videos"])
-    for group in groups:
+    for group in result.groups:
         if not report["settings"]["videos"]:
             break
         paths.append(write_video(out / "videos" / f"{mode}-{group.name.replace('/', '-')}.mp4",
                                  side_by_side(group.real[shown], group.dream[shown]), fps, scale=4))  # fmt: skip
-    if frames is not None:
+    if result.long_frames is not None:
         rows = report["long_rollouts"]
         per = [rows[s]["rollouts"] for s in rows]
-        firsts = np.cumsum([0, *per[:-1]])
-        paths.append(write_video(out / "videos" / "long_rollouts.mp4", np.concatenate(list(frames[firsts]), axis=2), fps, scale=4))
+        firsts = result.long_frames[np.cumsum([0, *per[:-1]])]  # each scenario's first rollout
+        paths.append(write_video(out / "videos" / "long_rollouts.mp4", np.concatenate(list(firsts), axis=2), fps, scale=4))
     return paths
 
 

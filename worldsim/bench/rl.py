@@ -213,11 +213,11 @@ def episodes_real_and_dreamed(model, episodes: int, seed: int, max_steps: int, d
     """Per policy (uniformly random, then every constant action): mean length and return of real
     and dream episodes. Where a policy's dream episodes last longer than its real ones, the
     termination head misses ends, and an agent trained in the dream is not taught to avoid them."""
-    if model.config.action_space["type"] != "discrete":
-        raise UserError(f"comparing episodes needs a discrete action space, the model has {model.config.action_space}")
-    n_actions = int(model.config.action_space["n"])
+    space = model.config.action_space
+    if not space.discrete:
+        raise UserError(f"comparing episodes needs a discrete action space, the model has {space}")
     rows = []
-    for policy in ["random", *map(str, range(n_actions))]:
+    for policy in ["random", *map(str, range(space.n))]:
         real = real_episodes(model, policy, episodes, seed, max_steps, **world_kwargs)
         dream = dream_episodes(model, policy, episodes, seed, max_steps, device, **world_kwargs)
         row = {"policy": policy if policy == "random" else f"always {policy}"}

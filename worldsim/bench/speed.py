@@ -41,6 +41,7 @@ from omegaconf import OmegaConf
 
 from worldsim.atomic import write_table
 from worldsim.errors import UserError
+from worldsim.model.action_space import ActionSpace
 from worldsim.model.codec import VAECodec, small_vae
 from worldsim.model.denoiser import Denoiser
 from worldsim.model.sampler import Sampler
@@ -102,7 +103,7 @@ def preset_name(sizes: ModelConfig) -> str:
 def build_model(sizes: ModelConfig, frame_size: tuple[int, int], window: int, seed: int) -> WorldModel:
     """A freshly initialised world model for a 5-action discrete world, trained on ``window + 1``
     frames. A ``vae`` codec without a trained VAE gets an untrained one of the training defaults."""
-    world = WorldModelConfig(frame_size=tuple(frame_size), action_space={"type": "discrete", "n": 5}, context_frames=window + 1)
+    world = WorldModelConfig(frame_size=tuple(frame_size), action_space=ActionSpace("discrete", n=5), context_frames=window + 1)
     torch.manual_seed(seed)
     if sizes.codec != "vae" or sizes.vae is not None:
         return build_world_model(sizes, world).eval()

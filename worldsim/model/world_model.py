@@ -19,10 +19,10 @@ shared by :func:`load` and by resuming (:mod:`worldsim.training.checkpoint`), wo
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -31,13 +31,17 @@ from torch import nn
 from worldsim.atomic import atomic_folder, atomic_write
 from worldsim.errors import MissingFileError, UserError
 from worldsim.model import manifest
-from worldsim.model.codec import load_codec
+from worldsim.model.action_space import ActionSpace
+from worldsim.model.codec import PixelCodec, VAECodec, load_codec
 from worldsim.model.denoiser import Denoiser
 from worldsim.model.dit import SpacetimeDiT, TextContext
 from worldsim.model.flow import add_noise
 from worldsim.model.sampler import Sampler, check_sampling
-from worldsim.model.text import ByteTextEncoder
+from worldsim.model.text import ByteTextEncoder, TextEncoder
 from worldsim.simulator import WorldSimulator
+
+if TYPE_CHECKING:
+    pass
 
 CONFIG_FILE = "worldsim.json"
 STATE_FILE = "training_state.pt"  # the last file of a checkpoint: its presence makes the checkpoint complete
@@ -45,17 +49,31 @@ STATE_FILE = "training_state.pt"  # the last file of a checkpoint: its presence 
 
 @dataclass
 class WorldModelConfig:
-    """What a world model needs besides its weights; stored as ``worldsim.json``."""
+    """What a world model needs besides its weights; stored as ``worldsim.json`` (:meth:`to_dict`)."""
 
     codec: str = "pixels"
     env_id: str | None = None  # the real world it learned, e.g. "worldsim/Balls-v0"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     frame_size: tuple[int, int] = (64, 64)  # (H, W) it generates by default
     fps: int = 10
-    action_space: dict[str, Any] = field(default_factory=lambda: {"type": "discrete", "n": 5})
+    action_space: ActionSpace = ActionSpace("discrete", n=5)  # a dict, as worldsim.json stores it, is read too
     context_frames: int = 8  # the window length it was trained on
     context_noise: float = 0.0  # noise level of context frames at inference (within training's range)
     sampler_steps: int = 4
+
+    def __post_init__(self) -> None:
+        space: object = self.action_space
+        if not isinstance(space, ActionSpace):  # the dict of a worldsim.json
+            self.action_space = ActionSpace.from_dict(space)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``worldsim.json`` holds: the fields, the action space as its dict."""
+        return {**asdict(self), "action_space": self.action_space.to_dict()}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> WorldModelConfig:
+        """The config of a ``worldsim.json``'s dict (what :meth:`to_dict` wrote)."""
+        return cls(**{**raw, "frame_size": tuple(raw["frame_size"])})
 
     def world_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """The arguments of ``gym.make(env_id, ...)`` for the real world this model learned: its
@@ -66,7 +84,7 @@ class WorldModelConfig:
 class WorldModel(nn.Module):
     """A trained world model: encode frames, predict the next ones, decode them."""
 
-    def __init__(self, config: WorldModelConfig, codec: nn.Module, dit: SpacetimeDiT, text_encoder: nn.Module):
+    def __init__(self, config: WorldModelConfig, codec: PixelCodec | VAECodec, dit: SpacetimeDiT, text_encoder: TextEncoder) -> None:
         super().__init__()
         self.config = config
         self.codec = codec
@@ -84,12 +102,12 @@ class WorldModel(nn.Module):
                 self.text_encoder.save_pretrained(tmp / "text_encoder", safe_serialization=True)
             self.codec.save_pretrained(tmp)
             with atomic_write(tmp / CONFIG_FILE, "w") as f:
-                json.dump(asdict(self.config), f, indent=2)
+                json.dump(self.config.to_dict(), f, indent=2)
             manifest.write(tmp)
         return path
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu", text_encoder: nn.Module | None = None) -> WorldModel:
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu", text_encoder: TextEncoder | None = None) -> WorldModel:
         """Loads a model folder after verifying its manifest; a missing, corrupt or altered file, or
         one without a manifest, raises a UserError that names it.
 
@@ -101,8 +119,7 @@ class WorldModel(nn.Module):
             raise MissingFileError(f"{path} is not a worldsim model folder: it has no {CONFIG_FILE}")
         manifest.verify(path)
         try:
-            raw = json.loads(config_path.read_text())
-            config = WorldModelConfig(**{**raw, "frame_size": tuple(raw["frame_size"])})
+            config = read_config(config_path)
             dit = manifest.load_exact(SpacetimeDiT, path / "dit")
             if text_encoder is None:
                 text_encoder = manifest.load_exact(ByteTextEncoder, path / "text_encoder")
@@ -115,7 +132,7 @@ class WorldModel(nn.Module):
 
     # ---------------------------------------------------------------------------------- inference
 
-    def simulator(self, batch_size: int = 1, device: str | torch.device = "cpu", **kwargs) -> WorldSimulator:
+    def simulator(self, batch_size: int = 1, device: str | torch.device = "cpu", **kwargs: Any) -> WorldSimulator:
         """A :class:`~worldsim.simulator.WorldSimulator` of ``batch_size`` envs on ``device``
         (keyword arguments: ``window``, ``sampler_steps``, ``frame_size``, ``guidance``, ``seed``)."""
         return WorldSimulator(self, batch_size, device, **kwargs)
@@ -133,9 +150,11 @@ class WorldModel(nn.Module):
         """The DiT's cross-attention keys and values of ``captions`` (B strings, "" for none)."""
         return self.dit.text_context(*self.text_encoder(list(captions)))
 
-    def _null_text(self, batch: int, guidance: float) -> TextContext | None:
-        """Guidance's unconditional text, ``batch`` empty captions; None without guidance."""
-        return self.text_context([""] * batch) if guidance != 1.0 else None
+    def _texts(self, captions: Sequence[str], guidance: float) -> tuple[TextContext, TextContext]:
+        """The text of ``captions`` and guidance's unconditional text, as many empty captions
+        (without guidance the captions' own: the sampler then never asks for it)."""
+        text = self.text_context(captions)
+        return text, self.text_context([""] * len(captions)) if guidance != 1.0 else text
 
     @torch.no_grad()
     def predict_next(
@@ -171,7 +190,7 @@ class WorldModel(nn.Module):
         incoming = torch.cat([torch.zeros_like(actions[:, :1]), actions], dim=1).to(device)
         mask = torch.ones(incoming.shape[:2], dtype=torch.bool, device=device)
         mask[:, 0] = False
-        text, null_text = self.text_context(captions), self._null_text(b, guidance)
+        text, null_text = self._texts(captions, guidance)
 
         def velocity(x: torch.Tensor, sigma: float, conditioned: bool) -> torch.Tensor:
             latents = torch.cat([context, x], dim=1)
@@ -197,9 +216,8 @@ class WorldModel(nn.Module):
         d, b, device = self.codec.downsample, len(captions), self.device
         if height % d or width % d:
             raise UserError(f"frame_size {(height, width)} must be divisible by the codec's downsampling {d}")
-        text, null_text = self.text_context(captions), self._null_text(b, guidance)
-        discrete = self.config.action_space["type"] == "discrete"
-        actions = torch.zeros((b, 1) if discrete else (b, 1, *self.config.action_space["shape"]), device=device)
+        text, null_text = self._texts(captions, guidance)
+        actions = torch.zeros((b, 1, *self.config.action_space.shape), device=device)
         no_action = torch.zeros(b, 1, dtype=torch.bool, device=device)
 
         def velocity(x: torch.Tensor, sigma: float, conditioned: bool) -> torch.Tensor:
@@ -208,6 +226,16 @@ class WorldModel(nn.Module):
 
         noise = torch.randn((b, 1, self.codec.latent_channels, height // d, width // d), generator=generator).to(device)
         return self.codec.decode(Sampler(steps or self.config.sampler_steps, guidance).sample(velocity, noise))[:, 0]
+
+
+def read_config(path: Path) -> WorldModelConfig:
+    """The config in a model folder's ``worldsim.json`` at ``path``; a bad value raises a one-line
+    UserError that names the file and the field."""
+    raw = json.loads(path.read_text())
+    try:
+        return WorldModelConfig.from_dict(raw)
+    except UserError as error:
+        raise UserError(f"{path}: {error}") from error
 
 
 def complete_checkpoints(run: Path) -> list[Path]:

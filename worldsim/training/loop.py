@@ -1,34 +1,27 @@
 """Training the world model (``worldsim train``): flow matching on windows of real episodes.
 
-One readable loop, nanoGPT style: build the data, the model and its loss; then for each step draw
-micro-batches, accumulate gradients, clip, step AdamW under warmup + cosine, update the EMA, log a
-CSV row, and now and then write a checkpoint. Under ``torchrun`` it runs DDP (gloo on CPU, NCCL on
-GPU) with no change: every rank draws its own batches of one shared order, rank 0 writes.
+:func:`train` builds the data, the model and its loss (:class:`FlowMatchingLoss`), then runs the
+optimizer loop that the VAE codec's training shares (:func:`~worldsim.training.steps.run_steps`:
+gradient accumulation, AdamW under warmup + cosine, an EMA of the weights, a metrics CSV,
+checkpoints with exact resume, DDP under ``torchrun``).
 """
 
 from __future__ import annotations
 
-import math
-import os
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from worldsim.data.collection import Collection
-from worldsim.data.dataset import BucketBatchSampler, WindowDataset
-from worldsim.errors import UserError, is_integer
+from worldsim.data.dataset import WindowDataset
+from worldsim.errors import UserError
+from worldsim.model.action_space import ActionSpace
 from worldsim.model.codec import load_codec
 from worldsim.model.denoiser import Denoiser
 from worldsim.model.dit import SpacetimeDiT, TextContext
@@ -38,6 +31,7 @@ from worldsim.model.text import ByteTextEncoder
 from worldsim.model.world_model import WorldModel, WorldModelConfig
 from worldsim.training import checkpoint
 from worldsim.training.config import ModelConfig, TrainConfig
+from worldsim.training.steps import Stage, bucket_loader, check_steps, run_steps, setup_distributed
 
 METRICS = ("step", "epoch", "loss", "diffusion", "reward", "termination", "lr", "grad_norm", "steps_per_s", "tokens_per_s")
 
@@ -48,10 +42,6 @@ class TrainResult:
 
     checkpoint: Path | None
     model: WorldModel
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run stopped without writing a checkpoint."""
 
 
 # ------------------------------------------------------------------------------------ building
@@ -71,12 +61,10 @@ def describe_world(roots: list[str | Path]) -> WorldModelConfig:
     env = gym.make(env_id, **env_kwargs)
     space, fps = env.action_space, env.metadata.get("render_fps", 10)
     env.close()
-    if isinstance(space, gym.spaces.Discrete):
-        action_space = {"type": "discrete", "n": int(space.n)}
-    elif isinstance(space, gym.spaces.Box):
-        action_space = {"type": "box", "shape": list(space.shape), "low": space.low.tolist(), "high": space.high.tolist()}
-    else:
-        raise UserError(f"{env_id} has action space {space}; worldsim models support Discrete and Box")
+    try:
+        action_space = ActionSpace.from_gym(space)
+    except UserError as error:
+        raise UserError(f"{env_id}: {error}") from error
     return WorldModelConfig(env_id=env_id, env_kwargs=env_kwargs, frame_size=frame_size, fps=int(fps), action_space=action_space)
 
 
@@ -92,7 +80,6 @@ def build_world_model(model: ModelConfig, world: WorldModelConfig, text_encoder:
     codec = load_codec(model.codec, model.vae)
     if text_encoder is None:
         text_encoder = ByteTextEncoder(dim=model.text_dim, depth=model.text_depth, num_heads=model.text_heads)
-    discrete = world.action_space["type"] == "discrete"
     dit = SpacetimeDiT(
         in_channels=codec.latent_channels,
         patch_size=model.patch_size,
@@ -101,8 +88,8 @@ def build_world_model(model: ModelConfig, world: WorldModelConfig, text_encoder:
         depth=model.depth,
         num_heads=model.num_heads,
         mlp_ratio=model.mlp_ratio,
-        num_actions=world.action_space["n"] if discrete else 0,
-        action_dim=0 if discrete else math.prod(world.action_space["shape"]),
+        num_actions=world.action_space.n,
+        action_dim=world.action_space.dim,
         text_dim=text_encoder.dim,
         data_std=1.0 if model.codec == "vae" else 0.5,  # VAE latents are normalised; frames in [-1, 1] are not
         residual_std=0.2 if model.codec == "vae" else 0.1,
@@ -230,47 +217,7 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1)
 
 
-def ema_with_warmup(decay: float):
-    """An EMA update for ``AveragedModel`` whose decay ramps up as ``(1 + n) / (10 + n)`` (n: updates
-    so far) to ``decay``, so that early checkpoints are not dominated by the initial weights."""
-
-    @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
-        rate = torch.clamp((1 + num_averaged) / (10 + num_averaged), max=decay)
-        for a, c in zip(averaged, current):
-            a.lerp_(c, (1 - rate).to(a.dtype))
-
-    return update
-
-
-def lr_lambda(warmup: int, total: int, min_ratio: float):
-    """Linear warmup to 1, then cosine decay to ``min_ratio`` at ``total`` steps."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
-# ------------------------------------------------------------------------------------ the loop
-
-
-def setup_distributed(device: str) -> tuple[int, int, torch.device]:
-    """``(rank, world_size, device)``; joins the torchrun process group when launched by torchrun."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if "RANK" not in os.environ:
-        return 0, 1, torch.device(device)
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if device == "cuda":
-        torch.cuda.set_device(local_rank)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
-    the_device = torch.device("cuda", local_rank) if device == "cuda" else torch.device("cpu")
-    return dist.get_rank(), dist.get_world_size(), the_device
+# ------------------------------------------------------------------------------------ training
 
 
 def frame_change_std(dataset: WindowDataset, codec: nn.Module, seed: int, samples: int = 64) -> float | None:
@@ -284,15 +231,6 @@ def frame_change_std(dataset: WindowDataset, codec: nn.Module, seed: int, sample
     with torch.no_grad():
         changes = [codec.encode(dataset[int(i)]["frames"][None]).diff(dim=1).flatten() for i in picks]
     return float(torch.cat(changes).std())
-
-
-def batches(loader: DataLoader, sampler: BucketBatchSampler, epoch: int, skip: int) -> Iterator[tuple[int, int, dict]]:
-    """``(epoch, index in epoch, batch)`` forever, starting ``skip`` batches into ``epoch``."""
-    while True:
-        sampler.set_epoch(epoch, skip=skip)
-        for i, batch in enumerate(loader, start=skip):
-            yield epoch, i, batch
-        epoch, skip = epoch + 1, 0
 
 
 def train(
@@ -313,15 +251,13 @@ def train(
     position (the noise of a step is seeded by the step). ``text_encoder``: see
     :func:`build_world_model`. ``init``: a trained world model (shipped name, model or run folder)
     of ``model_cfg``'s sizes to start from (fine-tuning; its ``residual_std`` is kept)."""
-    if not is_integer(steps, 1):
-        raise UserError(f"steps must be >= 1 (an integer), got {steps!r}")
+    check_steps(steps)
     out = Path(out)
-    rank, world_size, device = setup_distributed(device)
+    place = setup_distributed(device)
     dataset = WindowDataset(data, cfg.window_lengths, images=cfg.images, terminal_repeats=cfg.terminal_repeats)
-    sampler = BucketBatchSampler(dataset.buckets, cfg.batch_size, drop_last=True, seed=cfg.seed, rank=rank, world_size=world_size)
-    if len(sampler) == 0:
+    loader = bucket_loader(dataset, dataset.buckets, cfg, place)
+    if len(loader) == 0:
         raise UserError(f"no full batch of {cfg.batch_size} windows per rank: collect more episodes or lower batch_size")
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers)
 
     torch.manual_seed(cfg.seed)
     trained = None
@@ -338,58 +274,27 @@ def train(
         if measured is not None:
             model.dit.register_to_config(residual_std=measured)  # the DiT reads it from its config
     model.config.context_frames = max(cfg.window_lengths)
-    model.to(device)
-    objective = FlowMatchingLoss(model, cfg).to(device)
-    trainable = nn.ModuleDict({"dit": model.dit, "text_encoder": model.text_encoder})
-    ddp = DistributedDataParallel(objective) if world_size > 1 else objective
-    optimizer = torch.optim.AdamW(trainable.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.warmup_steps, steps, cfg.min_lr_ratio))
-    ema = AveragedModel(trainable, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True)
-    generator = torch.Generator()
+    model.to(place.device)
 
-    parts = {"trainable": trainable, "optimizer": optimizer, "schedule": schedule, "ema": ema}
-    start = checkpoint.start(out, parts, resume)
-    if rank == 0:
-        checkpoint.write_run_config(out, data=[str(d) for d in data], steps=steps, init=None if init is None else str(init),
-                                    model=model_cfg, train=cfg, world=model.config)  # fmt: skip
+    def save(parts: dict[str, Any], state: checkpoint.State) -> tuple[Path, dict[str, Any]]:
+        return checkpoint.save(out, model, parts["ema"], parts, state, cfg.keep_checkpoints), {}
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
-    metrics = checkpoint.MetricsWriter(out / "metrics.csv", METRICS, enabled=rank == 0, keep_until=start.step)
-    stream = batches(loader, sampler, start.epoch, start.batch)
-    step, epoch, index = start.step, start.epoch, start.batch
-    bar = tqdm(total=steps, initial=step, desc=f"train {out.name}", disable=not progress or rank != 0, unit="step")
-    tick, tokens = time.perf_counter(), 0
-    last = None
-    while step < steps:
-        # Noise, levels and dropout of a step follow from (seed, rank, step): resume needs no RNG state.
-        generator.manual_seed(step_seed(cfg.seed, rank, step))
-        totals, epoch, index, seen = accumulate(stream, cfg.grad_accum, lambda batch: ddp(batch, generator), autocast)
-        tokens += sum(tokens_in(batch, model) for batch in seen)
-        check_finite(totals, step + 1, out, f"try a lower lr (now {cfg.lr})")
-        grad_norm = float(nn.utils.clip_grad_norm_(trainable.parameters(), cfg.grad_clip))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        schedule.step()
-        ema.update_parameters(trainable)
-        step += 1
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == steps:
-            elapsed = time.perf_counter() - tick
-            rate = cfg.log_every / elapsed if step % cfg.log_every == 0 else 0.0
-            row = {"step": step, "epoch": epoch, **totals, "lr": schedule.get_last_lr()[0], "grad_norm": grad_norm,
-                   "steps_per_s": rate, "tokens_per_s": tokens / elapsed}  # fmt: skip
-            metrics.write(row)
-            bar.set_postfix(loss=f"{totals['loss']:.4f}", steps_per_s=f"{rate:.2f}")
-            tick, tokens = time.perf_counter(), 0
-        if step % cfg.checkpoint_every == 0 or step == steps:
-            state = checkpoint.State(step=step, epoch=epoch, batch=index + 1)
-            if rank == 0:
-                last = checkpoint.save(out, model, ema, parts, state, cfg.keep_checkpoints)
-            if world_size > 1:
-                dist.barrier()
-    bar.close()
-    metrics.close()
-    return TrainResult(checkpoint=last or checkpoint.newest(out), model=model)
+    stage = Stage(
+        description=f"train {out.name}",
+        loader=loader,
+        objective=FlowMatchingLoss(model, cfg).to(place.device),
+        trainable=nn.ModuleDict({"dit": model.dit, "text_encoder": model.text_encoder}),
+        trainable_key="trainable",
+        columns=METRICS,
+        advice=f"try a lower lr (now {cfg.lr})",
+        save=save,
+        ema_decay=cfg.ema_decay,
+        tokens=lambda batch: tokens_in(batch, model),
+    )
+    settings = dict(data=[str(d) for d in data], steps=steps, init=None if init is None else str(init), model=model_cfg,
+                    train=cfg, world=model.config.to_dict())  # fmt: skip
+    last = run_steps(stage, out, steps, cfg, place, resume, progress, settings)
+    return TrainResult(checkpoint=last, model=model)
 
 
 def start_from(model: WorldModel, trained: WorldModel, init: str | Path) -> None:
@@ -400,38 +305,6 @@ def start_from(model: WorldModel, trained: WorldModel, init: str | Path) -> None
         first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
         raise UserError(f"init={init} has other sizes than model= ({first}); fine-tune with its own sizes") from None
     model.dit.register_to_config(residual_std=trained.dit.config.residual_std)
-
-
-def accumulate(stream, grad_accum: int, forward, autocast) -> tuple[dict[str, float], int, int, list[dict]]:
-    """Runs ``grad_accum`` micro-batches of ``stream`` through ``forward(batch) -> losses`` and
-    backpropagates ``loss / grad_accum``; returns the averaged losses, the epoch and index of the
-    last batch, and the batches."""
-    totals, seen = {}, []
-    for _ in range(grad_accum):
-        epoch, index, batch = next(stream)
-        with autocast:
-            losses = forward(batch)
-        (losses["loss"] / grad_accum).backward()
-        for key, value in losses.items():
-            totals[key] = totals.get(key, 0.0) + value.item() / grad_accum
-        seen.append(batch)
-    return totals, epoch, index, seen
-
-
-def check_finite(totals: dict[str, float], step: int, out: Path, advice: str) -> None:
-    """Raises TrainingDiverged, naming the last good checkpoint, if any loss is NaN or infinite."""
-    if all(math.isfinite(v) for v in totals.values()):
-        return
-    terms = ", ".join(f"{k} {v}" for k, v in totals.items() if k != "loss")
-    last_good = checkpoint.newest(out)
-    raise TrainingDiverged(
-        f"loss became {totals['loss']} ({terms}) at step {step}; stopped without saving. "
-        f"The last good checkpoint is {last_good or 'none (no checkpoint yet)'}; {advice}"
-    )
-
-
-def step_seed(seed: int, rank: int, step: int) -> int:
-    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
 
 
 def tokens_in(batch: dict, model: WorldModel) -> int:

@@ -1,8 +1,8 @@
 """Training the VAE codec (``worldsim train stage=vae``): a small ``AutoencoderKL`` from scratch, per frame.
 
-The same loop as the world model's (:mod:`worldsim.training.loop`): bucketed batches of single
-frames, AdamW under warmup + cosine, gradient accumulation and clipping, bf16 autocast on CUDA,
-DDP under ``torchrun``, a metrics CSV and exact resume. The loss is the latent-diffusion one: the
+The same loop as the world model's (:func:`~worldsim.training.steps.run_steps`) on bucketed batches
+of single frames: AdamW under warmup + cosine, gradient accumulation and clipping, bf16 autocast on
+CUDA, DDP under ``torchrun``, a metrics CSV and exact resume. The loss is the latent-diffusion one: the
 reconstruction MSE on [-1, 1] plus ``kl_weight`` times the KL to N(0, I), both summed per frame (and
 divided by the frame's pixel count so that ``loss`` reads as a per-pixel MSE). No EMA: the codec is
 frozen before the world model trains on its latents, and a slowly moving decoder buys nothing there.
@@ -26,22 +26,17 @@ RUN/
 from __future__ import annotations
 
 import json
-import math
 import shutil
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
 
 from worldsim.atomic import atomic_folder, atomic_write
 from worldsim.data.collection import Collection
@@ -49,15 +44,8 @@ from worldsim.data.dataset import BucketBatchSampler, WindowDataset
 from worldsim.errors import UserError
 from worldsim.model.codec import VAECodec, frames_to_unit, small_vae
 from worldsim.training import checkpoint
-from worldsim.training.config import TrainConfig
-from worldsim.training.loop import (
-    accumulate,
-    batches,
-    check_finite,
-    lr_lambda,
-    setup_distributed,
-    step_seed,
-)
+from worldsim.training.config import TrainConfig, VAEConfig
+from worldsim.training.steps import Stage, bucket_loader, check_steps, run_steps, setup_distributed
 
 METRICS = ("step", "epoch", "loss", "recon", "kl", "lr", "grad_norm", "steps_per_s")
 HOLDOUT_EVERY = 20  # episode files 0, 20, 40, ... of each collection are held out
@@ -127,13 +115,6 @@ def check_frame_sizes(dataset: WindowDataset, downsample: int) -> None:
         )
 
 
-def check_vae_settings(latent_channels: int, kl_weight: float) -> None:
-    if latent_channels < 1:
-        raise UserError(f"vae latent_channels must be >= 1, got {latent_channels}")
-    if not (math.isfinite(kl_weight) and kl_weight >= 0):
-        raise UserError(f"vae kl_weight must be a finite number >= 0, got {kl_weight}")
-
-
 # ------------------------------------------------------------------------------------ evaluation
 
 
@@ -191,9 +172,7 @@ def calibrate(vae: AutoencoderKL, dataset: WindowDataset, train: list[int], held
 # ------------------------------------------------------------------------------------ run folder
 
 
-def save_checkpoint(
-    out: Path, vae: AutoencoderKL, parts: dict[str, Any], state: checkpoint.State, evaluation: dict, keep: int
-) -> Path:
+def save_checkpoint(out: Path, vae: AutoencoderKL, parts: dict[str, Any], state: checkpoint.State, evaluation: dict, keep: int) -> Path:
     """Writes ``checkpoints/step_NNNNNNN/`` (``vae/`` + training state), refreshes ``out/vae`` and
     ``out/vae_eval.json``, and prunes all checkpoints but ``keep``."""
     path = out / "checkpoints" / f"step_{state.step:07d}"
@@ -212,91 +191,56 @@ def replace_folder(source: Path, dest: Path) -> None:
         shutil.copytree(source, fresh, dirs_exist_ok=True)
 
 
-# ------------------------------------------------------------------------------------ the loop
+# ------------------------------------------------------------------------------------ training
 
 
 def train_vae(
     data: list[str | Path],
     out: str | Path,
     steps: int,
+    vae_cfg: VAEConfig,
     cfg: TrainConfig,
-    latent_channels: int = 4,
-    downsample: int = 4,
-    width: int = 64,
-    kl_weight: float = 1e-6,
     resume: bool = False,
     device: str = "auto",
     progress: bool = True,
-) -> Path:
-    """Trains a VAE codec on the frames of the collections ``data`` for ``steps`` optimizer steps
-    into the run folder ``out``; returns the last checkpoint. ``resume`` continues from the newest
-    checkpoint exactly: weights, optimizer, schedule, data position (noise follows from the step).
-    Uses of ``cfg``: batch_size (frames), grad_accum, lr, weight_decay, warmup_steps, min_lr_ratio,
-    grad_clip, log_every, checkpoint_every, keep_checkpoints, num_workers, bf16, seed."""
-    if steps < 1:
-        raise UserError(f"steps must be >= 1, got {steps}")
-    check_vae_settings(latent_channels, kl_weight)
+) -> Path | None:
+    """Trains a VAE codec of ``vae_cfg``'s sizes on the frames of the collections ``data`` for
+    ``steps`` optimizer steps into the run folder ``out``; returns the last checkpoint. ``resume``
+    continues from the newest checkpoint exactly: weights, optimizer, schedule, data position (noise
+    follows from the step). Uses of ``cfg``: batch_size (frames), grad_accum, lr, weight_decay,
+    warmup_steps, min_lr_ratio, grad_clip, log_every, checkpoint_every, keep_checkpoints,
+    num_workers, bf16, seed."""
+    check_steps(steps)
     torch.manual_seed(cfg.seed)
-    vae = small_vae(latent_channels, downsample, width)  # raises UserError for a bad downsample or width
+    vae = small_vae(vae_cfg.latent_channels, vae_cfg.downsample, vae_cfg.width)  # raises UserError for a bad width
     out = Path(out)
-    rank, world_size, device = setup_distributed(device)
+    place = setup_distributed(device)
     dataset = WindowDataset(data, window_lengths=1, images=True)
-    check_frame_sizes(dataset, downsample)
+    check_frame_sizes(dataset, vae_cfg.downsample)
     train, held_out = split_holdout(dataset, data)
-    sampler = BucketBatchSampler([dataset.buckets[i] for i in train], cfg.batch_size, drop_last=True, seed=cfg.seed,
-                                 rank=rank, world_size=world_size)  # fmt: skip
-    if len(sampler) == 0:
+    loader = bucket_loader(Subset(dataset, train), [dataset.buckets[i] for i in train], cfg, place)
+    if len(loader) == 0:
         raise UserError(
             f"no full batch of {cfg.batch_size} frames per rank among {len(train)} training frames "
             f"({len(held_out)} held out): collect more episodes or lower batch_size"
         )
-    loader = DataLoader(Subset(dataset, train), batch_sampler=sampler, num_workers=cfg.num_workers)
+    vae.to(place.device)
 
-    vae.to(device)
-    objective = VAELoss(vae, kl_weight)
-    ddp = DistributedDataParallel(objective) if world_size > 1 else objective
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.warmup_steps, steps, cfg.min_lr_ratio))
-    parts = {"vae": vae, "optimizer": optimizer, "schedule": schedule}
-    generator = torch.Generator()
+    def save(parts: dict[str, Any], state: checkpoint.State) -> tuple[Path, dict[str, Any]]:
+        evaluation = calibrate(vae, dataset, train, held_out, cfg.batch_size)
+        path = save_checkpoint(out, vae, parts, state, evaluation, cfg.keep_checkpoints)
+        return path, {"heldout_psnr_db": evaluation["heldout_psnr_db"]}
 
-    start = checkpoint.start(out, parts, resume)
-    if rank == 0:
-        sizes = dict(latent_channels=latent_channels, downsample=downsample, width=width, kl_weight=kl_weight)
-        checkpoint.write_run_config(out, stage="vae", data=[str(d) for d in data], steps=steps, vae=sizes, train=cfg)
-
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
-    metrics = checkpoint.MetricsWriter(out / "metrics.csv", METRICS, enabled=rank == 0, keep_until=start.step)
-    stream = batches(loader, sampler, start.epoch, start.batch)
-    step, epoch, index = start.step, start.epoch, start.batch
-    bar = tqdm(total=steps, initial=step, desc=f"train vae {out.name}", disable=not progress or rank != 0, unit="step")
-    tick, last = time.perf_counter(), None
-    while step < steps:
-        # The posterior noise of a step follows from (seed, rank, step): resume needs no RNG state.
-        generator.manual_seed(step_seed(cfg.seed, rank, step))
-        forward = lambda batch: ddp(batch["frames"][:, 0], generator)  # noqa: E731
-        totals, epoch, index, _ = accumulate(stream, cfg.grad_accum, forward, autocast)
-        check_finite(totals, step + 1, out, f"try a lower lr (now {cfg.lr}) or kl_weight (now {kl_weight})")
-        grad_norm = float(nn.utils.clip_grad_norm_(vae.parameters(), cfg.grad_clip))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        schedule.step()
-        step += 1
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == steps:
-            rate = cfg.log_every / (time.perf_counter() - tick) if step % cfg.log_every == 0 else 0.0
-            row = {"step": step, "epoch": epoch, **totals, "lr": schedule.get_last_lr()[0], "grad_norm": grad_norm, "steps_per_s": rate}
-            metrics.write(row)
-            bar.set_postfix(loss=f"{totals['loss']:.4f}", steps_per_s=f"{rate:.2f}")
-            tick = time.perf_counter()
-        if step % cfg.checkpoint_every == 0 or step == steps:
-            if rank == 0:
-                evaluation = calibrate(vae, dataset, train, held_out, cfg.batch_size)
-                state = checkpoint.State(step=step, epoch=epoch, batch=index + 1)
-                last = save_checkpoint(out, vae, parts, state, evaluation, cfg.keep_checkpoints)
-                bar.set_postfix(loss=f"{totals['loss']:.4f}", heldout_psnr_db=evaluation["heldout_psnr_db"])
-            if world_size > 1:
-                dist.barrier()
-    bar.close()
-    metrics.close()
-    return last or checkpoint.newest(out)
+    stage = Stage(
+        description=f"train vae {out.name}",
+        loader=loader,
+        objective=VAELoss(vae, vae_cfg.kl_weight),
+        trainable=vae,
+        trainable_key="vae",
+        columns=METRICS,
+        advice=f"try a lower lr (now {cfg.lr}) or kl_weight (now {vae_cfg.kl_weight})",
+        save=save,
+        inputs=lambda batch: batch["frames"][:, 0],  # one-frame windows: [B, 1, H, W, 3] -> [B, H, W, 3]
+    )
+    settings = dict(stage="vae", data=[str(d) for d in data], steps=steps, vae=vae_cfg, train=cfg)
+    return run_steps(stage, out, steps, cfg, place, resume, progress, settings)
