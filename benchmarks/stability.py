@@ -1,7 +1,7 @@
 """Do a model's dreams stay true? One ablation row per recipe: long-rollout validity, PSNR, physics.
 
     python benchmarks/stability.py --model LABEL=PATH --setting "what the recipe changed" \
-        [--context-noise 0.2] [--episodes 8] [--long-steps 1000] [--long-rollouts 4] \
+        [--context-noise 0.2] [--sampler-steps 2] [--episodes 8] [--long-steps 1000] [--long-rollouts 4] \
         [--seed 1000000] [--out benchmarks/results/stability]
 
 For a Balls world model (a shipped name, model or run folder) it runs the fidelity benchmark
@@ -16,9 +16,10 @@ split) with :mod:`worldsim.bench.fidelity`, and reduces them to one row:
 | v-err / floor | velocity error over the parser floor per scenario (id split): mean (max) |
 | steps, wall | optimizer steps and training time of the run the model comes from (its ``metrics.csv``), when it has one |
 
-``--context-noise`` overrides the model's inference context noise level (``worldsim.json``) for
-this row. Rows accumulate in ``OUT/stability.json`` by label (a label measured again replaces its
-row), each with the command that made it; ``OUT/stability.md`` is the table of all of them.
+``--context-noise`` and ``--sampler-steps`` override the model's inference context noise level and
+sampler steps per frame (``worldsim.json``) for this row. Rows accumulate in ``OUT/stability.json``
+by label (a label measured again replaces its row), each with the command that made it;
+``OUT/stability.md`` is the table of all of them.
 """
 
 from __future__ import annotations
@@ -59,9 +60,11 @@ def measure(label: str, path: str, setting: str, context_noise: float | None, se
     model = load(path)
     if context_noise is not None:
         model.config.context_noise = context_noise
-    fidelity = run_fidelity(model, settings)
-    physics = run_physics(model, Settings(**{**settings.__dict__, "long_steps": 0}))
-    long = {k: v["valid"] for k, v in fidelity["long_rollouts"].items() if not k.startswith("_")}
+    if settings.sampler_steps is not None:
+        model.config.sampler_steps = settings.sampler_steps
+    fidelity = run_fidelity(model, settings).report
+    physics = run_physics(model, Settings(**{**settings.__dict__, "long_steps": 0})).report
+    long = {k: v["valid"] for k, v in fidelity["long_rollouts"].items()}
     at = {n: [curve[min(n, len(curve)) - 1] for curve in long.values()] for n in (100, settings.long_steps)}
     curves = fidelity["groups"]["all"]["curves"]
     ratios = {name.split("/")[0]: g["model"]["velocity_error"] / g["parser_floor"]["velocity_error"]
@@ -69,6 +72,7 @@ def measure(label: str, path: str, setting: str, context_noise: float | None, se
     steps, hours = training_of(path)
     return {
         "label": label, "model": path, "setting": setting, "context_noise": model.config.context_noise,
+        "sampler_steps": model.config.sampler_steps,
         "train_steps": steps, "train_hours": hours,
         "valid": {str(n): {"mean": float(np.mean(v)), "min": float(np.min(v))} for n, v in at.items()},
         "psnr": {str(h): curves["model"]["psnr"][h - 1] for h in HORIZONS},
@@ -83,15 +87,16 @@ def markdown(rows: list[dict]) -> str:
              "One row per recipe, each from its own `python benchmarks/stability.py` command (below the table). Validity: share of long "
              "rollouts whose every frame so far is valid, mean over the 4 Balls scenarios (min). PSNR: open loop over all scenarios "
              "(copy-last). v-err / floor: velocity error over the parser floor per scenario, mean (max).", "",
-             "| label | setting | context noise | steps | wall (h) | valid@100 | valid@N (N) | PSNR h=1 | h=8 | h=32 | v-err / floor |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+             "| label | setting | context noise | sampler steps | steps | wall (h) | valid@100 | valid@N (N) | PSNR h=1 | h=8 | h=32 "
+             "| v-err / floor |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for r in rows:
         n = str(r["settings"]["long_steps"])
         psnr = [f"{r['psnr'][str(h)]:.2f} ({r['copy_last_psnr'][str(h)]:.2f})" for h in HORIZONS]
         ratios = list(r["velocity_ratio"].values())
         steps = "-" if r["train_steps"] is None else f"{r['train_steps']:,}"
         hours = "-" if r["train_hours"] is None else f"{r['train_hours']:.2f}"
-        lines.append(f"| {r['label']} | {r['setting']} | {r['context_noise']} | {steps} | {hours} | "
+        lines.append(f"| {r['label']} | {r['setting']} | {r['context_noise']} | {r['sampler_steps']} | {steps} | {hours} | "
                      f"{r['valid']['100']['mean']:.2f} ({r['valid']['100']['min']:.2f}) | "
                      f"{r['valid'][n]['mean']:.2f} ({r['valid'][n]['min']:.2f}) ({n}) | {' | '.join(psnr)} | "
                      f"{np.mean(ratios):.1f} ({np.max(ratios):.1f}) |")  # fmt: skip
@@ -104,6 +109,7 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="LABEL=PATH: the row's label and a Balls world model")
     parser.add_argument("--setting", default="", help="what this recipe changed, for the table")
     parser.add_argument("--context-noise", type=float, default=None, help="inference context noise (default: the model's)")
+    parser.add_argument("--sampler-steps", type=int, default=None, help="sampler steps per frame (default: the model's)")
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--long-steps", type=int, default=1000)
     parser.add_argument("--long-rollouts", type=int, default=4)
@@ -116,7 +122,7 @@ def main() -> None:
     if args.long_steps < 100:
         parser.error(f"--long-steps must be at least 100 (the table reports validity at 100), got {args.long_steps}")
     settings = Settings(episodes=args.episodes, horizon=max(HORIZONS), long_steps=args.long_steps, long_rollouts=args.long_rollouts,
-                        videos=0, seed=args.seed, progress=False)  # fmt: skip
+                        sampler_steps=args.sampler_steps, videos=0, seed=args.seed, progress=False)  # fmt: skip
     row = measure(label, path, args.setting, args.context_noise, settings)
     row["command"] = f"python benchmarks/stability.py {shlex.join(sys.argv[1:])}"
     args.out.mkdir(parents=True, exist_ok=True)
