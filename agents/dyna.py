@@ -32,15 +32,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from worldsim.agents.imagination import (
-    FRAME_STACK,
-    NORMALIZE_REWARD,
-    check_wrappers,
-    evaluate_real,
-    load_weights,
-    make_agent,
-    move_agent,
-)
+from worldsim.agents.imagination import FRAME_STACK, NORMALIZE_REWARD, check_wrappers, evaluate_real, load_weights, make_agent, move_agent
 from worldsim.atomic import atomic_write
 from worldsim.errors import UserError, accepted_number, check_integer, is_integer, is_number
 from worldsim.training.checkpoint import MetricsWriter, newest
@@ -83,8 +75,9 @@ class DynaSettings:
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.imagination_horizon is not None and not is_integer(self.imagination_horizon, 1):
-            raise UserError(f"imagination_horizon must be an integer >= 1 or null (the real episode length), "
-                            f"got {self.imagination_horizon!r}")
+            raise UserError(
+                f"imagination_horizon must be an integer >= 1 or null (the real episode length), got {self.imagination_horizon!r}"
+            )
         check_wrappers(self.frame_stack, self.normalize_reward)
 
     def quota(self, k: int) -> int:
@@ -112,13 +105,20 @@ def collect_steps(env_id: str, out: Path, steps: int, env_kwargs: dict, policy: 
     scenario = env_kwargs.get("scenario")
     kwargs = {k: v for k, v in env_kwargs.items() if k != "scenario"}
     # Every episode has at least one step, so ``steps`` episodes always reach the budget.
-    collect(env_id, out, steps, kwargs, [scenario] if scenario else None, policy=policy, algo=algo, seed=seed, progress=False,
-            steps=steps)  # fmt: skip
+    collect(env_id, out, steps, kwargs, [scenario] if scenario else None, policy=policy, algo=algo, seed=seed, progress=False, steps=steps)
     return sum(ref.steps for ref in Collection(out).refs())
 
 
-def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, device: str = "cpu", resume: bool = False,
-         progress: bool = True, **world_kwargs) -> list[dict]:  # fmt: skip
+def dyna(
+    model_path: str,
+    algo: str,
+    out: str | Path,
+    settings: DynaSettings,
+    device: str = "cpu",
+    resume: bool = False,
+    progress: bool = True,
+    **world_kwargs,
+) -> list[dict]:
     """Runs the Dyna loop (see the module docstring) from the world model ``model_path`` into
     ``out`` (``real/iter_NNN/`` collections, ``world/iter_NNN/`` runs, ``policies/iter_NNN.zip``,
     ``policy.zip``, ``dyna.csv``); returns the log rows."""
@@ -144,21 +144,27 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
         quota = settings.quota(k)
         if quota > real_used:
             world = model.config.world_kwargs(**world_kwargs)
-            real_used += collect_steps(env_id, out / "real" / f"iter_{k:03d}", quota - real_used, world, policy, algo,
-                                       stream_seed(settings.seed, 0, k))  # fmt: skip
+            real_used += collect_steps(
+                env_id, out / "real" / f"iter_{k:03d}", quota - real_used, world, policy, algo, stream_seed(settings.seed, 0, k)
+            )
         collections = sorted(str(p) for p in (out / "real").glob("iter_*"))
         sizes, _ = sizes_of(current)
-        train_cfg = TrainConfig(batch_size=settings.model_batch_size, window_lengths=[context], lr=settings.model_lr,
-                                warmup_steps=min(50, settings.model_steps), checkpoint_every=settings.model_steps,
-                                keep_checkpoints=1, seed=settings.seed + k)  # fmt: skip
+        train_cfg = TrainConfig(
+            batch_size=settings.model_batch_size,
+            window_lengths=[context],
+            lr=settings.model_lr,
+            warmup_steps=min(50, settings.model_steps),
+            checkpoint_every=settings.model_steps,
+            keep_checkpoints=1,
+            seed=settings.seed + k,
+        )
         run = out / "world" / f"iter_{k:03d}"
         trained = newest(run)  # the round's only checkpoint is its last step's
         if trained is not None:  # killed after this round's training: its model stands
             current = str(trained)
         else:
             start_from = None if settings.fresh and k == 0 else current
-            result = train(collections, run, settings.model_steps, sizes, train_cfg, device=device, progress=progress,
-                           init=start_from)  # fmt: skip
+            result = train(collections, run, settings.model_steps, sizes, train_cfg, device=device, progress=progress, init=start_from)
             current = str(result.checkpoint)
         model = load(current, device)
         replay = collections if settings.replay_starts else None
@@ -176,8 +182,15 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
         save_policy(agent, out / "policies" / f"iter_{k:03d}.zip")
         save_policy(agent, out / "policy.zip")
         returns = evaluate_real(agent, real, settings.eval_episodes, settings.eval_seed)
-        row = {"step": k + 1, "real_steps": real_used, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
-               "dream_steps": settings.dream_steps * (k + 1), "model": current, "seconds": time.perf_counter() - start}  # fmt: skip
+        row = {
+            "step": k + 1,
+            "real_steps": real_used,
+            "mean_return": float(np.mean(returns)),
+            "std_return": float(np.std(returns)),
+            "dream_steps": settings.dream_steps * (k + 1),
+            "model": current,
+            "seconds": time.perf_counter() - start,
+        }
         log.write(row)
         rows.append(row)
     log.close()
@@ -185,8 +198,9 @@ def dyna(model_path: str, algo: str, out: str | Path, settings: DynaSettings, de
     return rows
 
 
-def model_free(model_path: str, algo: str, out: str | Path, settings: DynaSettings, device: str = "cpu", progress: bool = True,
-               **world_kwargs) -> list[dict]:  # fmt: skip
+def model_free(
+    model_path: str, algo: str, out: str | Path, settings: DynaSettings, device: str = "cpu", progress: bool = True, **world_kwargs
+) -> list[dict]:
     """The same SB3 algorithm trained on the real env for the same ``real_steps``, evaluated at the
     same marks as :func:`dyna` (after each ``real_steps / iterations``); writes
     ``model_free.csv`` and ``model_free.zip`` (after every mark: a killed run continues from its
@@ -214,8 +228,15 @@ def model_free(model_path: str, algo: str, out: str | Path, settings: DynaSettin
         quota = settings.quota(k)
         agent.learn(total_timesteps=quota - agent.num_timesteps, reset_num_timesteps=False, progress_bar=progress)
         returns = evaluate_real(agent, real, settings.eval_episodes, settings.eval_seed)
-        row = {"step": k + 1, "real_steps": int(agent.num_timesteps), "mean_return": float(np.mean(returns)),
-               "std_return": float(np.std(returns)), "dream_steps": 0, "model": "", "seconds": time.perf_counter() - start}  # fmt: skip
+        row = {
+            "step": k + 1,
+            "real_steps": int(agent.num_timesteps),
+            "mean_return": float(np.mean(returns)),
+            "std_return": float(np.std(returns)),
+            "dream_steps": 0,
+            "model": "",
+            "seconds": time.perf_counter() - start,
+        }
         log.write(row)
         rows.append(row)
         save_policy(agent, out / "model_free.zip")

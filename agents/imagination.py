@@ -27,13 +27,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.vec_env import (
-    DummyVecEnv,
-    VecEnv,
-    VecFrameStack,
-    VecNormalize,
-    VecTransposeImage,
-)
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecNormalize, VecTransposeImage
 
 from worldsim.atomic import atomic_write
 from worldsim.data.image_policy import FrameCNN, FrameStacker, policy_kwargs  # noqa: F401 (FrameCNN: its documented home too)
@@ -56,10 +50,18 @@ def algo_class(algo: str):
 # and 500 at 200k (one seed); one frame with worldsim's earlier settings scored 9.4 (at 20k steps).
 HYPERPARAMETERS = {
     # PPO: short rollouts of many envs, as in DIAMOND / IRIS actor-critic training in imagination.
-    "ppo": dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, gamma=0.99, gae_lambda=0.95, clip_range=0.1,
-                ent_coef=0.0),  # fmt: skip
-    "dqn": dict(buffer_size=50_000, learning_starts=1_000, batch_size=64, learning_rate=1e-4, gamma=0.99, target_update_interval=1_000,
-                train_freq=4, exploration_fraction=0.2, exploration_final_eps=0.05),  # fmt: skip
+    "ppo": dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, gamma=0.99, gae_lambda=0.95, clip_range=0.1, ent_coef=0.0),
+    "dqn": dict(
+        buffer_size=50_000,
+        learning_starts=1_000,
+        batch_size=64,
+        learning_rate=1e-4,
+        gamma=0.99,
+        target_update_interval=1_000,
+        train_freq=4,
+        exploration_fraction=0.2,
+        exploration_final_eps=0.05,
+    ),
 }
 FRAME_STACK = 4  # frames the policy sees at once
 NORMALIZE_REWARD = True  # scale rewards by the running std of the discounted return
@@ -81,8 +83,10 @@ def wrap(env, frame_stack: int, normalize_reward: bool, gamma: float = 0.99, sta
     height, width, channels = venv.observation_space.shape
     # SB3 takes an image's smallest axis for its channels: more stacked channels than rows would be read as rows.
     if channels * frame_stack >= min(height, width):
-        raise UserError(f"frame_stack={frame_stack} stacks {channels * frame_stack} channels on {height}x{width} frames; "
-                        f"choose frame_stack < {-(-min(height, width) // channels)} for this frame size")  # fmt: skip
+        raise UserError(
+            f"frame_stack={frame_stack} stacks {channels * frame_stack} channels on {height}x{width} frames; "
+            f"choose frame_stack < {-(-min(height, width) // channels)} for this frame size"
+        )
     if frame_stack > 1:
         venv = VecFrameStack(venv, frame_stack, channels_order="last")
     # Channel-first below VecNormalize: off-policy algorithms store its original observations as the policy sees them.
@@ -94,8 +98,9 @@ def wrap(env, frame_stack: int, normalize_reward: bool, gamma: float = 0.99, sta
     return venv
 
 
-def make_agent(algo: str, env, seed: int, device: str = "cpu", frame_stack: int = FRAME_STACK,
-               normalize_reward: bool = NORMALIZE_REWARD, **overrides):  # fmt: skip
+def make_agent(
+    algo: str, env, seed: int, device: str = "cpu", frame_stack: int = FRAME_STACK, normalize_reward: bool = NORMALIZE_REWARD, **overrides
+):
     """An SB3 ``algo`` agent with ``CnnPolicy`` (:class:`FrameCNN`) for ``env`` (a VecEnv or an
     env) seen through :func:`wrap`; ``overrides`` replace :data:`HYPERPARAMETERS`."""
     cls = algo_class(algo)
@@ -126,8 +131,10 @@ def load_weights(agent, path: str | Path, device: str = "cpu") -> None:
     must see as many stacked frames of the same size."""
     (k, height, width), (channels, *size) = saved_frames(path), agent.observation_space.shape
     if (k, height, width) != (channels // 3, *size):
-        raise UserError(f"{path} holds a policy of {k} stacked {height}x{width} frames, not {channels // 3} of {size[0]}x{size[1]}; "
-                        f"use frame_stack={k} and frame_size=[{height},{width}] to load it (or another out= to start afresh)")  # fmt: skip
+        raise UserError(
+            f"{path} holds a policy of {k} stacked {height}x{width} frames, not {channels // 3} of {size[0]}x{size[1]}; "
+            f"use frame_stack={k} and frame_size=[{height},{width}] to load it (or another out= to start afresh)"
+        )
     agent.set_parameters(str(path), exact_match=True, device=device)
 
 
@@ -150,8 +157,10 @@ def check_same_spaces(agent, env: gym.Env) -> None:
             ours = theirs
     for name, a, b in (("observation", ours, theirs), ("action", agent.action_space, env.action_space)):
         if a != b:
-            raise UserError(f"the policy's {name} space {a} differs from the env's {b}; "
-                            "use the same world arguments (frame_size=, scenario=) for dream and real")  # fmt: skip
+            raise UserError(
+                f"the policy's {name} space {a} differs from the env's {b}; "
+                "use the same world arguments (frame_size=, scenario=) for dream and real"
+            )
 
 
 def evaluate_real(agent, env: gym.Env, episodes: int, seed: int, deterministic: bool = True) -> list[float]:
@@ -270,9 +279,21 @@ def train_in_dream(
     write_video(out / "real_vs_dream.mp4", film, config.fps, scale=4)
     real.close()
     dream.close()
-    report = AgentReport(algo, config.env_id, dict(world_kwargs), model_name, steps, time.perf_counter() - start, eval_seed,
-                         returns, float(np.mean(returns)), float(np.std(returns)), frame_stack, normalize_reward,
-                         dict(HYPERPARAMETERS[algo]))  # fmt: skip
+    report = AgentReport(
+        algo,
+        config.env_id,
+        dict(world_kwargs),
+        model_name,
+        steps,
+        time.perf_counter() - start,
+        eval_seed,
+        returns,
+        float(np.mean(returns)),
+        float(np.std(returns)),
+        frame_stack,
+        normalize_reward,
+        dict(HYPERPARAMETERS[algo]),
+    )
     with atomic_write(out / "returns.json", "w") as f:
         f.write(json.dumps(asdict(report), indent=2) + "\n")
     return report

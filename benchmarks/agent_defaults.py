@@ -47,8 +47,14 @@ def main() -> None:
     agent.learn(total_timesteps=args.steps)
     seconds = time.perf_counter() - start
     returns = evaluate_real(agent, gym.make("worldsim/CartPole-v0", **world), 10, 1_000_000)
-    result = {"setup": args.setup, "steps": int(agent.num_timesteps), "train_s": round(seconds, 1), "mean_return": float(np.mean(returns)),
-              "std_return": float(np.std(returns)), "returns": returns}  # fmt: skip
+    result = {
+        "setup": args.setup,
+        "steps": int(agent.num_timesteps),
+        "train_s": round(seconds, 1),
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
+        "returns": returns,
+    }
     print(json.dumps(result))
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.out / f"{args.setup}.json", "w") as f:

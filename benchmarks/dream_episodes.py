@@ -35,13 +35,22 @@ def main() -> None:
     args = parser.parse_args()
     model = load(args.model)
     rows = episodes_real_and_dreamed(model, args.episodes, args.seed, args.max_steps, **args.world_kwargs)
-    text = episodes_markdown(rows, f"Model `{args.model}` ({model.config.env_id}, {args.world_kwargs or 'default world'}): "
-                                   f"{args.episodes} episodes per policy from seed {args.seed}, cut at {args.max_steps} steps. "
-                                   f"`python benchmarks/dream_episodes.py {shlex.join(sys.argv[1:])}`")  # fmt: skip
+    text = episodes_markdown(
+        rows,
+        f"Model `{args.model}` ({model.config.env_id}, {args.world_kwargs or 'default world'}): "
+        f"{args.episodes} episodes per policy from seed {args.seed}, cut at {args.max_steps} steps. "
+        f"`python benchmarks/dream_episodes.py {shlex.join(sys.argv[1:])}`",
+    )
     print(text, end="")
     if args.out is not None:
-        figures = {"model": args.model, "world_kwargs": args.world_kwargs, "episodes": args.episodes, "seed": args.seed,
-                   "max_steps": args.max_steps, "rows": rows}  # fmt: skip
+        figures = {
+            "model": args.model,
+            "world_kwargs": args.world_kwargs,
+            "episodes": args.episodes,
+            "seed": args.seed,
+            "max_steps": args.max_steps,
+            "rows": rows,
+        }
         write_table(args.out, "dream_episodes", text, figures)
 
 

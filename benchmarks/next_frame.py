@@ -86,9 +86,7 @@ def main() -> None:
         "| --- | --- | --- | --- | --- |",
     ]
     for name, s in result["summary"].items():
-        lines.append(
-            f"| {name} | {s['samples']} | {s['model_psnr']:.2f} | {s['copy_last_psnr']:.2f} | {100 * s['model_better']:.0f}% |"
-        )
+        lines.append(f"| {name} | {s['samples']} | {s['model_psnr']:.2f} | {s['copy_last_psnr']:.2f} | {100 * s['model_better']:.0f}% |")
     (args.out / "next_frame.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

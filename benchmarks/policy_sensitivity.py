@@ -69,18 +69,42 @@ def main() -> None:
     for path in args.policies:
         probs = action_probabilities(path, env, frames, starts)
         distance = 0.5 * np.abs(probs - probs.mean(0)).sum(1)
-        rows.append({"policy": path, "mean_probabilities": probs.mean(0).tolist(), "mean_tv_distance": float(distance.mean()),
-                     "max_tv_distance": float(distance.max())})  # fmt: skip
-    lines = [f"{args.frames} real frames of random {args.env} episodes ({args.env_kwargs or 'default world'}, "
-             f"{tuple(args.frame_size)}) from seed {args.seed}. `python benchmarks/policy_sensitivity.py {shlex.join(sys.argv[1:])}`",
-             "", "| policy | mean action probabilities | mean / max distance from the mean (TV) |", "| --- | --- | --- |"]  # fmt: skip
-    lines += [f"| `{r['policy']}` | {' / '.join(f'{p:.3f}' for p in r['mean_probabilities'])} | "
-              f"{r['mean_tv_distance']:.4f} / {r['max_tv_distance']:.4f} |" for r in rows]  # fmt: skip
+        rows.append(
+            {
+                "policy": path,
+                "mean_probabilities": probs.mean(0).tolist(),
+                "mean_tv_distance": float(distance.mean()),
+                "max_tv_distance": float(distance.max()),
+            }
+        )
+    lines = [
+        f"{args.frames} real frames of random {args.env} episodes ({args.env_kwargs or 'default world'}, "
+        f"{tuple(args.frame_size)}) from seed {args.seed}. `python benchmarks/policy_sensitivity.py {shlex.join(sys.argv[1:])}`",
+        "",
+        "| policy | mean action probabilities | mean / max distance from the mean (TV) |",
+        "| --- | --- | --- |",
+    ]
+    lines += [
+        f"| `{r['policy']}` | {' / '.join(f'{p:.3f}' for p in r['mean_probabilities'])} | "
+        f"{r['mean_tv_distance']:.4f} / {r['max_tv_distance']:.4f} |"
+        for r in rows
+    ]
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out is not None:
-        write_table(args.out, "policy_sensitivity", text, {"env": args.env, "frame_size": args.frame_size, "env_kwargs": args.env_kwargs,
-                                                              "frames": args.frames, "seed": args.seed, "rows": rows})  # fmt: skip
+        write_table(
+            args.out,
+            "policy_sensitivity",
+            text,
+            {
+                "env": args.env,
+                "frame_size": args.frame_size,
+                "env_kwargs": args.env_kwargs,
+                "frames": args.frames,
+                "seed": args.seed,
+                "rows": rows,
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -53,16 +53,34 @@ def soak(model: str, envs: int, steps: int, every: int, seed: int, world_kwargs:
         episodes += int((terminated | truncated).sum())
         if step % every == 0:
             now = time.perf_counter()
-            records.append({"step": step, "rss_mib": round(rss_mib(), 1), "step_ms": round(1000 * (now - last) / every, 2),
-                            "nans": nans, "episodes": episodes})  # fmt: skip
+            records.append(
+                {
+                    "step": step,
+                    "rss_mib": round(rss_mib(), 1),
+                    "step_ms": round(1000 * (now - last) / every, 2),
+                    "nans": nans,
+                    "episodes": episodes,
+                }
+            )
             last = now
             print(records[-1], flush=True)
     venv.close()
     first, final = records[0], records[-1]
     growth = (final["rss_mib"] - first["rss_mib"]) / first["rss_mib"]
-    return {"model": model, "envs": envs, "steps": steps, "every": every, "seed": seed, "world_kwargs": world_kwargs,
-            "threads": torch.get_num_threads(), "memory_growth": round(growth, 4), "nans": nans, "episodes": episodes,
-            "passed": growth <= GROWTH_TARGET and nans == 0, "records": records}  # fmt: skip
+    return {
+        "model": model,
+        "envs": envs,
+        "steps": steps,
+        "every": every,
+        "seed": seed,
+        "world_kwargs": world_kwargs,
+        "threads": torch.get_num_threads(),
+        "memory_growth": round(growth, 4),
+        "nans": nans,
+        "episodes": episodes,
+        "passed": growth <= GROWTH_TARGET and nans == 0,
+        "records": records,
+    }
 
 
 def markdown(result: dict, command: str) -> str:

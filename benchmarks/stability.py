@@ -67,39 +67,53 @@ def measure(label: str, path: str, setting: str, context_noise: float | None, se
     long = {k: v["valid"] for k, v in fidelity["long_rollouts"].items()}
     at = {n: [curve[min(n, len(curve)) - 1] for curve in long.values()] for n in (100, settings.long_steps)}
     curves = fidelity["groups"]["all"]["curves"]
-    ratios = {name.split("/")[0]: g["model"]["velocity_error"] / g["parser_floor"]["velocity_error"]
-              for name, g in physics["groups"].items() if name.endswith("/id")}  # fmt: skip
+    ratios = {
+        name.split("/")[0]: g["model"]["velocity_error"] / g["parser_floor"]["velocity_error"]
+        for name, g in physics["groups"].items()
+        if name.endswith("/id")
+    }
     steps, hours = training_of(path)
     return {
-        "label": label, "model": path, "setting": setting, "context_noise": model.config.context_noise,
+        "label": label,
+        "model": path,
+        "setting": setting,
+        "context_noise": model.config.context_noise,
         "sampler_steps": model.config.sampler_steps,
-        "train_steps": steps, "train_hours": hours,
+        "train_steps": steps,
+        "train_hours": hours,
         "valid": {str(n): {"mean": float(np.mean(v)), "min": float(np.min(v))} for n, v in at.items()},
         "psnr": {str(h): curves["model"]["psnr"][h - 1] for h in HORIZONS},
         "copy_last_psnr": {str(h): curves["copy_last"]["psnr"][h - 1] for h in HORIZONS},
-        "velocity_ratio": ratios, "settings": settings.__dict__,
+        "velocity_ratio": ratios,
+        "settings": settings.__dict__,
         "seconds": fidelity["seconds"] + physics["seconds"],
-    }  # fmt: skip
+    }
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["# Stability ablations: do the dreams stay true?", "",
-             "One row per recipe, each from its own `python benchmarks/stability.py` command (below the table). Validity: share of long "
-             "rollouts whose every frame so far is valid, mean over the 4 Balls scenarios (min). PSNR: open loop over all scenarios "
-             "(copy-last). v-err / floor: velocity error over the parser floor per scenario, mean (max).", "",
-             "| label | setting | context noise | sampler steps | steps | wall (h) | valid@100 | valid@N (N) | PSNR h=1 | h=8 | h=32 "
-             "| v-err / floor |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "# Stability ablations: do the dreams stay true?",
+        "",
+        "One row per recipe, each from its own `python benchmarks/stability.py` command (below the table). Validity: share of long "
+        "rollouts whose every frame so far is valid, mean over the 4 Balls scenarios (min). PSNR: open loop over all scenarios "
+        "(copy-last). v-err / floor: velocity error over the parser floor per scenario, mean (max).",
+        "",
+        "| label | setting | context noise | sampler steps | steps | wall (h) | valid@100 | valid@N (N) | PSNR h=1 | h=8 | h=32 "
+        "| v-err / floor |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         n = str(r["settings"]["long_steps"])
         psnr = [f"{r['psnr'][str(h)]:.2f} ({r['copy_last_psnr'][str(h)]:.2f})" for h in HORIZONS]
         ratios = list(r["velocity_ratio"].values())
         steps = "-" if r["train_steps"] is None else f"{r['train_steps']:,}"
         hours = "-" if r["train_hours"] is None else f"{r['train_hours']:.2f}"
-        lines.append(f"| {r['label']} | {r['setting']} | {r['context_noise']} | {r['sampler_steps']} | {steps} | {hours} | "
-                     f"{r['valid']['100']['mean']:.2f} ({r['valid']['100']['min']:.2f}) | "
-                     f"{r['valid'][n]['mean']:.2f} ({r['valid'][n]['min']:.2f}) ({n}) | {' | '.join(psnr)} | "
-                     f"{np.mean(ratios):.1f} ({np.max(ratios):.1f}) |")  # fmt: skip
+        lines.append(
+            f"| {r['label']} | {r['setting']} | {r['context_noise']} | {r['sampler_steps']} | {steps} | {hours} | "
+            f"{r['valid']['100']['mean']:.2f} ({r['valid']['100']['min']:.2f}) | "
+            f"{r['valid'][n]['mean']:.2f} ({r['valid'][n]['min']:.2f}) ({n}) | {' | '.join(psnr)} | "
+            f"{np.mean(ratios):.1f} ({np.max(ratios):.1f}) |"
+        )
     lines += ["", "Commands:", ""] + [f"- {r['label']}: `{r['command']}`" for r in rows]
     return "\n".join(lines) + "\n"
 
@@ -121,8 +135,16 @@ def main() -> None:
         parser.error(f"--model must be LABEL=PATH, got {args.model!r}")
     if args.long_steps < 100:
         parser.error(f"--long-steps must be at least 100 (the table reports validity at 100), got {args.long_steps}")
-    settings = Settings(episodes=args.episodes, horizon=max(HORIZONS), long_steps=args.long_steps, long_rollouts=args.long_rollouts,
-                        sampler_steps=args.sampler_steps, videos=0, seed=args.seed, progress=False)  # fmt: skip
+    settings = Settings(
+        episodes=args.episodes,
+        horizon=max(HORIZONS),
+        long_steps=args.long_steps,
+        long_rollouts=args.long_rollouts,
+        sampler_steps=args.sampler_steps,
+        videos=0,
+        seed=args.seed,
+        progress=False,
+    )
     row = measure(label, path, args.setting, args.context_noise, settings)
     row["command"] = f"python benchmarks/stability.py {shlex.join(sys.argv[1:])}"
     args.out.mkdir(parents=True, exist_ok=True)

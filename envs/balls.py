@@ -16,12 +16,7 @@ from gymnasium import spaces
 from worldsim.errors import UserError
 
 from . import captions
-from .validation import (
-    check_action,
-    check_frame_size,
-    check_options,
-    check_seed,
-)
+from .validation import check_action, check_frame_size, check_options, check_seed
 
 if TYPE_CHECKING:
     import pygame
@@ -46,10 +41,7 @@ SUPERSAMPLE = 4  # drawn at 4x and area-averaged: the same anti-aliased look at 
 BACKGROUND = (24, 24, 32)
 TARGET_COLOR = (40, 110, 60)
 # RGB; the first ball of every scenario is red and the one the actions push.
-PALETTE = np.array(
-    [(230, 60, 60), (60, 110, 230), (235, 200, 50), (200, 80, 200), (60, 200, 200), (240, 140, 40)],
-    dtype=np.uint8,
-)
+PALETTE = np.array([(230, 60, 60), (60, 110, 230), (235, 200, 50), (200, 80, 200), (60, 200, 200), (240, 140, 40)], dtype=np.uint8)
 
 Rect = tuple[float, float, float, float]  # (x0, y0, x1, y1) in world units
 Draw = Callable[[np.random.Generator], float]  # draws one radius or speed
@@ -481,8 +473,7 @@ def check_range(name: str, value: tuple[float, float], bounds: tuple[float, floa
         valid = False
     if not valid:
         raise UserError(
-            f"{name} must be (low, high) with {minimum} <= bounds low <= low < high <= bounds high; "
-            f"got {value!r} within bounds {bounds!r}"
+            f"{name} must be (low, high) with {minimum} <= bounds low <= low < high <= bounds high; got {value!r} within bounds {bounds!r}"
         )
     return lo, hi
 

@@ -18,10 +18,7 @@ if TYPE_CHECKING:
 
 Pair = tuple[float, float]  # a box's (width, height) in world units, or a range's (low, high)
 COLOR_NAMES = ("red", "blue", "yellow", "purple", "cyan", "orange")
-COMPASS = (
-    "right", "up and to the right", "up", "up and to the left",
-    "left", "down and to the left", "down", "down and to the right",
-)  # fmt: skip
+COMPASS = ("right", "up and to the right", "up", "up and to the left", "left", "down and to the left", "down", "down and to the right")
 COUNT_WORDS = ("no", "one", "two", "three", "four", "five", "six")
 
 UNIFORM = (
@@ -50,11 +47,7 @@ PUSH = (
     "steer the {size} red ball to the green zone at the {where}",
     "move the red ball onto the green square at the {where}; a {size1} blue ball rests in the box",
 )
-STILL = (
-    "{scene}",
-    "a still picture: {scene}",
-    "{count} at rest: {scene}",
-)
+STILL = ("{scene}", "a still picture: {scene}", "{count} at rest: {scene}")
 
 
 def describe_episode(scenario: str, scene: Scene, world_size: Pair, radius_range: Pair, speed_range: Pair, rng: np.random.Generator) -> str:

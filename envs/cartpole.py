@@ -14,12 +14,7 @@ from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 from worldsim.errors import UserError
 
-from .validation import (
-    check_action,
-    check_frame_size,
-    check_options,
-    check_seed,
-)
+from .validation import check_action, check_frame_size, check_options, check_seed
 
 ACTIONS = ("left", "right")
 STATE_KEYS = ("cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity")
@@ -92,8 +87,15 @@ def draw(frame_size: tuple[int, int], cart_position: float, pole_angle: float) -
     thin = max(0.02 * scale, 1.0 * SUPERSAMPLE) / 2
     polygon([(0, track_y - thin), (width * SUPERSAMPLE, track_y - thin), (width * SUPERSAMPLE, track_y + thin), (0, track_y + thin)], TRACK)
     half_w, half_h = CART_SIZE[0] * scale / 2, CART_SIZE[1] * scale / 2
-    polygon([(centre_x - half_w, track_y - half_h), (centre_x + half_w, track_y - half_h), (centre_x + half_w, track_y + half_h),
-             (centre_x - half_w, track_y + half_h)], CART)  # fmt: skip
+    polygon(
+        [
+            (centre_x - half_w, track_y - half_h),
+            (centre_x + half_w, track_y - half_h),
+            (centre_x + half_w, track_y + half_h),
+            (centre_x - half_w, track_y + half_h),
+        ],
+        CART,
+    )
     pivot_y = track_y - half_h
     along = np.array([math.sin(pole_angle), -math.cos(pole_angle)])  # image y points down
     across = np.array([-along[1], along[0]]) * max(0.05 * scale, 0.75 * SUPERSAMPLE)

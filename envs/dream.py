@@ -77,8 +77,10 @@ class ReplayStarts:
         self.episodes = [episode for root in roots for episode in Collection(root).load()]
         for episode in self.episodes:
             if tuple(episode.frames.shape[1:3]) != tuple(frame_size):
-                raise UserError(f"replay episodes must have this env's frame size {tuple(frame_size)}; "
-                                f"one of {[str(r) for r in roots]} has {tuple(episode.frames.shape[1:3])}")  # fmt: skip
+                raise UserError(
+                    f"replay episodes must have this env's frame size {tuple(frame_size)}; "
+                    f"one of {[str(r) for r in roots]} has {tuple(episode.frames.shape[1:3])}"
+                )
         # A start's last frame t is any frame of an episode but its last (the episode goes on from it).
         self.places = [(i, t) for i, episode in enumerate(self.episodes) for t in range(context - 1, len(episode.frames) - 1)]
         if not self.places:
@@ -271,14 +273,21 @@ class DreamVectorEnv(VectorEnv):
         if not self.started:
             raise RuntimeError("call reset() before snapshot()")
         every = list(range(self.num_envs))
-        return DreamState(self.simulator.fork(every), self.frames.copy(), self.steps.copy(), self.captions.copy(),
-                          copy.deepcopy(self.np_random.bit_generator.state))  # fmt: skip
+        return DreamState(
+            self.simulator.fork(every),
+            self.frames.copy(),
+            self.steps.copy(),
+            self.captions.copy(),
+            copy.deepcopy(self.np_random.bit_generator.state),
+        )
 
     def restore(self, state: DreamState) -> None:
         """Returns every env to ``state``, a :meth:`snapshot` of this env (e.g. a viewer's rewind)."""
         if not isinstance(state, DreamState) or len(state.frames) != self.num_envs or state.frames.shape[1:] != self.frames.shape[1:]:
-            raise UserError(f"restore() takes a snapshot() of this dream env ({self.num_envs} envs of {self.frame_size} frames), "
-                            f"got {type(state).__name__}")  # fmt: skip
+            raise UserError(
+                f"restore() takes a snapshot() of this dream env ({self.num_envs} envs of {self.frame_size} frames), "
+                f"got {type(state).__name__}"
+            )
         self.simulator = state.simulator.fork(list(range(self.num_envs)))  # the snapshot stays for another restore
         self.frames, self.steps, self.captions = state.frames.copy(), state.steps.copy(), state.captions.copy()
         self.np_random.bit_generator.state = copy.deepcopy(state.rng_state)
@@ -308,8 +317,7 @@ class DreamVectorEnv(VectorEnv):
         """How each env of ``rows`` starts, from the reset ``options`` (see :meth:`reset`)."""
         n = len(rows)
         if "prompt" in options and options["prompt"] is None:
-            raise UserError('options["prompt"] must be a string or a list of strings, one per env reset; '
-                            "got None (leave it out for none)")
+            raise UserError('options["prompt"] must be a string or a list of strings, one per env reset; got None (leave it out for none)')
         prompts = check_prompts(options.get("prompt"), n)
         if "context" in options:
             contexts = per_env(options["context"], n, "context", lambda c: isinstance(c, Episode) or getattr(c, "ndim", 0) == 4)
@@ -452,10 +460,19 @@ class DreamEnv(gym.Env):
         **world_kwargs: Any,
     ):
         self.dream = DreamVectorEnv(
-            1, model, device, sampler_steps=sampler_steps, context_frames=context_frames, horizon=horizon,
-            guidance=guidance, render_mode=render_mode, autoreset_mode=AutoresetMode.DISABLED, env_id=env_id,
-            replay=replay, **world_kwargs,
-        )  # fmt: skip
+            1,
+            model,
+            device,
+            sampler_steps=sampler_steps,
+            context_frames=context_frames,
+            horizon=horizon,
+            guidance=guidance,
+            render_mode=render_mode,
+            autoreset_mode=AutoresetMode.DISABLED,
+            env_id=env_id,
+            replay=replay,
+            **world_kwargs,
+        )
         self.observation_space = self.dream.single_observation_space
         self.action_space = self.dream.single_action_space
         self.metadata = {**self.metadata, "render_fps": self.dream.metadata["render_fps"]}

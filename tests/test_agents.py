@@ -11,14 +11,7 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper, VecFrameStack
 from tiny_world_model import save_tiny_world_model, tiny_world_model
 
-from worldsim.agents.imagination import (
-    FrameStacker,
-    evaluate_real,
-    load_weights,
-    make_agent,
-    saved_frames,
-    train_in_dream,
-)
+from worldsim.agents.imagination import FrameStacker, evaluate_real, load_weights, make_agent, saved_frames, train_in_dream
 from worldsim.cli import main
 from worldsim.errors import UserError
 

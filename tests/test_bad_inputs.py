@@ -257,10 +257,20 @@ PYTHON = [
     ("simulator prompt count", lambda c: c.simulator.reset([True, False], prompts=["a", "b"]), "got 2 prompts for 1 envs"),
     # worldsim.load and the WorldModel's own sampling
     ("load unknown name", lambda c: worldsim.load("nope"), "nope"),
-    ("predict_next guidance nan", lambda c: c.simulator.model.predict_next(torch.zeros(1, 2, 16, 16, 3, dtype=torch.uint8),
-     torch.zeros(1, 2, dtype=torch.long), [""], guidance=float("nan")), "guidance must be a finite number >= 1"),  # fmt: skip
-    ("predict_next steps 0", lambda c: c.simulator.model.predict_next(torch.zeros(1, 2, 16, 16, 3, dtype=torch.uint8),
-     torch.zeros(1, 2, dtype=torch.long), [""], steps=0), "sampler_steps must be >= 1"),  # fmt: skip
+    (
+        "predict_next guidance nan",
+        lambda c: c.simulator.model.predict_next(
+            torch.zeros(1, 2, 16, 16, 3, dtype=torch.uint8), torch.zeros(1, 2, dtype=torch.long), [""], guidance=float("nan")
+        ),
+        "guidance must be a finite number >= 1",
+    ),  # fmt: skip
+    (
+        "predict_next steps 0",
+        lambda c: c.simulator.model.predict_next(
+            torch.zeros(1, 2, 16, 16, 3, dtype=torch.uint8), torch.zeros(1, 2, dtype=torch.long), [""], steps=0
+        ),
+        "sampler_steps must be >= 1",
+    ),  # fmt: skip
     ("generate_image steps 0", lambda c: c.simulator.model.generate_image([""], steps=0), "sampler_steps must be >= 1"),
     ("generate_image guidance 0", lambda c: c.simulator.model.generate_image([""], guidance=0.0), "guidance must be a finite number"),
     # make_policy
@@ -271,10 +281,16 @@ PYTHON = [
     ("policy missing", lambda c: make_policy(str(c.root / "missing.zip"), c.push), "missing.zip does not exist"),
     ("policy algo", lambda c: make_policy(str(c.root / "ppo16.zip"), c.push, algo="sac"), "algo must be one of ppo, a2c, dqn"),
     ("policy garbage", lambda c: make_policy(str(c.root / "garbage.zip"), c.push), "garbage.zip is not an SB3 policy .zip"),
-    ("policy frame size", lambda c: make_policy(str(c.root / "ppo16.zip"), balls(scenario="push", frame_size=(32, 32))),
-     "is a policy for 16x16 frames, but this env makes 32x32 frames"),  # fmt: skip
-    ("policy actions", lambda c: make_policy(str(c.root / "ppo16.zip"), gym.make("worldsim/CartPole-v0", frame_size=(16, 16))),
-     "is a policy for 5 actions, but this env has 2"),  # fmt: skip
+    (
+        "policy frame size",
+        lambda c: make_policy(str(c.root / "ppo16.zip"), balls(scenario="push", frame_size=(32, 32))),
+        "is a policy for 16x16 frames, but this env makes 32x32 frames",
+    ),  # fmt: skip
+    (
+        "policy actions",
+        lambda c: make_policy(str(c.root / "ppo16.zip"), gym.make("worldsim/CartPole-v0", frame_size=(16, 16))),
+        "is a policy for 5 actions, but this env has 2",
+    ),  # fmt: skip
 ]
 
 

@@ -101,6 +101,7 @@ def test_cart_moves_on_screen_in_the_pushed_direction():
     first, _ = env.reset(seed=0)
     for _ in range(8):
         last, *_ = env.step(1)
+
     # The cart is the dark block across the middle rows; its columns shift right.
     def cart_column(frame):
         dark = frame.astype(int).sum(axis=-1) < 300

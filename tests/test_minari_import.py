@@ -170,9 +170,7 @@ def test_dict_observations_and_box_actions(tmp_path):
         terminations=[False] * steps,
         truncations=[False] * (steps - 1) + [True],
     )
-    minari.create_dataset_from_buffers(
-        "test/synthetic-v0", [buffer], observation_space=observation_space, action_space=action_space
-    )
+    minari.create_dataset_from_buffers("test/synthetic-v0", [buffer], observation_space=observation_space, action_space=action_space)
     collection = import_minari("test/synthetic-v0", tmp_path / "out", caption="noise")
     (episode,) = collection.load()
     np.testing.assert_array_equal(episode.frames, pixels)

@@ -22,10 +22,12 @@ def test_grid_positions_are_t_major():
 def test_scores_depend_only_on_position_differences():
     torch.manual_seed(0)
     q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
+
     def score(pq, pk):
         a = apply_rotary(q, rotary_angles(torch.tensor([pq], dtype=torch.float), 16))
         b = apply_rotary(k, rotary_angles(torch.tensor([pk], dtype=torch.float), 16))
         return (a * b).sum()
+
     base = score([3, 1, 2], [1, 0, 0])
     torch.testing.assert_close(score([13, 5, 7], [11, 4, 5]), base, rtol=0, atol=1e-5)
     assert not torch.allclose(score([3, 1, 2], [2, 0, 0]), base)

@@ -14,10 +14,7 @@ from worldsim.training.loop import sizes_of
 
 # Each shipped model: the worlds of its held-out windows and the policy that drives them (random
 # pushes in CartPole: under the balancing policy the first frames barely change, copying is exact).
-SHIPPED = {
-    "balls": ([dict(scenario=s) for s in ("uniform", "collision", "parabola", "push")], "auto"),
-    "cartpole": ([{}], "random"),
-}
+SHIPPED = {"balls": ([dict(scenario=s) for s in ("uniform", "collision", "parabola", "push")], "auto"), "cartpole": ([{}], "random")}
 
 
 def test_every_shipped_model_is_listed_and_has_its_recipe():

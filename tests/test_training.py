@@ -174,8 +174,16 @@ def test_bad_data_and_settings_are_rejected(data, tmp_path):
 def test_ddp_on_two_ranks_keeps_equal_weights(data, tmp_path):
     script = Path(__file__).with_name("ddp_train.py")
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", str(script),
-         str(data), str(tmp_path / "run")],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29517",
+            str(script),
+            str(data),
+            str(tmp_path / "run"),
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=300,

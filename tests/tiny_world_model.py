@@ -40,10 +40,7 @@ def tiny_dit(random_weights: bool = True, **overrides) -> SpacetimeDiT:
 
 
 def tiny_world_model(
-    env_id: str = "worldsim/Balls-v0",
-    frame_size: tuple[int, int] = (16, 16),
-    num_actions: int | None = None,
-    terminates: bool = False,
+    env_id: str = "worldsim/Balls-v0", frame_size: tuple[int, int] = (16, 16), num_actions: int | None = None, terminates: bool = False
 ) -> WorldModel:
     """A world model of ``env_id`` with patch size 4 (16 tokens per 16x16 frame), a window of 2
     frames and 2 sampler steps; its termination logit is always -1e3 (or +1e3 if ``terminates``)."""

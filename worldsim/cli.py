@@ -189,8 +189,9 @@ def run_play(cfg: DictConfig, mode: str | None) -> None:
     from worldsim.viewer import Viewer
 
     world = {key: to_python(cfg[key]) for key in ("scenario", "frame_size") if cfg[key] is not None}
-    viewer = Viewer(str(cfg.model), cfg.device, cfg.sampler_steps, cfg.seed, cfg.fps, cfg.side_by_side, cfg.record_dir,
-                    cfg.rewind_steps, **world)  # fmt: skip
+    viewer = Viewer(
+        str(cfg.model), cfg.device, cfg.sampler_steps, cfg.seed, cfg.fps, cfg.side_by_side, cfg.record_dir, cfg.rewind_steps, **world
+    )
     summary = viewer.run(cfg.replay, cfg.max_steps, cfg.screenshot)
     print(f"played {summary.steps} steps in {summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s)")
 
@@ -215,12 +216,27 @@ def run_agent(cfg: DictConfig, mode: str | None) -> None:
         raise UserError(f"model {cfg.model} learned {model.config.env_id}, not world={chosen.name} ({chosen.env_id})")
     if mode == "dyna":
         return run_dyna(cfg, settings, world)
-    report = train_in_dream(model, cfg.algo, cfg.steps, cfg.out, num_envs=settings.num_envs, eval_episodes=settings.eval_episodes,
-                            seed=settings.seed, eval_seed=settings.eval_seed, device=cfg.device, sampler_steps=cfg.sampler_steps,
-                            frame_stack=settings.frame_stack, normalize_reward=settings.normalize_reward, progress=cfg.progress,
-                            model_name=str(cfg.model), **world)  # fmt: skip
-    print(f"trained {cfg.algo} for {report.dream_steps} dream steps in {report.seconds:.0f} s; real return over "
-          f"{len(report.returns)} episodes: {report.mean_return:.2f} +- {report.std_return:.2f}")
+    report = train_in_dream(
+        model,
+        cfg.algo,
+        cfg.steps,
+        cfg.out,
+        num_envs=settings.num_envs,
+        eval_episodes=settings.eval_episodes,
+        seed=settings.seed,
+        eval_seed=settings.eval_seed,
+        device=cfg.device,
+        sampler_steps=cfg.sampler_steps,
+        frame_stack=settings.frame_stack,
+        normalize_reward=settings.normalize_reward,
+        progress=cfg.progress,
+        model_name=str(cfg.model),
+        **world,
+    )
+    print(
+        f"trained {cfg.algo} for {report.dream_steps} dream steps in {report.seconds:.0f} s; real return over "
+        f"{len(report.returns)} episodes: {report.mean_return:.2f} +- {report.std_return:.2f}"
+    )
     for name in ("policy.zip", "returns.json", "real_vs_dream.mp4"):
         print(f"wrote {Path(cfg.out) / name}")
 
@@ -323,22 +339,66 @@ def listing(choices) -> str:
 
 COMMON = {"progress": boolean}
 SETTINGS = {
-    "collect": {"episodes": integer(0), "stills": integer(0), "epsilon": number(0, 1), "algo": one_of("ppo", "a2c", "dqn"),
-                "seed": integer(0), "out": folder(), **COMMON},
-    "train": {"steps": integer(1), "out": folder(), "stage": one_of("dit", "vae"), "resume": boolean, "device": device(auto=True),
-              **COMMON},
-    "play": {"device": device(auto=False), "sampler_steps": integer(1, optional=True), "seed": integer(0),
-             "fps": number(0, optional=True), "side_by_side": boolean, "rewind_steps": integer(1), "record_dir": folder(),
-             "max_steps": integer(1, optional=True)},
-    "bench": {"device": device(auto=True), "out": folder(optional=True), "threads": integer(1, optional=True), "quick": boolean,
-              "seed": integer(0, optional=True), "preset": one_of("tiny", "small", "base"), "algo": one_of("ppo", "dqn"),
-              "seeds": integer(1), "work": folder(), **COMMON},
-    "agent": {"algo": one_of("ppo", "dqn"), "steps": integer(1), "device": device(auto=False),
-              "sampler_steps": integer(1, optional=True), "max_steps": integer(1, optional=True), "out": folder(),
-              "baseline": boolean, "resume": boolean, **COMMON},
-    "demo": {"episodes": integer(1), "horizon": integer(3), "seed": integer(0), "scale": integer(1), "device": device(auto=False),
-             "out": folder(), **COMMON},
-}  # fmt: skip
+    "collect": {
+        "episodes": integer(0),
+        "stills": integer(0),
+        "epsilon": number(0, 1),
+        "algo": one_of("ppo", "a2c", "dqn"),
+        "seed": integer(0),
+        "out": folder(),
+        **COMMON,
+    },
+    "train": {
+        "steps": integer(1),
+        "out": folder(),
+        "stage": one_of("dit", "vae"),
+        "resume": boolean,
+        "device": device(auto=True),
+        **COMMON,
+    },
+    "play": {
+        "device": device(auto=False),
+        "sampler_steps": integer(1, optional=True),
+        "seed": integer(0),
+        "fps": number(0, optional=True),
+        "side_by_side": boolean,
+        "rewind_steps": integer(1),
+        "record_dir": folder(),
+        "max_steps": integer(1, optional=True),
+    },
+    "bench": {
+        "device": device(auto=True),
+        "out": folder(optional=True),
+        "threads": integer(1, optional=True),
+        "quick": boolean,
+        "seed": integer(0, optional=True),
+        "preset": one_of("tiny", "small", "base"),
+        "algo": one_of("ppo", "dqn"),
+        "seeds": integer(1),
+        "work": folder(),
+        **COMMON,
+    },
+    "agent": {
+        "algo": one_of("ppo", "dqn"),
+        "steps": integer(1),
+        "device": device(auto=False),
+        "sampler_steps": integer(1, optional=True),
+        "max_steps": integer(1, optional=True),
+        "out": folder(),
+        "baseline": boolean,
+        "resume": boolean,
+        **COMMON,
+    },
+    "demo": {
+        "episodes": integer(1),
+        "horizon": integer(3),
+        "seed": integer(0),
+        "scale": integer(1),
+        "device": device(auto=False),
+        "out": folder(),
+        **COMMON,
+    },
+}
 ABSENT = object()
 
 
@@ -370,8 +430,10 @@ def as_dataclass(cls, node: DictConfig, what: str):
 # key the dataclass lacks and a value of another type. OmegaConf converts some values that worldsim
 # refuses (1 or "yes" for a bool), so overrides of those keys are checked before composing.
 
-LEGACY_KEYS = {f"train.{name}": f"train.noise.{name}" for name in ("context_prob", "context_noise_max", "logit_mean", "logit_std",
-                                                                    "uniform_prob", "clean_prob")}  # fmt: skip
+LEGACY_KEYS = {
+    f"train.{name}": f"train.noise.{name}"
+    for name in ("context_prob", "context_noise_max", "logit_mean", "logit_std", "uniform_prob", "clean_prob")
+}
 
 
 def register_schemas() -> None:
@@ -513,10 +575,7 @@ COMMANDS = {
         example="worldsim train data=data/balls model=small steps=20000 out=runs/balls",
     ),
     "play": Command(
-        "play a world model with the keyboard in a pygame window",
-        run_play,
-        config="play",
-        example="worldsim play model=balls",
+        "play a world model with the keyboard in a pygame window", run_play, config="play", example="worldsim play model=balls"
     ),
     "bench": Command(
         "fidelity, physics, speed and RL benchmarks",
@@ -583,11 +642,7 @@ def compose(config: str, overrides: list[str], choices: Sequence[str] = ()) -> D
     e.g. ``bench=speed``); a bad key or choice is a UsageError."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
-    from hydra.errors import (
-        ConfigCompositionException,
-        HydraException,
-        MissingConfigException,
-    )
+    from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
 
     register_schemas()
     plain = plain_overrides(config, overrides)

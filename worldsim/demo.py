@@ -54,8 +54,7 @@ def run_demo(
     world = load(model, device)
     if world.config.env_id not in BY_ID or not BY_ID[world.config.env_id].balls:
         raise UserError(f"the demo shows a Balls world model; {model} learned {world.config.env_id}")
-    settings = fidelity.Settings(episodes=episodes, horizon=horizon, long_steps=0, seed=1_000_000 + seed, device=device,
-                                 progress=progress)  # fmt: skip
+    settings = fidelity.Settings(episodes=episodes, horizon=horizon, long_steps=0, seed=1_000_000 + seed, device=device, progress=progress)
     groups, context = fidelity.prepare(world, settings, ("id",))
     report = {"model": model, "groups": {}, "command": "worldsim demo", "settings": {"horizon": horizon}}
     physics = {}
@@ -110,8 +109,7 @@ def sheet(groups, context: int, scale: int) -> np.ndarray:
     rows = []
     for group in groups:
         for name, frames in (("real", group.real[0]), ("dream", group.dream[0])):
-            tiles = [label(upscale(frames[context - 1 + h][None], scale), f"{name} t+{h}" if h else f"{group.scenario}")[0]
-                     for h in steps]  # fmt: skip
+            tiles = [label(upscale(frames[context - 1 + h][None], scale), f"{name} t+{h}" if h else f"{group.scenario}")[0] for h in steps]
             rows.append(np.concatenate(tiles, axis=1))
     return np.concatenate(rows, axis=0)
 
@@ -152,7 +150,7 @@ def markdown(report: dict, physics: dict, model: str, episodes: int, context: in
         f"`worldsim demo` ({seconds:.0f} s). For each Balls scenario, {episodes} held-out episodes: the model gets "
         f"{context} real frames, their actions and the caption, then dreams {horizon} frames open loop with the real "
         "actions, beside the real physics. `fidelity.png`: PSNR and SSIM against horizon; `demo.mp4`: real | dream per "
-        f"scenario, then a dream from the prompt \"{prompt}\" alone.",
+        f'scenario, then a dream from the prompt "{prompt}" alone.',
         "",
         "| scenario | " + " | ".join(f"PSNR h={h} dream / copy-last" for h in marks) + " | velocity error dream / parser floor |",
         "| --- | " + " | ".join("---" for _ in marks) + " | --- |",
@@ -162,7 +160,10 @@ def markdown(report: dict, physics: dict, model: str, episodes: int, context: in
         cells = [f"{curves['model']['psnr'][h - 1]:.1f} / {curves['copy_last']['psnr'][h - 1]:.1f}" for h in marks]
         dream, floor = (fidelity.fmt(p["velocity_error"]) for p in physics[scenario])
         lines.append(f"| {scenario} | {' | '.join(cells)} | {dream} / {floor} |")
-    lines += ["", "Velocity error: PhyWorld's mean |v - v_hat| in world units/s, balls parsed from the frames by colour; the "
-              "parser floor is the same parser on the real frames. The full benchmarks: `worldsim bench fidelity|physics`.",
-              ""]  # fmt: skip
+    lines += [
+        "",
+        "Velocity error: PhyWorld's mean |v - v_hat| in world units/s, balls parsed from the frames by colour; the "
+        "parser floor is the same parser on the real frames. The full benchmarks: `worldsim bench fidelity|physics`.",
+        "",
+    ]
     return "\n".join(lines)

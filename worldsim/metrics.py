@@ -217,8 +217,7 @@ def collision_drift(parsed: ParsedBalls, positions, radii, world_size, fps: floa
         p0, p1 = (masses[:, None] * v0).sum(0), (masses[:, None] * v1).sum(0)
         e0, e1 = (masses * (v0**2).sum(-1)).sum() / 2, (masses * (v1**2).sum(-1)).sum() / 2
         scale = (masses * np.linalg.norm(v0, axis=-1)).sum()
-        drifts.append({"momentum": float(np.linalg.norm(p1 - p0) / max(scale, 1e-9)),
-                       "energy": float(abs(e1 - e0) / max(e0, 1e-9))})  # fmt: skip
+        drifts.append({"momentum": float(np.linalg.norm(p1 - p0) / max(scale, 1e-9)), "energy": float(abs(e1 - e0) / max(e0, 1e-9))})
     return drifts
 
 

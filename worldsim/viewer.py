@@ -133,8 +133,18 @@ class Viewer:
         world_kwargs: the twin's world arguments (Balls: ``scenario=``, ``frame_size=``, ...).
     """
 
-    def __init__(self, model, device="cpu", sampler_steps=None, seed=0, fps=None, side_by_side=True,
-                 record_dir="runs/play", rewind_steps=5, **world_kwargs):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        device="cpu",
+        sampler_steps=None,
+        seed=0,
+        fps=None,
+        side_by_side=True,
+        record_dir="runs/play",
+        rewind_steps=5,
+        **world_kwargs,
+    ):
         self.env = DreamEnv(model=model, device=device, sampler_steps=sampler_steps, **world_kwargs)
         config = self.env.model.config
         self.env_id = config.env_id

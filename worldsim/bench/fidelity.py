@@ -249,8 +249,12 @@ def dream(model: WorldModel, group: Group, actions: np.ndarray, settings: Settin
     uint8 ``[N, context + horizon, H, W, 3]`` (the context frames are the real ones)."""
     c, real = group.context, group.real
     sim = model.simulator(len(real), settings.device, window=None, sampler_steps=settings.sampler_steps, seed=settings.seed)
-    sim.reset(torch.ones(len(real), dtype=torch.bool), context=torch.from_numpy(real[:, :c]),
-              actions=torch.from_numpy(actions[:, :c]), prompts=[e.caption for e in group.episodes])  # fmt: skip
+    sim.reset(
+        torch.ones(len(real), dtype=torch.bool),
+        context=torch.from_numpy(real[:, :c]),
+        actions=torch.from_numpy(actions[:, :c]),
+        prompts=[e.caption for e in group.episodes],
+    )
     frames = [real[:, :c]]
     for h in range(settings.horizon):
         frames.append(sim.step(torch.from_numpy(actions[:, c - 1 + h])).frames.cpu().numpy()[:, None])
@@ -407,16 +411,23 @@ def long_rollouts(model: WorldModel, settings: Settings, context: int) -> tuple[
     real = np.concatenate([g.real[:, :context] for g in groups])
     record = record_of(model)
     env = make_world(model, groups[0].scenario, "id", None)  # for its action space, the same in every scenario
-    actions = np.concatenate([
-        random_actions(env, (len(g.episodes), context + settings.long_steps), settings.seed)
-        if record.is_task(g.scenario) else np.zeros((len(g.episodes), context + settings.long_steps), np.int64)
-        for g in groups
-    ])  # fmt: skip
+    actions = np.concatenate(
+        [
+            random_actions(env, (len(g.episodes), context + settings.long_steps), settings.seed)
+            if record.is_task(g.scenario)
+            else np.zeros((len(g.episodes), context + settings.long_steps), np.int64)
+            for g in groups
+        ]
+    )
     env.close()
     actions[:, : context - 1] = np.concatenate([g.actions[:, : context - 1] for g in groups])
     sim = model.simulator(len(real), settings.device, sampler_steps=settings.sampler_steps, seed=settings.seed)
-    sim.reset(torch.ones(len(real), dtype=torch.bool), context=torch.from_numpy(real),
-              actions=torch.from_numpy(actions[:, :context]), prompts=[e.caption for g in groups for e in g.episodes])  # fmt: skip
+    sim.reset(
+        torch.ones(len(real), dtype=torch.bool),
+        context=torch.from_numpy(real),
+        actions=torch.from_numpy(actions[:, :context]),
+        prompts=[e.caption for g in groups for e in g.episodes],
+    )
     frames = np.empty((len(real), settings.long_steps, *real.shape[2:]), np.uint8)
     for t in tqdm(range(settings.long_steps), desc="long rollouts", disable=not settings.progress):
         frames[:, t] = sim.step(torch.from_numpy(actions[:, context - 1 + t])).frames.cpu().numpy()
@@ -446,8 +457,14 @@ def fidelity_targets(report: dict) -> list[dict]:
             if baseline == "model":
                 continue
             losing = np.flatnonzero(model <= np.array(curve["psnr"][:upto])) + 1
-            rows.append({"group": name, "baseline": baseline, "passed": not len(losing),
-                         "first_losing_horizon": int(losing[0]) if len(losing) else None})  # fmt: skip
+            rows.append(
+                {
+                    "group": name,
+                    "baseline": baseline,
+                    "passed": not len(losing),
+                    "first_losing_horizon": int(losing[0]) if len(losing) else None,
+                }
+            )
     return rows
 
 
@@ -555,8 +572,14 @@ def write_report(result: BenchResult, mode: str, out: str | Path, command: str, 
     for group in result.groups:
         if not report["settings"]["videos"]:
             break
-        paths.append(write_video(out / "videos" / f"{mode}-{group.name.replace('/', '-')}.mp4",
-                                 side_by_side(group.real[shown], group.dream[shown]), fps, scale=4))  # fmt: skip
+        paths.append(
+            write_video(
+                out / "videos" / f"{mode}-{group.name.replace('/', '-')}.mp4",
+                side_by_side(group.real[shown], group.dream[shown]),
+                fps,
+                scale=4,
+            )
+        )
     if result.long_frames is not None:
         rows = report["long_rollouts"]
         per = [rows[s]["rollouts"] for s in rows]
@@ -611,42 +634,71 @@ def fidelity_markdown(report: dict) -> str:
         lines.append(f"- {row['group']}: PSNR above `{row['baseline']}` at every horizon to {TARGET_HORIZON}: {verdict}")
     for metric, title in (("psnr", "PSNR (dB)"), ("ssim", "SSIM")):
         marks = [h for h in HORIZON_MARKS if h <= s["horizon"]]
-        lines += ["", f"## {title} by horizon", "", "| group | method | " + " | ".join(f"h={h}" for h in marks) + " |",
-                  "| --- | --- | " + " | ".join("---" for _ in marks) + " |"]  # fmt: skip
+        lines += [
+            "",
+            f"## {title} by horizon",
+            "",
+            "| group | method | " + " | ".join(f"h={h}" for h in marks) + " |",
+            "| --- | --- | " + " | ".join("---" for _ in marks) + " |",
+        ]
         for name, entry in report["groups"].items():
             for method, curve in entry["curves"].items():
                 values = " | ".join(fmt(curve[metric][h - 1], 2 if metric == "psnr" else 3) for h in marks)
                 lines.append(f"| {name} | {method} | {values} |")
-    lines += ["", "## Motion masks (Physics-IQ)", "",
-              "Scores over the dreamed frames (pixels that changed by more than 20 from the frame before). "
-              "`physics_iq` scales each score by the physical variance's and averages: 100 = as close as two real takes.",
-              "", "| group | method | spatial IoU | spatiotemporal IoU | weighted spatial IoU | MSE | Physics-IQ |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines += [
+        "",
+        "## Motion masks (Physics-IQ)",
+        "",
+        "Scores over the dreamed frames (pixels that changed by more than 20 from the frame before). "
+        "`physics_iq` scales each score by the physical variance's and averages: 100 = as close as two real takes.",
+        "",
+        "| group | method | spatial IoU | spatiotemporal IoU | weighted spatial IoU | MSE | Physics-IQ |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, entry in report["groups"].items():
         for method, m in entry["motion"].items():
-            lines.append(f"| {name} | {method} | {m['spatial_iou']:.3f} | {m['spatiotemporal_iou']:.3f} | "
-                         f"{m['weighted_spatial_iou']:.3f} | {m['mse']:.4f} | {fmt(m.get('physics_iq'), 1)} |")  # fmt: skip
+            lines.append(
+                f"| {name} | {method} | {m['spatial_iou']:.3f} | {m['spatiotemporal_iou']:.3f} | "
+                f"{m['weighted_spatial_iou']:.3f} | {m['mse']:.4f} | {fmt(m.get('physics_iq'), 1)} |"
+            )
     control = {n: e["controllability"] for n, e in report["groups"].items() if "controllability" in e}
     if control:
-        lines += ["", "## Controllability (delta-PSNR)", "",
-                  "PSNR of the dream with the true actions minus with uniformly random actions (Genie); "
-                  "> 0: the dream follows the actions.",
-                  "", "| group | h=1 | h=4 | h=16 | mean over horizon |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+        lines += [
+            "",
+            "## Controllability (delta-PSNR)",
+            "",
+            "PSNR of the dream with the true actions minus with uniformly random actions (Genie); > 0: the dream follows the actions.",
+            "",
+            "| group | h=1 | h=4 | h=16 | mean over horizon |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for name, curve in control.items():
             at = [fmt(curve[h - 1]) if h <= len(curve) else "-" for h in (1, 4, 16)]
             lines.append(f"| {name} | {' | '.join(at)} | {np.mean(curve):.2f} |")
-    lines += ["", "## Reward and termination heads (teacher-forced on whole held-out episodes)", "",
-              "| scenario | steps | reward MAE | MAE of the mean | terminations | termination accuracy | precision | recall |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines += [
+        "",
+        "## Reward and termination heads (teacher-forced on whole held-out episodes)",
+        "",
+        "| scenario | steps | reward MAE | MAE of the mean | terminations | termination accuracy | precision | recall |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, h in report["heads"].items():
-        lines.append(f"| {name} | {h['steps']} | {h['reward_mae']:.4f} | {h['reward_mae_constant']:.4f} | {h['terminations']} | "
-                     f"{h['termination_accuracy']:.3f} | {fmt(h['termination_precision'], 3)} | "
-                     f"{fmt(h['termination_recall'], 3)} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {h['steps']} | {h['reward_mae']:.4f} | {h['reward_mae_constant']:.4f} | {h['terminations']} | "
+            f"{h['termination_accuracy']:.3f} | {fmt(h['termination_precision'], 3)} | "
+            f"{fmt(h['termination_recall'], 3)} |"
+        )
     if "long_rollouts" in report:
-        lines += ["", f"## Long rollouts ({s['long_steps']} frames)", "",
-                  "Fraction of rollouts whose every frame so far keeps its balls (each found, area within 1/3..3x) "
-                  "and has not blown up (half the pixels still background).", "",
-                  "| scenario | rollouts | step 10 | step 100 | step 1000 | last |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        lines += [
+            "",
+            f"## Long rollouts ({s['long_steps']} frames)",
+            "",
+            "Fraction of rollouts whose every frame so far keeps its balls (each found, area within 1/3..3x) "
+            "and has not blown up (half the pixels still background).",
+            "",
+            "| scenario | rollouts | step 10 | step 100 | step 1000 | last |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for name, r in report["long_rollouts"].items():
             valid = r["valid"]
             at = [fmt(valid[t - 1]) if t <= len(valid) else "-" for t in (10, 100, 1000)]

@@ -26,13 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldsim.agents.dyna import (
-    DynaSettings,
-    dyna,
-    model_free,
-    plot_returns,
-    real_world,
-)
+from worldsim.agents.dyna import DynaSettings, dyna, model_free, plot_returns, real_world
 from worldsim.agents.imagination import HYPERPARAMETERS
 from worldsim.atomic import write_table
 from worldsim.envs.worlds import world
@@ -42,8 +36,16 @@ TARGET_STEPS = 20_000
 METHODS = ("dyna", "model-free")
 
 
-def run_rl(model_path: str, algo: str, settings: DynaSettings, seeds: int, work: str | Path, device: str = "cpu",
-           progress: bool = True, **world_kwargs) -> dict:  # fmt: skip
+def run_rl(
+    model_path: str,
+    algo: str,
+    settings: DynaSettings,
+    seeds: int,
+    work: str | Path,
+    device: str = "cpu",
+    progress: bool = True,
+    **world_kwargs,
+) -> dict:
     """Runs both methods for every seed; returns the report (see the module docstring)."""
     from worldsim.model.world_model import load
 
@@ -58,10 +60,18 @@ def run_rl(model_path: str, algo: str, settings: DynaSettings, seeds: int, work:
         runs["model-free"].append(model_free(model_path, algo, folder, per_seed, device, progress, **world_kwargs))
     curves = {method: summarise(rows) for method, rows in runs.items()}
     plain_kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in world_kwargs.items()}
-    report = {"model": model_path, "world": world, "world_kwargs": plain_kwargs,
-              "algo": algo, "hyperparameters": HYPERPARAMETERS[algo], "seeds": seeds, "settings": asdict(settings), "curves": curves,
-              "runs": runs,
-              "seconds": sum(float(rows[-1]["seconds"]) for method in runs.values() for rows in method if rows)}  # fmt: skip
+    report = {
+        "model": model_path,
+        "world": world,
+        "world_kwargs": plain_kwargs,
+        "algo": algo,
+        "hyperparameters": HYPERPARAMETERS[algo],
+        "seeds": seeds,
+        "settings": asdict(settings),
+        "curves": curves,
+        "runs": runs,
+        "seconds": sum(float(rows[-1]["seconds"]) for method in runs.values() for rows in method if rows),
+    }
     report["targets"] = targets(report)
     return report
 
@@ -73,8 +83,15 @@ def summarise(per_seed: list[list[dict]]) -> list[dict]:
     for k in range(marks):
         means = np.array([float(rows[k]["mean_return"]) for rows in per_seed])
         steps = np.array([float(rows[k]["real_steps"]) for rows in per_seed])
-        out.append({"real_steps": float(steps.mean()), "mean_return": float(means.mean()), "std_return": float(means.std()),
-                    "min_return": float(means.min()), "max_return": float(means.max())})  # fmt: skip
+        out.append(
+            {
+                "real_steps": float(steps.mean()),
+                "mean_return": float(means.mean()),
+                "std_return": float(means.std()),
+                "min_return": float(means.min()),
+                "max_return": float(means.max()),
+            }
+        )
     return out
 
 
@@ -87,13 +104,19 @@ def targets(report: dict) -> list[dict]:
     goal = world(report["world"]).rl_return_target
     if goal is not None:
         best = max((dream[k]["mean_return"] for k in within), default=float("nan"))
-        return [{"target": f"dream-trained real return >= {goal:.0f} within {TARGET_STEPS} real steps",
-                 "value": best, "passed": bool(best >= goal)}]  # fmt: skip
+        return [
+            {
+                "target": f"dream-trained real return >= {goal:.0f} within {TARGET_STEPS} real steps",
+                "value": best,
+                "passed": bool(best >= goal),
+            }
+        ]
     if within and len(free) > within[-1]:
         k = within[-1]
         gap = dream[k]["mean_return"] - free[k]["mean_return"]
-        return [{"target": f"dream-trained beats model-free at the {settings.quota(k)}-real-step mark",
-                 "value": gap, "passed": bool(gap > 0)}]  # fmt: skip
+        return [
+            {"target": f"dream-trained beats model-free at the {settings.quota(k)}-real-step mark", "value": gap, "passed": bool(gap > 0)}
+        ]
     return []
 
 
@@ -111,10 +134,11 @@ def write_report(report: dict, out: str | Path, command: str) -> list[Path]:
 def start_of(report: dict) -> str:
     """Where the Dyna world model starts, and so which real steps the curve counts."""
     if report["settings"].get("fresh"):
-        return (f"the first round training a new world model of `{report['model']}`'s sizes from random weights, so every "
-                "real step any world model learned from is counted.")  # fmt: skip
-    return (f"fine-tuning `{report['model']}` from the first round: the real steps that model was trained on before are "
-            "not counted.")  # fmt: skip
+        return (
+            f"the first round training a new world model of `{report['model']}`'s sizes from random weights, so every "
+            "real step any world model learned from is counted."
+        )
+    return f"fine-tuning `{report['model']}` from the first round: the real steps that model was trained on before are not counted."
 
 
 def agent_line(report: dict) -> str:
@@ -125,9 +149,11 @@ def agent_line(report: dict) -> str:
     settings = ", ".join(f"{key}={value}" for key, value in report["hyperparameters"].items())
     starts = "real frames of its collections" if s.get("replay_starts") else "the real twin's resets"
     horizon = s.get("imagination_horizon") or "the real episode length"
-    return (f"Agent (both methods): {report['algo'].upper()} `CnnPolicy` with worldsim's `FrameCNN`, {s['num_envs']} envs, "
-            f"{stack}, {rewards}; {settings}. Dyna's dream episodes start from {starts} and are truncated "
-            f"after {horizon} steps.")  # fmt: skip
+    return (
+        f"Agent (both methods): {report['algo'].upper()} `CnnPolicy` with worldsim's `FrameCNN`, {s['num_envs']} envs, "
+        f"{stack}, {rewards}; {settings}. Dyna's dream episodes start from {starts} and are truncated "
+        f"after {horizon} steps."
+    )
 
 
 def markdown(report: dict) -> str:
@@ -189,8 +215,9 @@ def real_episodes(model, policy: str, episodes: int, seed: int, max_steps: int, 
     return lengths, returns
 
 
-def dream_episodes(model, policy: str, episodes: int, seed: int, max_steps: int, device: str = "cpu",
-                   **world_kwargs) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def dream_episodes(
+    model, policy: str, episodes: int, seed: int, max_steps: int, device: str = "cpu", **world_kwargs
+) -> tuple[np.ndarray, np.ndarray]:
     """Lengths and returns of the first episode of each of ``episodes`` dream envs (reset with
     ``seed``: each starts from its real twin's context) under ``policy``, cut at ``max_steps``."""
     from worldsim.envs.dream import DreamVectorEnv
@@ -229,6 +256,8 @@ def episodes_real_and_dreamed(model, episodes: int, seed: int, max_steps: int, d
 
 def episodes_markdown(rows: list[dict], header: str) -> str:
     lines = [header, "", "| policy | real length | dream length | real return | dream return |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['policy']} | {r['real_length']:.1f} | {r['dream_length']:.1f} | {r['real_return']:.3f} | {r['dream_return']:.3f} |"
-              for r in rows]  # fmt: skip
+    lines += [
+        f"| {r['policy']} | {r['real_length']:.1f} | {r['dream_length']:.1f} | {r['real_return']:.3f} | {r['dream_return']:.3f} |"
+        for r in rows
+    ]
     return "\n".join(lines) + "\n"

@@ -74,8 +74,7 @@ def collect(
     (whatever the budget), so the collection ends as if nothing had happened. Every argument is checked
     before anything is written.
     """
-    check_arguments(env_id, env_kwargs, scenarios, policy, epsilon, algo, episodes=episodes, stills=stills, steps=steps,
-                    seed=seed)  # fmt: skip
+    check_arguments(env_id, env_kwargs, scenarios, policy, epsilon, algo, episodes=episodes, stills=stills, steps=steps, seed=seed)
     env_kwargs = dict(env_kwargs or {})
     settings = {
         "env_id": env_id,
@@ -201,4 +200,3 @@ def record_still(env, seed) -> Episode:
         caption=caption,
         meta={"seed": list(seed)},
     )
-

@@ -46,9 +46,7 @@ class Collection:
         self.root = Path(root)
         settings_path = self.root / SETTINGS_FILE
         if not self.root.is_dir():
-            raise MissingFileError(
-                f"dataset path {self.root} does not exist; create it with `worldsim collect ... out={self.root}`"
-            )
+            raise MissingFileError(f"dataset path {self.root} does not exist; create it with `worldsim collect ... out={self.root}`")
         if not settings_path.is_file():
             raise MissingFileError(f"{self.root} is not a worldsim collection: it has no {SETTINGS_FILE}")
         self.settings: dict[str, Any] = read_settings(settings_path)

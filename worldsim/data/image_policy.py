@@ -27,11 +27,14 @@ class FrameCNN(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim)
         channels = observation_space.shape[0]
         self.cnn = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=2, padding=1),
+            nn.ReLU(),
             nn.Flatten(),
-        )  # fmt: skip
+        )
         with torch.no_grad():
             flat = self.cnn(torch.zeros(1, *observation_space.shape)).shape[1]
         self.linear = nn.Sequential(nn.Linear(flat, features_dim), nn.ReLU())

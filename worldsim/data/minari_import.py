@@ -58,12 +58,7 @@ RESUMABLE = ("episodes", "worldsim_version")
 ACCEPTED = "uint8 H x W x 3 image observations (a Box space, or an entry of a Dict space)"
 
 
-def import_minari(
-    dataset_id: str,
-    out: str | Path,
-    caption: str | None = None,
-    observation_key: str | None = None,
-) -> Collection:
+def import_minari(dataset_id: str, out: str | Path, caption: str | None = None, observation_key: str | None = None) -> Collection:
     """Writes every episode of the local Minari dataset ``dataset_id`` into the collection ``out``.
 
     ``observation_key`` picks the image entry of Dict observations (default: the only one).
@@ -126,12 +121,7 @@ def load_local(minari: Any, dataset_id: str) -> Any:
 
 
 def is_image_space(space: Any) -> bool:
-    return (
-        isinstance(space, gym.spaces.Box)
-        and space.dtype == np.uint8
-        and len(space.shape) == 3
-        and space.shape[-1] == 3
-    )
+    return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3 and space.shape[-1] == 3
 
 
 def image_key(space: Any, observation_key: str | None, dataset_id: str) -> str | None:
@@ -205,8 +195,7 @@ def info_states(state: Any, episode_id: int) -> dict[str, np.ndarray]:
         if array is None or array.dtype.kind not in "biuf":
             kind = "a dict" if array is None else f"dtype {array.dtype}"
             raise UserError(
-                f"Minari episode {episode_id}: infos['state'][{name!r}] is {kind}; worldsim states are numeric "
-                "arrays [T + 1, ...]"
+                f"Minari episode {episode_id}: infos['state'][{name!r}] is {kind}; worldsim states are numeric arrays [T + 1, ...]"
             )
         states[name] = array
     return states

@@ -156,8 +156,10 @@ class SB3Policy:
                 self.model.set_parameters(str(path), exact_match=True, device="cpu")
                 break
             except pickle.UnpicklingError:
-                raise UserError(f"{path} holds more than weights (objects that only unpickling would make); "
-                                "worldsim loads SB3 policies weights-only, so re-save it with SB3's save()") from None  # fmt: skip
+                raise UserError(
+                    f"{path} holds more than weights (objects that only unpickling would make); "
+                    "worldsim loads SB3 policies weights-only, so re-save it with SB3's save()"
+                ) from None
             except (RuntimeError, ValueError, KeyError) as error:
                 if layout is layouts[-1]:
                     raise UserError(f"{path} does not hold an SB3 {algo.upper()} policy for these spaces ({error})") from error
@@ -189,8 +191,10 @@ def check_saved_spaces(path: Path, env: gym.Env) -> int:
     if not fits:
         if len(shape) == 3 and len(obs) == 3:
             height, width = shape[1:] if shape[0] % 3 == 0 else shape[:2]
-            raise UserError(f"{path} is a policy for {height}x{width} frames, but this env makes {obs[0]}x{obs[1]} frames; "
-                            f"use frame_size=[{height},{width}] or a policy trained at this size")  # fmt: skip
+            raise UserError(
+                f"{path} is a policy for {height}x{width} frames, but this env makes {obs[0]}x{obs[1]} frames; "
+                f"use frame_size=[{height},{width}] or a policy trained at this size"
+            )
         raise UserError(f"{path} is a policy for observations of shape {shape}, but this env's are {obs}")
     n = getattr(env.action_space, "n", None)
     if saved_actions.get("n") is not None and n is not None and int(saved_actions["n"]) != int(n):

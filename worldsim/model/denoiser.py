@@ -88,8 +88,16 @@ class Denoiser:
         residual = latents - (1 - sigmas[:, :, None, None, None]) * reference  # (1 - s) (x0 - reference) + s noise
         before_in = preconditioning(before_sigmas, self.network.config.data_std)[0][:, :, None, None, None]
         out = self.network(
-            residual * c_in, frames_before * before_in, sigmas, before_sigmas, actions, action_mask, text,
-            block_offset=block_offset, cache=cache, window=window,
+            residual * c_in,
+            frames_before * before_in,
+            sigmas,
+            before_sigmas,
+            actions,
+            action_mask,
+            text,
+            block_offset=block_offset,
+            cache=cache,
+            window=window,
         )
         denoised = reference + c_skip * residual + c_out * out.prediction
         velocity = (latents - denoised) / sigmas[:, :, None, None, None].clamp(min=1e-6)

@@ -406,9 +406,14 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         prediction = rearrange(
             self.final_linear(hidden),
             "b (t h w) (pt p1 p2 c) -> b (t pt) c (h p1) (w p2)",
-            t=grid[0], h=grid[1], w=grid[2], pt=pt, p1=p, p2=p, c=channels,
-        )  # fmt: skip
+            t=grid[0],
+            h=grid[1],
+            w=grid[2],
+            pt=pt,
+            p1=p,
+            p2=p,
+            c=channels,
+        )
         pooled = rearrange(hidden, "b (t n) d -> b t n d", t=grid[0]).mean(dim=2)
         heads = rearrange(self.heads(pooled), "b t (pt two) -> two b (t pt)", two=2)
         return NetworkOutput(prediction, reward=heads[0], termination=heads[1], keys_values=keys_values)
-

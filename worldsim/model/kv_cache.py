@@ -15,6 +15,7 @@ import torch
 
 Rows = slice | torch.Tensor  # the batch rows an operation touches: all (a slice) or indices / a mask
 
+
 @dataclass
 class KVCache:
     """Per layer, keys and values ``[B, heads, slots * N, head_dim]``; ``filled`` bool ``[B, slots]``

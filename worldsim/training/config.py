@@ -98,13 +98,26 @@ class VAEConfig:
 
 
 # (type, lowest, highest, lowest excluded) of each numeric or bool field; None: no bound.
-MODEL_RULES = {name: (int, 1, None, False) for name in ("patch_size", "temporal_patch_size", "hidden_size", "depth", "num_heads",
-                                                          "text_dim", "text_depth", "text_heads")}  # fmt: skip
+MODEL_RULES = {
+    name: (int, 1, None, False)
+    for name in ("patch_size", "temporal_patch_size", "hidden_size", "depth", "num_heads", "text_dim", "text_depth", "text_heads")
+}
 MODEL_RULES["mlp_ratio"] = (float, 0, None, True)
 FRACTION = (float, 0, 1, False)
 TRAIN_RULES = {
-    **{name: (int, 1, None, False) for name in ("batch_size", "grad_accum", "terminal_repeats", "log_every", "checkpoint_every",
-                                                 "keep_checkpoints", "rollout_frames", "rollout_steps")},  # fmt: skip
+    **{
+        name: (int, 1, None, False)
+        for name in (
+            "batch_size",
+            "grad_accum",
+            "terminal_repeats",
+            "log_every",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "rollout_frames",
+            "rollout_steps",
+        )
+    },
     **{name: (int, 0, None, False) for name in ("warmup_steps", "num_workers", "seed")},
     **{name: FRACTION for name in ("min_lr_ratio", "ema_decay", "text_dropout", "action_dropout", "rollout_prob")},
     **{name: (float, 0, None, False) for name in ("weight_decay", "reward_weight", "termination_weight")},

@@ -163,12 +163,10 @@ class FlowMatchingLoss(nn.Module):
         heads[:, :-1] = False
         reward = masked_mean((out.reward.float() - batch["rewards"].to(device)) ** 2, heads)
         termination = masked_mean(
-            F.binary_cross_entropy_with_logits(out.termination.float(), batch["terminated"].to(device).float(), reduction="none"),
-            heads,
+            F.binary_cross_entropy_with_logits(out.termination.float(), batch["terminated"].to(device).float(), reduction="none"), heads
         )
         loss = diffusion + self.cfg.reward_weight * reward + self.cfg.termination_weight * termination
         return {"loss": loss, "diffusion": diffusion, "reward": reward, "termination": termination}
-
 
     @torch.no_grad()
     def rollout(
@@ -291,8 +289,14 @@ def train(
         ema_decay=cfg.ema_decay,
         tokens=lambda batch: tokens_in(batch, model),
     )
-    settings = dict(data=[str(d) for d in data], steps=steps, init=None if init is None else str(init), model=model_cfg,
-                    train=cfg, world=model.config.to_dict())  # fmt: skip
+    settings = dict(
+        data=[str(d) for d in data],
+        steps=steps,
+        init=None if init is None else str(init),
+        model=model_cfg,
+        train=cfg,
+        world=model.config.to_dict(),
+    )
     last = run_steps(stage, out, steps, cfg, place, resume, progress, settings)
     return TrainResult(checkpoint=last, model=model)
 

@@ -102,8 +102,7 @@ def bucket_loader(dataset: Dataset[Batch], buckets: Sequence[Hashable], cfg: Tra
     """Batches of ``cfg.batch_size`` items of ``dataset`` that share a bucket (``buckets[i]``: item
     i's), shuffled per epoch from ``cfg.seed`` in one order for all ranks, each rank its share;
     partial batches are dropped. Its ``len`` is the batches per epoch of this rank (maybe 0)."""
-    sampler = BucketBatchSampler(buckets, cfg.batch_size, drop_last=True, seed=cfg.seed, rank=place.rank,
-                                 world_size=place.world_size)  # fmt: skip
+    sampler = BucketBatchSampler(buckets, cfg.batch_size, drop_last=True, seed=cfg.seed, rank=place.rank, world_size=place.world_size)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers)
 
 
@@ -137,14 +136,7 @@ def ema_with_warmup(decay: float) -> Callable[[Sequence[torch.Tensor], Sequence[
 
 
 def run_steps(
-    stage: Stage,
-    out: Path,
-    steps: int,
-    cfg: TrainConfig,
-    place: Placement,
-    resume: bool,
-    progress: bool,
-    settings: dict[str, Any],
+    stage: Stage, out: Path, steps: int, cfg: TrainConfig, place: Placement, resume: bool, progress: bool, settings: dict[str, Any]
 ) -> Path | None:
     """Trains ``stage`` up to ``steps`` optimizer steps into the run folder ``out``: ``config.json``
     (``settings``), ``metrics.csv``, ``checkpoints/step_NNNNNNN/`` (``stage.save``). ``resume``
@@ -191,8 +183,17 @@ def run_steps(
         if step % cfg.log_every == 0 or step == steps:
             elapsed = time.perf_counter() - tick
             rate = cfg.log_every / elapsed if step % cfg.log_every == 0 else 0.0
-            metrics.write({"step": step, "epoch": epoch, **totals, "lr": schedule.get_last_lr()[0], "grad_norm": grad_norm,
-                           "steps_per_s": rate, "tokens_per_s": tokens / elapsed})  # fmt: skip
+            metrics.write(
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    **totals,
+                    "lr": schedule.get_last_lr()[0],
+                    "grad_norm": grad_norm,
+                    "steps_per_s": rate,
+                    "tokens_per_s": tokens / elapsed,
+                }
+            )
             bar.set_postfix(loss=f"{totals['loss']:.4f}", steps_per_s=f"{rate:.2f}")
             tick, tokens = time.perf_counter(), 0
         if step % cfg.checkpoint_every == 0 or step == steps:
@@ -220,10 +221,7 @@ def batches(loader: DataLoader[Batch], epoch: int, skip: int) -> Iterator[tuple[
 
 
 def accumulate(
-    stream: Iterator[tuple[int, int, Batch]],
-    grad_accum: int,
-    forward: Callable[[Batch], Losses],
-    autocast: AbstractContextManager[Any],
+    stream: Iterator[tuple[int, int, Batch]], grad_accum: int, forward: Callable[[Batch], Losses], autocast: AbstractContextManager[Any]
 ) -> tuple[dict[str, float], int, int, list[Batch]]:
     """Runs ``grad_accum`` micro-batches of ``stream`` through ``forward(batch) -> losses`` and
     backpropagates ``loss / grad_accum``; returns the averaged losses, the epoch and index of the
