@@ -1,17 +1,27 @@
-"""The speed benchmark: its recomputation baseline makes the simulator's frames, its report is
-complete, and `worldsim bench speed` writes it. No timing is asserted."""
+"""The speed benchmark: its recomputation baseline makes the simulator's frames, it counts the DiT
+passes a frame costs, its report is complete (throughput with the roofline column, window section,
+every target's verdict), bad grids are refused in one line, and `worldsim bench speed` writes it. No
+timing is asserted."""
 
 import json
 
 import pytest
 import torch
-from tiny_world_model import randomise
+from tiny_world_model import randomise, save_tiny_world_model
 
-from worldsim.bench.speed import Recompute, SpeedGrid, build_model, preset, run_speed, write_report
+from worldsim.bench.speed import TARGETS, Recompute, SpeedGrid, build_model, passes_per_frame, preset, run_speed, write_report
 from worldsim.cli import main
+from worldsim.errors import UserError
+from worldsim.model.dit import SpacetimeDiT
 from worldsim.simulator import WorldSimulator
+from worldsim.training.loop import sizes_of
 
-TINY_GRID = SpeedGrid(batch_sizes=[1], windows=[4, 16, 64], sampler_steps=[1], repeats=2, warmup=1, min_seconds=0.0, max_seconds=1e9)
+FAST = dict(repeats=2, warmup=1, min_seconds=0.0, max_seconds=1e9)
+TINY_GRID = SpeedGrid(batch_sizes=[1], sampler_steps=[1], windows=[4, 16, 64], window_batch_sizes=[1], **FAST)
+
+
+def quiet(line):
+    pass
 
 
 @torch.no_grad()
@@ -42,6 +52,35 @@ def test_recompute_makes_the_simulators_frames_from_the_same_noise():
     assert (other.step(torch.zeros(2, dtype=torch.long)) - baseline.step(torch.zeros(2, dtype=torch.long))).abs().max() > 1e-2
 
 
+@pytest.mark.parametrize("steps, guidance", [(1, 1.0), (3, 1.0), (1, 2.0), (3, 1.5)])
+@torch.no_grad()
+def test_passes_per_frame_are_the_dit_calls_of_a_step(steps, guidance, monkeypatch):
+    model = build_model(preset("tiny"), (8, 8), 2, seed=0)
+    counted = passes_per_frame(model, "cache", steps, guidance, "cpu")
+    recomputed = passes_per_frame(model, "recompute", steps, 1.0, "cpu")
+    calls = []
+    forward = SpacetimeDiT.forward
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs.get("cache"))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(SpacetimeDiT, "forward", counting)
+    sim = WorldSimulator(model, 3, window=2, sampler_steps=steps, guidance=guidance, seed=0)
+    sim.reset([True] * 3, torch.zeros(3, 2, 8, 8, 3, dtype=torch.uint8), torch.zeros(3, 2, dtype=torch.long))
+    calls.clear()
+    for _ in range(2):
+        sim.step(torch.zeros(3, dtype=torch.long))
+    # k sampler steps, each one pass (two with guidance: conditioned and not), and one commit pass.
+    assert counted == len(calls) / 2 == steps * (2 if guidance != 1 else 1) + 1
+    assert all(cache is sim.cache for cache in calls)  # every pass of a step runs against the cache
+    baseline = Recompute(model, 3, "cpu", 2, steps)
+    baseline.reset(torch.zeros(3, 2, 8, 8, 3, dtype=torch.uint8), torch.zeros(3, 2, dtype=torch.long))
+    calls.clear()
+    baseline.step(torch.zeros(3, dtype=torch.long))
+    assert recomputed == len(calls) == steps  # no cache to commit to
+
+
 def check_report(out, report):
     data = json.loads((out / "speed.json").read_text())
     assert data["command"] == "python benchmarks/speed.py --test" and data["model"]["preset"] == "tiny"
@@ -50,45 +89,97 @@ def check_report(out, report):
     return data, (out / "speed.md").read_text()
 
 
-def test_report_has_every_figure_and_both_targets(tmp_path):
-    report = run_speed(preset("tiny"), (8, 8), ["cpu"], TINY_GRID, log=lambda line: None)
+def test_report_has_every_figure_and_both_window_targets(tmp_path):
+    report = run_speed(preset("tiny"), (8, 8), ["cpu"], TINY_GRID, log=quiet)
     write_report(report, tmp_path, "python benchmarks/speed.py --test")
     data, text = check_report(tmp_path, report)
     for row in data["rows"]:
         assert row["skipped"] is None and len(row["rounds_ms"]) == 2
         assert row["frames_per_s"] == pytest.approx(row["batch"] * row["frames_per_s_per_env"], rel=1e-3)
         assert row["steps_per_s"] == pytest.approx(1e3 / row["ms_per_step"], rel=1e-3)
+        assert row["passes"] == (2 if row["mode"] == "cache" else 1)  # k = 1, and the cache's commit pass
     assert {(t["target"], t["batch"]) for t in data["targets"]} == {("growth", 1), ("speedup", 1)}
     assert all(isinstance(t["pass"], bool) and t["ratio"] > 0 and t["flops_ratio"] > 1 for t in data["targets"])
     assert text.count("**PASS** (") + text.count("**FAIL** (") == 2 and "| cpu | 1 | 64 | 1 | recompute |" in text
+    assert text.count("**NOT MEASURED**") == 2  # steps and roofline need B=64
     assert "python benchmarks/speed.py --test" in text and "torch" in text
 
 
+def test_throughput_report_has_the_b_list_the_roofline_column_and_the_verdicts(tmp_path):
+    grid = SpeedGrid(batch_sizes=[1, 64], sampler_steps=[1, 2], windows=[], **FAST)
+    report = run_speed(preset("tiny"), (8, 8), ["cpu"], grid, log=quiet)
+    write_report(report, tmp_path, "python benchmarks/speed.py --test")
+    data, text = json.loads((tmp_path / "speed.json").read_text()), (tmp_path / "speed.md").read_text()
+    own = data["model"]["sampler_steps"]
+    assert own == 4 and data["grid"]["batch_sizes"] == [1, 64] and data["rows"] == []
+    assert sorted((r["batch"], r["steps"]) for r in data["throughput"]) == [(b, k) for b in (1, 64) for k in (1, 2, own)]
+    assert sorted(m["batch"] for m in data["matmul"]) == [1, 64]
+    for row in data["throughput"]:
+        assert row["passes"] == row["steps"] + 1 and row["window"] == data["model"]["window"]
+        assert row["gflops"] > 0 and row["matmul_gflops"] > 0 and row["roofline"] > 0
+        assert f"| cpu | {row['steps']}{' (own)' if row['steps'] == own else ''} | {row['passes']} | {row['batch']} |" in text
+    assert "| DiT GFLOP/s | matmul GFLOP/s | roofline |" in text
+    targets = {(t["target"], t["steps"]) for t in data["targets"]}
+    assert targets == {("steps", 1), ("roofline", 1), ("roofline", 2), ("roofline", own)}
+    steps = next(t for t in data["targets"] if t["target"] == "steps")
+    assert steps["reference_steps"] == own and steps["flops_ratio"] == pytest.approx((own + 1) / 2)
+    for name in ("steps", "roofline"):
+        assert sum(text.count(f"**{verdict}** ({name})") for verdict in ("PASS", "FAIL")) == 1
+    assert TARGETS["roofline"].text.startswith("achieved GFLOP/s of the DiT step >= 60% of the matmul peak")
+    assert TARGETS["roofline"].text in text and TARGETS["steps"].text in text
+    assert text.count("**NOT MEASURED**") == 2 and "Not run (`windows=[]`)" in text  # growth and speedup
+    assert "no fidelity to measure" in text
+
+
 def test_cases_over_the_budget_are_skipped_with_the_reason(tmp_path):
-    grid = SpeedGrid(batch_sizes=[1], windows=[4, 16, 64], sampler_steps=[1], max_seconds=1e-6)
-    report = run_speed(preset("tiny"), (8, 8), ["cpu"], grid, log=lambda line: None)
+    grid = SpeedGrid(batch_sizes=[1], windows=[4, 16, 64], window_batch_sizes=[1], sampler_steps=[1], max_seconds=1e-6)
+    report = run_speed(preset("tiny"), (8, 8), ["cpu"], grid, log=quiet)
     write_report(report, tmp_path, "python benchmarks/speed.py --test")
     data, text = check_report(tmp_path, report)
-    assert all(r["skipped"].startswith("estimated") and "ms_per_step" not in r for r in data["rows"])
-    assert data["targets"] == [] and text.count("**NOT MEASURED**") == 2 and "skipped: estimated" in text
+    assert all(r["skipped"].startswith("estimated") and "ms_per_step" not in r for r in data["rows"] + data["throughput"])
+    assert data["targets"] == [] and text.count("**NOT MEASURED**") == 4 and "skipped: estimated" in text
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("batch_sizes", []), ("batch_sizes", [0, 16]), ("batch_sizes", [1, 1]), ("batch_sizes", 64), ("sampler_steps", []),
+     ("sampler_steps", [0]), ("sampler_steps", [1.5]), ("window_batch_sizes", []), ("windows", [4, -1])],
+)  # fmt: skip
+def test_a_bad_list_is_refused_naming_it(key, value):
+    with pytest.raises(UserError, match=f"^{key} must be a .*list of distinct integers >= 1"):
+        SpeedGrid(**{key: value})
+
+
+@pytest.mark.parametrize("override", ["batch_sizes=[0,16]", "batch_sizes=[]", "sampler_steps=[1,1]", "sampler_steps=[0]"])
+def test_cli_refuses_a_bad_list_in_one_line(override, capsys):
+    assert main(["bench", "speed", "preset=tiny", "device=cpu", override]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and override.split("=")[0] + " must be" in error
 
 
 def test_cli_bench_speed_writes_the_report(capsys, tmp_path):
     argv = ["bench", "speed", "preset=tiny", "frame_size=[8,8]", "device=cpu", "batch_sizes=[2]", "windows=[4]",
-            "sampler_steps=[1]", "repeats=1", f"out={tmp_path}"]  # fmt: skip
+            "window_batch_sizes=[2]", "sampler_steps=[1]", "repeats=1", f"out={tmp_path}"]  # fmt: skip
     assert main(argv) == 0
     data = json.loads((tmp_path / "speed.json").read_text())
     assert [(r["mode"], r["batch"], r["window"]) for r in data["rows"]] == [("cache", 2, 4), ("recompute", 2, 4)]
+    assert [(r["batch"], r["steps"]) for r in data["throughput"]] == [(2, 1), (2, 4)]  # and the model's own k
     assert data["command"].startswith("worldsim bench speed preset=tiny") and (tmp_path / "speed.md").is_file()
     assert main(["bench", "speed", "frame_size=[8]"]) == 1 and "frame_size must be two" in capsys.readouterr().err
 
 
-def test_a_trained_model_is_timed_at_its_own_sizes(tmp_path):
-    from tiny_world_model import save_tiny_world_model
-
-    from worldsim.training.loop import sizes_of
-
+def test_a_trained_model_is_timed_at_its_own_sizes_window_and_steps(tmp_path):
     folder = save_tiny_world_model(tmp_path / "model")
     sizes, frame_size = sizes_of(str(folder))
     assert (sizes.hidden_size, sizes.depth, sizes.codec) == (32, 2, "pixels")
     assert frame_size == (16, 16)
+    argv = ["bench", "speed", f"model={folder}", "device=cpu", "batch_sizes=[1]", "sampler_steps=[1]", "windows=[]",
+            "repeats=1", f"out={tmp_path / 'out'}"]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads((tmp_path / "out" / "speed.json").read_text())
+    assert data["model"]["name"] == str(folder) and data["model"]["trained"] and data["frame_size"] == [16, 16]
+    assert (data["model"]["window"], data["model"]["sampler_steps"], data["model"]["tokens_per_frame"]) == (2, 2, 16)
+    assert [(r["steps"], r["window"], r["passes"]) for r in data["throughput"]] == [(1, 2, 2), (2, 2, 3)]
+    text = (tmp_path / "out" / "speed.md").read_text()
+    for steps in (1, 2):
+        assert f"python benchmarks/stability.py --model model-k{steps}={folder} --sampler-steps {steps}" in text

@@ -23,14 +23,17 @@ class BenchConfig:
 
 @dataclass
 class SpeedConfig(BenchConfig):
-    """``worldsim bench speed`` (``configs/bench/speed.yaml``); a null grid key takes the full or quick grid's value."""
+    """``worldsim bench speed`` (``configs/bench/speed.yaml``); a null grid key takes the full or quick
+    grid's value. ``model`` (a trained model) goes to the grid too: the run times its weights."""
 
     preset: str = "small"
     frame_size: Any = None  # [H, W]; null: the model's own, or [32, 32] for a preset
     quick: bool = False
     batch_sizes: list[int] | None = None
-    windows: list[int] | None = None
     sampler_steps: list[int] | None = None
+    guidance: float | None = None
+    windows: list[int] | None = None
+    window_batch_sizes: list[int] | None = None
     repeats: int | None = None
     max_seconds: float | None = None
     seed: int | None = 0

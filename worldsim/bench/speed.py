@@ -1,24 +1,42 @@
-"""Simulator speed: frames per second of the KV-cached WorldSimulator against full recomputation.
+"""Simulator speed: frames per second of the KV-cached WorldSimulator per sampler setting, against
+the machine's matmul peak, and against full recomputation.
 
-For each device, batch ``B``, window ``W`` and sampler steps ``k`` of a grid it times two engines
-on a world model of a preset's sizes with random weights (speed does not depend on training):
+A run times one world model: a trained one (``SpeedGrid.model``: a shipped name, model folder or run
+folder; its weights, sizes, frame size, window and sampler steps) or a preset's sizes with random
+weights (speed does not depend on training; the window and sampler steps are those of a freshly
+trained model). It has two sections:
 
-- ``cache``: :class:`~worldsim.simulator.WorldSimulator`. A step denoises only the new frame's
-  tokens against the cached keys and values of the last ``W`` frames (``k`` passes), then commits
-  the frame's keys and values (one more pass).
-- ``recompute``: :class:`Recompute`, the same simulator without a cache. For each of the ``k``
-  steps of the same sampler it runs the DiT over the last ``W`` frames plus the new one, attention
-  limited to ``W`` frames back, as an uncached frame-by-frame generator must.
+- ``throughput``: for each sampler setting ``k`` of ``sampler_steps`` (and the model's own ``k``,
+  always, the reference of the steps target) and each ``B`` of ``batch_sizes``,
+  :class:`~worldsim.simulator.WorldSimulator` stepping ``B`` envs at the model's own window. Its DiT
+  passes per frame are counted (a hook on the DiT's forward during one step, :func:`passes_per_frame`),
+  its FLOPs estimated from them (:func:`forward_flops`), and beside it, in the same rounds, a plain
+  matmul of the DiT's widest layer ``[B * N, D] x [D, mlp_ratio * D]`` (N tokens per frame) shows
+  what the machine does at best with such shapes at the run's thread count. The roofline ratio is
+  the step's achieved FLOP/s over the matmul's.
+- ``window``: for each ``B`` of ``window_batch_sizes``, ``k`` of ``sampler_steps`` and ``W`` of
+  ``windows`` (``[]``: none), two engines without guidance:
 
-Both start from a full window of ``W`` context frames and decode every frame they make, so a step
-is what an env sees. The cases of one ``(device, B, k)`` are built together and timed in rounds,
-each round running every case once (order reversed every other round), so that other work on the
-machine slows both sides of a ratio alike. A case's time is the median of its rounds; a ratio is
-the median of its per-round ratios. A case whose estimated time (FLOPs over a measured
-throughput) exceeds the budget is skipped and recorded with the reason.
+  - ``cache``: :class:`~worldsim.simulator.WorldSimulator`. A step denoises only the new frame's
+    tokens against the cached keys and values of the last ``W`` frames (``k`` passes), then commits
+    the frame's keys and values (one more pass).
+  - ``recompute``: :class:`Recompute`, the same simulator without a cache. For each of the ``k``
+    steps of the same sampler it runs the DiT over the last ``W`` frames plus the new one, attention
+    limited to ``W`` frames back, as an uncached frame-by-frame generator must.
 
-Targets, reported as PASS/FAIL and never asserted: with the cache, step time grows at most 2x from
+Every engine starts from a full window of context frames and decodes every frame it makes, so a
+step is what an env sees. The cases of one group (throughput: one ``(device, B)``; window: one
+``(device, B, k)``) are built together and timed in rounds, each round running every case once
+(order reversed every other round), so that other work on the machine slows both sides of a ratio
+alike. A case's time is the median of its rounds; a ratio is the median of its per-round ratios. A
+case whose estimated time (FLOPs over a measured throughput) exceeds the budget is skipped and
+recorded with the reason.
+
+Targets, reported as PASS/FAIL and never asserted (:data:`TARGETS`): at ``B=64`` the fewest-steps
+setting makes at least 3x the frames/s of the model's own sampler steps; at ``B=64`` the step
+achieves at least 60% of the matmul's FLOP/s; with the cache, step time grows at most 2x from
 ``W=4`` to ``W=64`` (same ``B``, ``k``); the cache is at least 4x faster than recomputation at ``W=16``.
+Fidelity is not measured here: the report names the commands that measure it for each setting.
 """
 
 from __future__ import annotations
@@ -29,49 +47,87 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from worldsim.atomic import write_table
-from worldsim.errors import UserError
+from worldsim.errors import UserError, check_integer, is_integer, is_number
 from worldsim.model.action_space import ActionSpace
 from worldsim.model.codec import VAECodec, small_vae
 from worldsim.model.denoiser import Denoiser
-from worldsim.model.sampler import Sampler
-from worldsim.model.world_model import WorldModel, WorldModelConfig
+from worldsim.model.sampler import Sampler, check_sampling
+from worldsim.model.world_model import WorldModel, WorldModelConfig, load
 from worldsim.simulator import WorldSimulator
-from worldsim.training.config import ModelConfig, from_dict
+from worldsim.training.config import ModelConfig, TrainConfig, from_dict
 from worldsim.training.loop import build_world_model
 
-MODES = ("cache", "recompute")
+MODES = ("cache", "recompute")  # the window section's engines; the throughput section times the cache beside a matmul
 PRESETS = ("tiny", "small", "base")
+TARGET_BATCH = 64  # the B of the throughput targets
+STEPS_GAIN_MIN = 3.0  # target: frames/s of the fewest-steps setting over the model's own k, at least this
+ROOFLINE_MIN = 0.6  # target: the step's achieved FLOP/s over the matmul's, at least this
 GROWTH_WINDOWS, GROWTH_LIMIT = (4, 64), 2.0  # target: cached step time at W=64 over W=4 at most this
 SPEEDUP_WINDOW, SPEEDUP_MIN = 16, 4.0  # target: recompute step time over cached at W=16 at least this
 
 
 @dataclass
 class SpeedGrid:
-    """What to time and how long (``configs/bench/speed.yaml``'s grid keys, through :class:`worldsim.bench.config.SpeedConfig`)."""
+    """What to time and how long (``configs/bench/speed.yaml``'s grid keys, through :class:`worldsim.bench.config.SpeedConfig`).
 
-    batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 64])
-    windows: list[int] = field(default_factory=lambda: [4, 16, 64])
-    sampler_steps: list[int] = field(default_factory=lambda: [1, 4, 8])
+    Checked as it is made: a bad list or number is a one-line :class:`~worldsim.errors.UserError`.
+    """
+
+    model: str | None = None  # a trained world model (shipped name, model or run folder); None: random weights
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 16, 64])  # throughput: B
+    sampler_steps: list[int] = field(default_factory=lambda: [1, 2, 4])  # the sampler settings k (both sections)
+    guidance: float = 1.0  # throughput's classifier-free guidance (the window section has none: its baseline has none)
+    windows: list[int] = field(default_factory=lambda: [4, 16, 64])  # window section: W ([]: no window section)
+    window_batch_sizes: list[int] = field(default_factory=lambda: [1, 8])  # window section: B
     repeats: int = 5  # timed rounds per case; its time is their median
     warmup: int = 2  # steps per case before the rounds (at least 1: the last one sets their length)
     min_seconds: float = 0.5  # a round runs a case for at least this long (whole steps)
     max_seconds: float = 120.0  # a case estimated (or, after warmup, measured) to need longer is skipped
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        self.batch_sizes = counts("batch_sizes", self.batch_sizes, "[1, 16, 64]")
+        self.sampler_steps = counts("sampler_steps", self.sampler_steps, "[1, 2, 4]")
+        self.windows = counts("windows", self.windows, "[4, 16, 64], or [] for no window section", allow_empty=True)
+        self.window_batch_sizes = counts("window_batch_sizes", self.window_batch_sizes, "[1, 8]")
+        check_sampling(None, self.guidance)
+        self.guidance = float(self.guidance)
+        check_integer("repeats", self.repeats)
+        check_integer("warmup", self.warmup, note="its last step sets the round length")
+        check_integer("seed", self.seed, low=0)
+        if not is_number(self.min_seconds, 0):
+            raise UserError(f"min_seconds must be a finite number >= 0, got {self.min_seconds!r}")
+        if not is_number(self.max_seconds, 0, open_low=True):
+            raise UserError(f"max_seconds must be a finite number > 0, got {self.max_seconds!r}")
+        if self.model is not None and not (isinstance(self.model, str) and self.model):
+            raise UserError(f"model must be a shipped name, model folder or run folder, got {self.model!r}")
+
+
+def counts(name: str, values: object, example: str, allow_empty: bool = False) -> list[int]:
+    """``values`` as a list of ints if it is a list of distinct integers >= 1 (empty only if
+    ``allow_empty``), else a UserError that names ``name``, what it takes and the bad value."""
+    ok = isinstance(values, Sequence) and not isinstance(values, str) and (allow_empty or len(values) > 0)
+    if not (ok and all(is_integer(v, 1) for v in values) and len(set(values)) == len(values)):  # type: ignore[arg-type]
+        kind = "a list" if allow_empty else "a non-empty list"
+        raise UserError(f"{name} must be {kind} of distinct integers >= 1, e.g. {example}; got {values!r}")
+    return [int(v) for v in values]  # type: ignore[union-attr]
+
 
 FULL = SpeedGrid()
-# Enough to decide both targets (W=4, 16, 64 at one k) in a few minutes on two busy cores.
+# The old quick grid (tests/test_configs.py holds it): both window targets in a few minutes on two
+# busy cores. The throughput targets need B=64 and a k below the model's: add batch_sizes=[1,16,64] sampler_steps=[1,2,4].
 QUICK = SpeedGrid(batch_sizes=[1, 8], windows=[4, 16, 64], sampler_steps=[4], repeats=3, min_seconds=0.25, max_seconds=40.0)
 
 
@@ -110,6 +166,22 @@ def build_model(sizes: ModelConfig, frame_size: tuple[int, int], window: int, se
     with tempfile.TemporaryDirectory() as folder:
         VAECodec(small_vae()).save_pretrained(Path(folder))
         return build_world_model(replace(sizes, vae=folder), world).eval()
+
+
+def timed_model(sizes: ModelConfig, frame_size: tuple[int, int], grid: SpeedGrid) -> WorldModel:
+    """The model a run times: ``grid.model`` (its trained weights) at ``frame_size``, or fresh
+    weights of ``sizes`` with the window (``TrainConfig``'s) and sampler steps (``WorldModelConfig``'s)
+    that ``worldsim train`` gives a model by default."""
+    if grid.model is None:
+        return build_model(sizes, frame_size, max(TrainConfig().window_lengths) - 1, grid.seed)
+    model = load(grid.model).eval()
+    model.config.frame_size = tuple(frame_size)  # this run's own copy: the engines make frames of this size
+    return model
+
+
+def own_window(model: WorldModel) -> int:
+    """The window a simulator of ``model`` keeps by default: its training window - 1."""
+    return max(1, model.config.context_frames - 1)
 
 
 # -------------------------------------------------------------------------------- the baseline
@@ -185,38 +257,89 @@ class Recompute:
         return torch.randn(shape, generator=self.generator, device=self.device)
 
 
-def make_engine(mode: str, model: WorldModel, batch: int, window: int, steps: int, device: str, seed: int):
-    """A ``cache`` (WorldSimulator) or ``recompute`` engine with a full window of random context."""
-    engine_class = WorldSimulator if mode == "cache" else Recompute
-    engine = engine_class(model, batch, device, window=window, sampler_steps=steps, seed=seed)
+def make_engine(mode: str, model: WorldModel, batch: int, window: int, steps: int, device: str, seed: int, guidance: float = 1.0):
+    """A ``cache`` (WorldSimulator, with ``guidance``) or ``recompute`` engine (none) with a full
+    window of random context."""
+    if mode == "cache":
+        engine = WorldSimulator(model, batch, device, window=window, sampler_steps=steps, guidance=guidance, seed=seed)
+    else:
+        engine = Recompute(model, batch, device, window=window, sampler_steps=steps, seed=seed)
     rng = torch.Generator().manual_seed(seed)
     context = torch.randint(0, 256, (batch, window, *model.config.frame_size, 3), dtype=torch.uint8, generator=rng)
     actions = torch.randint(0, 5, (batch, window), generator=rng)
-    if mode == "cache":
+    if isinstance(engine, WorldSimulator):
         engine.reset(torch.ones(batch, dtype=torch.bool), context, actions)
     else:
         engine.reset(context, actions)
     return engine
 
 
-# ----------------------------------------------------------------------------------- estimates
+def matmul(rows: int, hidden: int, mlp_ratio: float, device: str) -> Callable[[], torch.Tensor]:
+    """A plain float32 matmul of the DiT's widest layer over ``rows`` tokens, ``[rows, hidden] x
+    [hidden, mlp_ratio * hidden]`` into a preallocated output: what the machine does at best with
+    the shapes of a step (:func:`matmul_flops` FLOPs a call)."""
+    rng = torch.Generator().manual_seed(0)
+    a = torch.randn(rows, hidden, generator=rng).to(device)
+    b = torch.randn(hidden, int(mlp_ratio * hidden), generator=rng).to(device)
+    return partial(torch.mm, a, b, out=torch.empty(rows, b.shape[1], device=device))
+
+
+def matmul_flops(rows: int, hidden: int, mlp_ratio: float) -> float:
+    return 2.0 * rows * hidden * int(mlp_ratio * hidden)
+
+
+# ------------------------------------------------------------------------------- passes, estimates
+
+
+def count_passes(dit: torch.nn.Module, step: Callable[[], object]) -> int:
+    """Runs ``step`` once and returns how many times it ran ``dit`` (a hook on its forward counts)."""
+    calls = 0
+
+    def count(module: torch.nn.Module, args: object) -> None:
+        nonlocal calls
+        calls += 1
+
+    handle = dit.register_forward_pre_hook(count)
+    try:
+        step()
+    finally:
+        handle.remove()
+    return calls
+
+
+def passes_per_frame(model: WorldModel, mode: str, steps: int, guidance: float, device: str, seed: int = 0) -> int:
+    """DiT passes per frame of a ``mode`` engine with ``steps`` sampler steps and ``guidance``,
+    counted on one step of one env (the engines make as many passes whatever B and W)."""
+    engine = make_engine(mode, model, 1, 1, steps, device, seed, guidance)
+    return count_passes(model.dit, partial(engine.step, torch.zeros(1, dtype=torch.long)))
 
 
 def forward_flops(batch: int, queries: int, keys: int, text_tokens: int, hidden: int, depth: int, mlp_ratio: float) -> float:
-    """Approximate FLOPs of one DiT pass: ``queries`` tokens per env attending to ``keys`` tokens."""
-    linear = (4 + 2 + 2 * mlp_ratio) * hidden**2 * queries + 2 * hidden**2 * text_tokens  # qkv, proj, cross q/proj, mlp; cross kv
+    """Approximate FLOPs of one DiT pass: ``queries`` tokens per env attending to ``keys`` tokens
+    and ``text_tokens`` text tokens. The text's keys and values are not counted: every engine here
+    makes them once per prompt, not per pass."""
+    linear = (4 + 2 + 2 * mlp_ratio) * hidden**2 * queries  # qkv and proj, cross-attention q and proj, mlp
     attention = 2 * queries * (keys + text_tokens) * hidden  # scores and weighted sums, self and cross
     return 2 * batch * depth * (linear + attention)
 
 
-def step_flops(mode: str, batch: int, window: int, steps: int, tokens: int, model: WorldModel) -> float:
-    """Approximate FLOPs of one step of ``batch`` envs (``tokens`` per frame)."""
+def step_flops(mode: str, batch: int, window: int, passes: int, tokens: int, model: WorldModel) -> float:
+    """Approximate FLOPs of one step of ``batch`` envs (``tokens`` per frame) that runs the DiT
+    ``passes`` times: over the new frame's tokens against the cache, or (``recompute``) over the
+    last ``window`` frames and the new one."""
     dit = model.dit.config
     text = getattr(model.text_encoder, "max_length", 1)
     size = {"text_tokens": text, "hidden": dit.hidden_size, "depth": dit.depth, "mlp_ratio": dit.mlp_ratio}
-    if mode == "cache":  # k denoising passes and one commit pass of the new frame's tokens
-        return (steps + 1) * forward_flops(batch, tokens, (window + 1) * tokens, **size)
-    return steps * forward_flops(batch, (window + 1) * tokens, (window + 1) * tokens, **size)
+    queries = tokens if mode == "cache" else (window + 1) * tokens
+    return passes * forward_flops(batch, queries, (window + 1) * tokens, **size)
+
+
+def case_flops(case: Case, model: WorldModel) -> float:
+    """Approximate FLOPs of one call of a case: an engine's step, or the matmul."""
+    dit, tokens = model.dit.config, frame_tokens(model)
+    if case.mode == "matmul":
+        return matmul_flops(case.batch * tokens, dit.hidden_size, dit.mlp_ratio)
+    return step_flops(case.mode, case.batch, case.window, case.passes, tokens, model)
 
 
 def step_bytes(mode: str, batch: int, window: int, tokens: int, model: WorldModel) -> float:
@@ -237,13 +360,12 @@ def free_bytes(device: str) -> float:
 
 def throughput(model: WorldModel, device: str, batch: int, seed: int) -> float:
     """Measured FLOP/s of the DiT on ``device``: median of 3 passes over 5 frames of ``batch`` envs
-    (after one untimed), a scale for the time estimates."""
+    (after one untimed, which counts them), a scale for the time estimates."""
     engine = make_engine("recompute", model, batch, 4, 1, device, seed)
     step = partial(engine.step, torch.zeros(batch, dtype=torch.long))
-    step()
-    tokens = frame_tokens(model)
+    passes = count_passes(model.dit, step)
     seconds = statistics.median(time_steps(step, 1, device) for _ in range(3))
-    return step_flops("recompute", batch, 4, 1, tokens, model) / seconds
+    return step_flops("recompute", batch, 4, passes, frame_tokens(model), model) / seconds
 
 
 def frame_tokens(model: WorldModel) -> int:
@@ -273,102 +395,153 @@ def synchronize(device: str) -> None:
 
 @dataclass
 class Case:
-    """One engine at one setting, and what timing it gave (seconds per step of each round)."""
+    """One engine (or the matmul) at one setting, and what timing it gave (seconds per call of each round)."""
 
     device: str
-    mode: str
+    mode: str  # cache, recompute or matmul
     batch: int
-    window: int
-    steps: int
-    flops: float = 0.0  # estimated FLOPs per step
+    window: int  # 0 for the matmul
+    steps: int  # sampler steps k; 0 for the matmul
+    guidance: float = 1.0
+    passes: int = 0  # DiT passes per step, counted (passes_per_frame); 0 for the matmul
+    flops: float = 0.0  # estimated FLOPs per call
     estimated_s: float = 0.0  # estimated seconds for warmup and rounds
     skipped: str | None = None  # why it was not timed
     steps_per_round: int = 0
     rounds: list[float] = field(default_factory=list)
 
 
-def plan(cases: list[Case], models: dict[int, WorldModel], grid: SpeedGrid, flops_per_s: float) -> None:
+def count(cases: list[Case], model: WorldModel, seed: int, counted: dict[tuple, int]) -> None:
+    """Sets each engine case's ``passes``, counted once per (device, mode, k, guidance) in ``counted``."""
+    for case in cases:
+        if case.mode == "matmul":
+            continue
+        key = (case.device, case.mode, case.steps, case.guidance)
+        if key not in counted:
+            counted[key] = passes_per_frame(model, case.mode, case.steps, case.guidance, case.device, seed)
+        case.passes = counted[key]
+
+
+def plan(cases: list[Case], model: WorldModel, grid: SpeedGrid, flops_per_s: float) -> None:
     """Estimates each case's time and memory; marks those over the budget as skipped."""
     for case in cases:
-        model = models[case.window]
-        tokens = frame_tokens(model)
-        case.flops = step_flops(case.mode, case.batch, case.window, case.steps, tokens, model)
+        case.flops = case_flops(case, model)
         per_step = case.flops / flops_per_s
         case.estimated_s = per_step * (grid.warmup + grid.repeats * max(1, math.ceil(grid.min_seconds / per_step)))
-        memory, free = step_bytes(case.mode, case.batch, case.window, tokens, model), free_bytes(case.device)
+        if case.mode == "matmul":
+            continue  # a few MB, a fraction of a step
+        memory, free = step_bytes(case.mode, case.batch, case.window, frame_tokens(model), model), free_bytes(case.device)
         if case.estimated_s > grid.max_seconds:
             case.skipped = f"estimated {case.estimated_s:.0f} s ({per_step:.2f} s/step) > budget {grid.max_seconds:.0f} s"
         elif memory > free / 2:
             case.skipped = f"estimated {memory / 1e9:.1f} GB > half the free {free / 1e9:.1f} GB"
 
 
-def measure_group(cases: list[Case], models: dict[int, WorldModel], grid: SpeedGrid, log: Callable[[str], None]) -> None:
-    """Times the cases of one (device, B, k) in interleaved rounds (see the module docstring)."""
-    runners = {}
+def runner(case: Case, model: WorldModel, seed: int) -> Callable[[], object]:
+    """One call of a case: an engine's step of every env, or the matmul."""
+    if case.mode == "matmul":
+        dit = model.dit.config
+        return matmul(case.batch * frame_tokens(model), dit.hidden_size, dit.mlp_ratio, case.device)
+    engine = make_engine(case.mode, model, case.batch, case.window, case.steps, case.device, seed, case.guidance)
+    actions = torch.randint(0, 5, (case.batch,), generator=torch.Generator().manual_seed(seed)).to(case.device)
+    return partial(engine.step, actions)
+
+
+def measure_group(cases: list[Case], model: WorldModel, grid: SpeedGrid, log: Callable[[str], None]) -> None:
+    """Times the cases of one group in interleaved rounds (see the module docstring)."""
+    runners = []
     for case in cases:
         if case.skipped:
             continue
-        engine = make_engine(case.mode, models[case.window], case.batch, case.window, case.steps, case.device, grid.seed)
-        actions = torch.randint(0, 5, (case.batch,), generator=torch.Generator().manual_seed(grid.seed)).to(case.device)
-        step = partial(engine.step, actions)
+        step = runner(case, model, grid.seed)
         for _ in range(grid.warmup - 1):
             step()
         first = time_steps(step, 1, case.device)  # the last warmup step sets the round length
         if first * grid.repeats > grid.max_seconds:  # the estimate missed (it counts FLOPs, not memory traffic)
             case.skipped = f"measured {first:.2f} s/step in warmup: {grid.repeats} rounds > budget {grid.max_seconds:.0f} s"
             continue
-        case.steps_per_round = max(1, min(100, math.ceil(grid.min_seconds / first)))
-        runners[id(case)] = (case, step)
-    order = list(runners.values())
+        most = 10_000 if case.mode == "matmul" else 100  # a matmul of one env's tokens takes microseconds
+        case.steps_per_round = max(1, min(most, math.ceil(grid.min_seconds / max(first, 1e-9))))
+        runners.append((case, step))
     for round_ in range(grid.repeats):
-        for case, step in order if round_ % 2 == 0 else order[::-1]:
+        for case, step in runners if round_ % 2 == 0 else runners[::-1]:
             case.rounds.append(time_steps(step, case.steps_per_round, case.device))
-    for case, _ in order:
-        log(f"{describe(case)}: {1e3 * statistics.median(case.rounds):9.2f} ms/step")
+    for case, _ in runners:
+        log(f"{describe(case)}: {1e3 * statistics.median(case.rounds):9.3f} ms/call")
 
 
 def describe(case: Case) -> str:
-    return f"{case.device} {case.mode:9s} B={case.batch:<3d} W={case.window:<3d} k={case.steps}"
+    if case.mode == "matmul":
+        return f"{case.device} matmul    B={case.batch:<3d}"
+    guidance = f" g={case.guidance:g}" if case.guidance != 1 else ""
+    return f"{case.device} {case.mode:9s} B={case.batch:<3d} W={case.window:<3d} k={case.steps}{guidance}"
 
 
 def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str], grid: SpeedGrid, log=print) -> dict:
-    """Times the grid on each device; returns the report (rows, targets, machine) as a dict."""
+    """Times both sections on each device; returns the report (rows, targets, machine) as a dict.
+
+    ``sizes``: the sizes to time with random weights; when ``grid.model`` names a trained model,
+    its own (as :func:`~worldsim.training.loop.sizes_of` gives them), which the report names while
+    the run times its weights. ``frame_size``: ``(H, W)`` of the frames made.
+    """
     start, load_before = time.perf_counter(), os.getloadavg()
-    models = {w: build_model(sizes, frame_size, w, grid.seed) for w in grid.windows}
-    cases, throughputs = [], {}
+    model = timed_model(sizes, frame_size, grid)
+    own_steps, window = model.config.sampler_steps, own_window(model)
+    settings = sorted({*grid.sampler_steps, own_steps})  # the model's own k: the steps target's reference
+    fast, slow, throughputs, counted = [], [], {}, {}
     for device in devices:
         # A batch of 8 keeps the CPU calibration short; a GPU needs a large batch to show its speed.
-        calibration_batch = max(grid.batch_sizes) if device.startswith("cuda") else min(8, max(grid.batch_sizes))
-        throughputs[device] = throughput(models[grid.windows[0]], device, calibration_batch, grid.seed)
+        largest = max(grid.batch_sizes + grid.window_batch_sizes)
+        throughputs[device] = throughput(model, device, largest if device.startswith("cuda") else min(8, largest), grid.seed)
         log(f"{device}: the DiT runs at {throughputs[device] / 1e9:.1f} GFLOP/s (calibration)")
         for batch in grid.batch_sizes:
+            group = [Case(device, "cache", batch, window, k, grid.guidance) for k in settings] + [Case(device, "matmul", batch, 0, 0)]
+            time_group(f"{device} throughput B={batch}", group, model, grid, throughputs[device], counted, log)
+            fast += group
+        for batch in grid.window_batch_sizes if grid.windows else []:
             for steps in grid.sampler_steps:
                 group = [Case(device, mode, batch, w, steps) for w in grid.windows for mode in MODES]
-                plan(group, models, grid, throughputs[device])
-                planned = sum(c.estimated_s for c in group if not c.skipped)
-                log(f"{device} B={batch} k={steps}: timing {sum(not c.skipped for c in group)} cases (estimated {planned:.0f} s)")
-                measure_group(group, models, grid, log)
-                cases += group
-                for case in group:
-                    if case.skipped:
-                        log(f"{describe(case)}: skipped ({case.skipped})")
-    rows = [row(case) for case in cases]
-    model = models[grid.windows[0]]
-    parameters = sum(p.numel() for p in model.dit.parameters())
+                time_group(f"{device} window B={batch} k={steps}", group, model, grid, throughputs[device], counted, log)
+                slow += group
+    matmuls = {(c.device, c.batch): c for c in fast if c.mode == "matmul"}
     return {
-        "model": {"preset": preset_name(sizes), "sizes": asdict(sizes), "parameters": parameters, "tokens_per_frame": frame_tokens(model)},
-        "frame_size": list(frame_size),
+        "model": {
+            "name": grid.model or preset_name(sizes),
+            "trained": grid.model is not None,
+            "preset": preset_name(sizes),
+            "sizes": asdict(sizes),
+            "parameters": sum(p.numel() for p in model.dit.parameters()),
+            "tokens_per_frame": frame_tokens(model),
+            "sampler_steps": own_steps,
+            "window": window,
+        },
+        "frame_size": list(model.config.frame_size),
         "grid": asdict(grid),
-        "rows": rows,
-        "targets": targets(cases),
+        "throughput": [throughput_row(c, matmuls[c.device, c.batch]) for c in fast if c.mode == "cache"],
+        "matmul": [matmul_row(c, model) for c in matmuls.values()],
+        "rows": [row(case) for case in slow],
+        "targets": throughput_targets(fast, own_steps) + window_targets(slow),
         "machine": machine(devices, throughputs, load_before),
         "seconds": round(time.perf_counter() - start, 1),
     }
 
 
+def time_group(label: str, cases: list[Case], model: WorldModel, grid: SpeedGrid, flops_per_s: float, counted: dict, log) -> None:
+    """Counts the passes of one group's cases, plans and times them, logging what it does and skips."""
+    count(cases, model, grid.seed, counted)
+    plan(cases, model, grid, flops_per_s)
+    planned = sum(c.estimated_s for c in cases if not c.skipped)
+    log(f"{label}: timing {sum(not c.skipped for c in cases)} cases (estimated {planned:.0f} s)")
+    measure_group(cases, model, grid, log)
+    for case in cases:
+        if case.skipped:
+            log(f"{describe(case)}: skipped ({case.skipped})")
+
+
 def row(case: Case) -> dict:
-    """A case as a JSON row; a timed one carries steps/s, frames/s per env and in total, ms/step."""
-    out = {key: getattr(case, key) for key in ("device", "mode", "batch", "window", "steps", "skipped", "steps_per_round")}
+    """An engine case as a JSON row; a timed one carries steps/s, frames/s per env and in total, ms/step."""
+    keys = ("device", "mode", "batch", "window", "steps", "guidance", "passes", "skipped", "steps_per_round")
+    out = {key: getattr(case, key) for key in keys}
     out["estimated_s"] = round(case.estimated_s, 2)
     if case.skipped:
         return out
@@ -383,7 +556,68 @@ def row(case: Case) -> dict:
     return out
 
 
+def throughput_row(case: Case, matmul: Case) -> dict:
+    """A throughput case's row, with its achieved GFLOP/s, the matmul's of its B and their ratio."""
+    out = row(case)
+    if case.skipped or matmul.skipped:
+        return out
+    out.update(
+        gflops=round(case.flops / statistics.median(case.rounds) / 1e9, 2),
+        matmul_gflops=round(matmul.flops / statistics.median(matmul.rounds) / 1e9, 2),
+        roofline=round(roofline(case, matmul), 4),
+    )
+    return out
+
+
+def matmul_row(case: Case, model: WorldModel) -> dict:
+    dit = model.dit.config
+    rows = case.batch * frame_tokens(model)
+    out = {"device": case.device, "batch": case.batch, "shape": [rows, dit.hidden_size, int(dit.mlp_ratio * dit.hidden_size)]}
+    out.update(skipped=case.skipped, calls_per_round=case.steps_per_round)
+    if not case.skipped:
+        seconds = statistics.median(case.rounds)
+        out.update(ms_per_call=round(1e3 * seconds, 4), gflops=round(case.flops / seconds / 1e9, 2))
+        out["rounds_ms"] = [round(1e3 * s, 4) for s in case.rounds]
+    return out
+
+
 # ------------------------------------------------------------------------------------- targets
+
+
+class Target(NamedTuple):
+    text: str  # what it asks
+    limit: float
+    at_most: bool  # it passes with a ratio <= limit (else >= limit)
+    needs: str  # what a run must time to decide it
+
+
+TARGETS = {
+    "steps": Target(
+        f"at B={TARGET_BATCH}, the fewest-steps sampler setting makes at least {STEPS_GAIN_MIN:g}x the frames/s "
+        "of the model's own sampler_steps",
+        STEPS_GAIN_MIN,
+        False,
+        f"B={TARGET_BATCH} in batch_sizes and a k below the model's own in sampler_steps",
+    ),
+    "roofline": Target(
+        f"achieved GFLOP/s of the DiT step >= {ROOFLINE_MIN:.0%} of the matmul peak measured in the same rounds, at B={TARGET_BATCH}",
+        ROOFLINE_MIN,
+        False,
+        f"B={TARGET_BATCH} in batch_sizes",
+    ),
+    "growth": Target(
+        f"with the cache, step time grows at most {GROWTH_LIMIT:g}x from W={GROWTH_WINDOWS[0]} to W={GROWTH_WINDOWS[1]} (same B, k)",
+        GROWTH_LIMIT,
+        True,
+        f"W={GROWTH_WINDOWS[0]} and W={GROWTH_WINDOWS[1]} in windows",
+    ),
+    "speedup": Target(
+        f"the cache is at least {SPEEDUP_MIN:g}x faster than recomputation at W={SPEEDUP_WINDOW} (same B, k)",
+        SPEEDUP_MIN,
+        False,
+        f"W={SPEEDUP_WINDOW} in windows",
+    ),
+}
 
 
 def paired_ratio(numerator: Case, denominator: Case) -> float:
@@ -391,26 +625,50 @@ def paired_ratio(numerator: Case, denominator: Case) -> float:
     return statistics.median(a / b for a, b in zip(numerator.rounds, denominator.rounds))
 
 
-def targets(cases: list[Case]) -> list[dict]:
-    """Both targets for every (device, B, k) where their cases were timed: the measured ratio, and
-    the ratio of estimated FLOPs that the arithmetic alone would give."""
+def roofline(case: Case, matmul: Case) -> float:
+    """The median over rounds of a case's achieved FLOP/s over the matmul's (timed side by side)."""
+    return statistics.median((case.flops / a) / (matmul.flops / b) for a, b in zip(case.rounds, matmul.rounds))
+
+
+def result(name: str, device: str, batch: int, steps: int, ratio: float, flops_ratio: float | None, **extra) -> dict:
+    """A target's figures at one (device, B, k) and its verdict."""
+    target = TARGETS[name]
+    out = {"target": name, "device": device, "batch": batch, "steps": steps, **extra, "ratio": round(ratio, 4)}
+    out["flops_ratio"] = None if flops_ratio is None else round(flops_ratio, 3)  # None: not a ratio of two steps
+    return {**out, "limit": target.limit, "pass": ratio <= target.limit if target.at_most else ratio >= target.limit}
+
+
+def throughput_targets(cases: list[Case], own_steps: int) -> list[dict]:
+    """The steps and roofline targets for every device where their cases at B=64 were timed."""
+    timed = {(c.device, c.mode, c.batch, c.steps): c for c in cases if not c.skipped}
+    results = []
+    for device in sorted({c.device for c in cases}):
+        engines = sorted((c for c in cases if (c.device, c.mode, c.batch) == (device, "cache", TARGET_BATCH)), key=lambda c: c.steps)
+        own, fewest = timed.get((device, "cache", TARGET_BATCH, own_steps)), engines[0] if engines else None
+        if own and fewest and not fewest.skipped and fewest.steps < own_steps:
+            ratio = paired_ratio(own, fewest)  # step time of the own k over the fewest: their frames/s the other way round
+            results.append(result("steps", device, TARGET_BATCH, fewest.steps, ratio, own.flops / fewest.flops, reference_steps=own_steps))
+        matmul = timed.get((device, "matmul", TARGET_BATCH, 0))
+        for case in engines:
+            if matmul and not case.skipped:
+                results.append(result("roofline", device, TARGET_BATCH, case.steps, roofline(case, matmul), None))
+    return results
+
+
+def window_targets(cases: list[Case]) -> list[dict]:
+    """The growth and speedup targets for every (device, B, k) where their cases were timed: the
+    measured ratio, and the ratio of estimated FLOPs that the arithmetic alone would give."""
     timed = {(c.device, c.mode, c.batch, c.window, c.steps): c for c in cases if not c.skipped}
+    pairs = (
+        ("growth", ("cache", GROWTH_WINDOWS[1]), ("cache", GROWTH_WINDOWS[0])),
+        ("speedup", ("recompute", SPEEDUP_WINDOW), ("cache", SPEEDUP_WINDOW)),
+    )
     results = []
     for device, batch, steps in sorted({(c.device, c.batch, c.steps) for c in cases}):
-        pairs = (
-            ("growth", GROWTH_LIMIT, ("cache", GROWTH_WINDOWS[1]), ("cache", GROWTH_WINDOWS[0])),
-            ("speedup", SPEEDUP_MIN, ("recompute", SPEEDUP_WINDOW), ("cache", SPEEDUP_WINDOW)),
-        )
-        for name, limit, (mode_a, window_a), (mode_b, window_b) in pairs:
+        for name, (mode_a, window_a), (mode_b, window_b) in pairs:
             slow, fast = timed.get((device, mode_a, batch, window_a, steps)), timed.get((device, mode_b, batch, window_b, steps))
-            if not (slow and fast):
-                continue
-            ratio = paired_ratio(slow, fast)
-            results.append({
-                "target": name, "device": device, "batch": batch, "steps": steps, "ratio": round(ratio, 3),
-                "flops_ratio": round(slow.flops / fast.flops, 3), "limit": limit,
-                "pass": ratio <= limit if name == "growth" else ratio >= limit,
-            })  # fmt: skip
+            if slow and fast:
+                results.append(result(name, device, batch, steps, paired_ratio(slow, fast), slow.flops / fast.flops))
     return results
 
 
@@ -466,29 +724,110 @@ def write_report(report: dict, out: str | Path, command: str) -> list[Path]:
 
 
 def markdown(report: dict) -> str:
-    """The report as markdown: what was run, the targets, the table, the machine."""
-    model = report["model"]
-    h, w = report["frame_size"]
+    """The report as markdown: what was run, the targets, both sections, fidelity's place, the machine."""
     lines = [
-        "# Simulator speed: KV cache vs full recomputation",
+        "# Simulator speed: frames/s per sampler setting, roofline, KV cache vs recomputation",
         "",
         f"`{report['command']}` ({report['seconds']:.0f} s)",
         "",
-        (
-            f"Model `{model['preset']}` with random weights ({model['parameters'] / 1e6:.1f}M DiT parameters, "
-            f"{codec_text(model['sizes'])}), {h}x{w} frames = {model['tokens_per_frame']} tokens per frame. "
-            "`cache` is `WorldSimulator.step` (k denoising passes of the new frame against the cached last W frames, "
-            "plus one commit pass); `recompute` runs the DiT over the last W frames plus the new one for each of the "
-            "k sampler steps. Both decode every frame, and from the same noise they make the same frames while an "
-            "env's history fits in its window (`tests/test_speed_bench.py`). Times are medians of interleaved rounds; "
-            "ratios are medians of per-round ratios."
-        ),
+        model_text(report),
         "",
         "## Targets",
         "",
         *target_lines(report["targets"]),
         "",
-        "## Results",
+        *throughput_lines(report),
+        "",
+        *fidelity_lines(report),
+        "",
+        *window_lines(report),
+        "",
+        "## Machine",
+        "",
+        machine_text(report["machine"]),
+        "",
+        "![frames/s against B and W](speed.png)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def model_text(report: dict) -> str:
+    model, (h, w) = report["model"], report["frame_size"]
+    weights = f"trained (`{model['name']}`)" if model["trained"] else f"`{model['preset']}` sizes with random weights"
+    own = "its own" if model["trained"] else "what `worldsim train` gives a model by default"
+    return (
+        f"Model: {weights}, {model['parameters'] / 1e6:.1f}M DiT parameters, {codec_text(model['sizes'])}, {h}x{w} frames = "
+        f"{model['tokens_per_frame']} tokens per frame; sampler steps k = {model['sampler_steps']} and window "
+        f"W = {model['window']} ({own}). Times are medians of interleaved rounds; ratios are medians of per-round ratios."
+    )
+
+
+def throughput_lines(report: dict) -> list[str]:
+    grid = report["grid"]
+    guidance = f"classifier-free guidance {grid['guidance']:g}" if grid["guidance"] != 1 else "no guidance"
+    lines = [
+        "## Dream throughput",
+        "",
+        (
+            f"`WorldSimulator.step` of B envs at the model's window W = {report['model']['window']}, {guidance}, every frame "
+            "decoded. Passes/frame: DiT forward calls of one step, counted by a hook on the DiT. DiT GFLOP/s: the estimated "
+            "FLOPs of those passes (`forward_flops`) over the whole step's time. Matmul GFLOP/s: a plain float32 `torch.mm` "
+            "of the DiT's widest layer over the step's tokens, [B x tokens, hidden] x [hidden, mlp_ratio x hidden], at the "
+            "run's thread count, timed in the same rounds: the machine's peak for those shapes. Roofline: DiT GFLOP/s over "
+            f"matmul GFLOP/s (median of per-round ratios). The model's own k = {report['model']['sampler_steps']} is always timed."
+        ),
+        "",
+        "| device | k | passes/frame | B | W | ms/step | frames/s per env | frames/s total | DiT GFLOP/s | matmul GFLOP/s | roofline |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    own = report["model"]["sampler_steps"]
+    for r in sorted(report["throughput"], key=lambda r: (r["device"], r["steps"], r["batch"])):
+        steps = f"{r['steps']} (own)" if r["steps"] == own else str(r["steps"])
+        head = f"| {r['device']} | {steps} | {r['passes']} | {r['batch']} | {r['window']} |"
+        if r["skipped"]:
+            lines.append(f"{head} skipped: {r['skipped']} | | | | | |")
+            continue
+        figures = f"{r['ms_per_step']:.2f} | {r['frames_per_s_per_env']:.2f} | {r['frames_per_s']:.1f}"
+        peak = f"{r['gflops']:.1f} | {r['matmul_gflops']:.1f} | {r['roofline']:.0%}" if "roofline" in r else "| |"
+        lines.append(f"{head} {figures} | {peak} |")
+    return lines
+
+
+def fidelity_lines(report: dict) -> list[str]:
+    """Where the fidelity of each timed sampler setting comes from: this benchmark measures none."""
+    lines = ["## Fidelity of the same sampler settings", ""]
+    model = report["model"]
+    if not model["trained"]:
+        return [*lines, "Random weights make noise: there is no fidelity to measure. Time a trained model (`model=...`) for this section."]
+    settings = sorted({(r["steps"], r["passes"]) for r in report["throughput"]})
+    label = Path(model["name"]).name
+    lines += [
+        (
+            "Not measured by this benchmark, which times only. Open-loop PSNR at h = 1, 8 and 16 and long-rollout validity "
+            "of each setting come from the fidelity benchmark, one run per k (or `worldsim bench fidelity "
+            f"model={model['name']} sampler_steps=K`); paste its figures beside this table from its own report."
+        ),
+        "",
+        "| k | passes/frame | fidelity: the command that measures it |",
+        "| --- | --- | --- |",
+    ]
+    for steps, passes in settings:
+        command = f"python benchmarks/stability.py --model {label}-k{steps}={model['name']} --sampler-steps {steps}"
+        lines.append(f"| {steps} | {passes} | `{command}` |")
+    return lines
+
+
+def window_lines(report: dict) -> list[str]:
+    lines = ["## Window: KV cache vs full recomputation", ""]
+    if not report["rows"]:
+        return [*lines, "Not run (`windows=[]`)."]
+    lines += [
+        (
+            "`cache` is `WorldSimulator.step` (k denoising passes of the new frame against the cached last W frames, "
+            "plus one commit pass); `recompute` runs the DiT over the last W frames plus the new one for each of the "
+            "k sampler steps. Neither uses guidance. Both decode every frame, and from the same noise they make the same "
+            "frames while an env's history fits in its window (`tests/test_speed_bench.py`)."
+        ),
         "",
         "| device | B | W | k | engine | ms/step | steps/s | frames/s per env | frames/s total |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -500,15 +839,7 @@ def markdown(report: dict) -> str:
         else:
             figures = (r["ms_per_step"], r["steps_per_s"], r["frames_per_s_per_env"])
             lines.append(f"{head} {' | '.join(f'{x:.2f}' for x in figures)} | {r['frames_per_s']:.1f} |")
-    lines += [
-        "",
-        "## Machine",
-        "",
-        machine_text(report["machine"]),
-        "",
-        "![frames/s vs window](speed.png)",
-    ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def machine_text(m: dict) -> str:
@@ -518,7 +849,7 @@ def machine_text(m: dict) -> str:
     return (
         f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} with {threads}, Python {m['python']}{gpu}. "
         f"Load average (1, 5, 15 min) before: {m['load_average_before']}, after: {m['load_average_after']}. "
-        f"Measured DiT throughput: {throughputs}."
+        f"Measured DiT throughput (recomputation, the time estimates' scale): {throughputs}."
     )
 
 
@@ -528,74 +859,96 @@ def codec_text(sizes: dict) -> str:
     return f"VAE codec from {sizes['vae']}" if sizes["vae"] else "an untrained VAE codec of the training defaults"
 
 
-TARGETS = {
-    "growth": f"with the cache, step time grows at most {GROWTH_LIMIT:g}x from W={GROWTH_WINDOWS[0]} to W={GROWTH_WINDOWS[1]} (same B, k)",
-    "speedup": f"the cache is at least {SPEEDUP_MIN:g}x faster than recomputation at W={SPEEDUP_WINDOW} (same B, k)",
-}
-
-
 def target_lines(results: list[dict]) -> list[str]:
     """Each target's verdict over every (device, B, k) measured, then a table of the ratios."""
     lines = []
-    for name, text in TARGETS.items():
+    for name, target in TARGETS.items():
         found = [r for r in results if r["target"] == name]
         failed = sum(not r["pass"] for r in found)
         if not found:
-            lines.append(f"- **NOT MEASURED** ({name}): {text}; no (device, B, k) had both of its cases timed.")
+            lines.append(f"- **NOT MEASURED** ({name}): {target.text}; it needs {target.needs}, and those cases timed.")
         else:
-            verdict = f"**FAIL** ({name}): {failed} of {len(found)} measured (device, B, k) miss" if failed else (
-                f"**PASS** ({name}): all {len(found)} measured (device, B, k) meet")  # fmt: skip
-            lines.append(f"- {verdict} the target: {text}.")
+            verdict = (
+                f"**FAIL** ({name}): {failed} of {len(found)} measured (device, B, k) miss"
+                if failed
+                else f"**PASS** ({name}): all {len(found)} measured (device, B, k) meet"
+            )
+            lines.append(f"- {verdict} the target: {target.text}.")
     lines += [
         "",
         "| target | device | B | k | measured ratio | FLOPs ratio | verdict |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        *(target_row(r) for r in sorted(results, key=lambda r: (r["target"], r["device"], r["batch"], r["steps"]))),
+        *(target_row(r) for r in sorted(results, key=lambda r: (list(TARGETS).index(r["target"]), r["device"], r["batch"], r["steps"]))),
         "",
         (
-            "FLOPs ratio: the ratio of the two cases' estimated arithmetic (linear layers, self-attention over the cached "
-            "or recomputed tokens, cross-attention to text), what the ratio would be if time followed arithmetic alone; "
-            "a measured ratio well above it points at overheads such as memory traffic."
+            "steps: frames/s of the fewest-steps k over the model's own k (k column: fewest vs own). roofline: the DiT "
+            "step's achieved GFLOP/s over the matmul's. growth: cached step time at the larger W over the smaller. speedup: "
+            "recomputation's step time over the cache's. FLOPs ratio: the ratio of the two cases' estimated arithmetic "
+            "(linear layers, self-attention over the cached or recomputed tokens, cross-attention to text), what the ratio "
+            "would be if time followed arithmetic alone; a measured ratio well above it points at overheads such as memory traffic."
         ),
     ]
     return lines
 
 
 def target_row(r: dict) -> str:
-    verdict = "PASS" if r["pass"] else "FAIL"
-    cells = (r["target"], r["device"], r["batch"], r["steps"], f"{r['ratio']:.2f}x", f"{r['flops_ratio']:.2f}x", verdict)
+    steps = f"{r['steps']} vs {r['reference_steps']}" if "reference_steps" in r else r["steps"]
+    ratio = f"{r['ratio']:.0%}" if r["target"] == "roofline" else f"{r['ratio']:.2f}x"
+    flops = "-" if r["flops_ratio"] is None else f"{r['flops_ratio']:.2f}x"
+    cells = (r["target"], r["device"], r["batch"], steps, ratio, flops, "PASS" if r["pass"] else "FAIL")
     return "| " + " | ".join(map(str, cells)) + " |"
 
 
 def plot(report: dict, path: Path) -> None:
-    """Total frames/s against W, one panel per (device, k), one colour per B; solid: cache,
-    dashed: recompute."""
+    """Total frames/s against B, one panel per device, one line per k; then against W, one panel
+    per (device, k), one colour per B (solid: cache, dashed: recompute)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
-    rows = [r for r in report["rows"] if not r["skipped"]]
+    fast = [r for r in report["throughput"] if not r["skipped"]]
+    devices = sorted({r["device"] for r in report["throughput"]})
     panels = sorted({(r["device"], r["steps"]) for r in report["rows"]})
-    batches = sorted({r["batch"] for r in report["rows"]})
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.0, 4.5 * len(panels)), 4.2), squeeze=False)
-    for ax, (device, steps) in zip(axes[0], panels):
-        for colour, batch in enumerate(batches):
-            for mode, style in zip(MODES, ("-", "--")):
-                points = sorted((r["window"], r["frames_per_s"]) for r in rows
-                                if (r["device"], r["steps"], r["batch"], r["mode"]) == (device, steps, batch, mode))  # fmt: skip
-                if points:
-                    ax.plot(*zip(*points), style, marker="o", color=f"C{colour}", label=f"B={batch} {mode}")
-        ax.set_xscale("log", base=2)
-        ax.set(yscale="log", xlabel="window W (frames)", ylabel="frames/s (all envs)", title=f"{device}, k={steps}")
-        ax.set_xticks(report["grid"]["windows"], [str(w) for w in report["grid"]["windows"]])
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.grid(True, which="both", alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=7)
-    fig.suptitle(f"worldsim simulator speed, model {report['model']['preset']}, {'x'.join(map(str, report['frame_size']))} frames")
+    count = len(devices) + len(panels)
+    fig, axes = plt.subplots(1, count, figsize=(max(6.0, 4.5 * count), 4.2), squeeze=False)
+    for ax, device in zip(axes[0], devices):
+        for colour, steps in enumerate(sorted({r["steps"] for r in fast if r["device"] == device})):
+            points = sorted((r["batch"], r["frames_per_s"], r["passes"]) for r in fast if (r["device"], r["steps"]) == (device, steps))
+            ax.plot([p[0] for p in points], [p[1] for p in points], "-o", color=f"C{colour}", label=f"k={steps} ({points[0][2]} passes)")
+        style(ax, report["grid"]["batch_sizes"], "envs B", f"{device}, W={report['model']['window']}")
+    for ax, (device, steps) in zip(axes[0][len(devices) :], panels):
+        window_panel(ax, report, device, steps)
+    name = report["model"]["name"]
+    fig.suptitle(f"worldsim simulator speed, model {name}, {'x'.join(map(str, report['frame_size']))} frames")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def window_panel(ax, report: dict, device: str, steps: int) -> None:
+    rows = [r for r in report["rows"] if not r["skipped"]]
+    for colour, batch in enumerate(sorted({r["batch"] for r in report["rows"]})):
+        for mode, line in zip(MODES, ("-", "--")):
+            points = sorted(
+                (r["window"], r["frames_per_s"])
+                for r in rows
+                if (r["device"], r["steps"], r["batch"], r["mode"]) == (device, steps, batch, mode)
+            )
+            if points:
+                ax.plot(*zip(*points), line, marker="o", color=f"C{colour}", label=f"B={batch} {mode}")
+    style(ax, report["grid"]["windows"], "window W (frames)", f"{device}, k={steps}")
+
+
+def style(ax, ticks: list[int], xlabel: str, title: str) -> None:
+    """Log-log axes with ``ticks`` on x, a grid and a legend."""
+    import matplotlib.ticker
+
+    ax.set_xscale("log", base=2)
+    ax.set(yscale="log", xlabel=xlabel, ylabel="frames/s (all envs)", title=title)
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=7)
