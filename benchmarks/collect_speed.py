@@ -8,7 +8,6 @@ Writes ``collect_speed.json`` and ``collect_speed.md`` to ``--out``. One process
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from worldsim.atomic import write_table
 from worldsim.data.collect import collect
 
 CASES = [
@@ -52,8 +52,6 @@ def main() -> None:
         )
         print(rows[-1])
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "collect_speed.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     lines = [
         "# Collection speed",
         "",
@@ -69,7 +67,7 @@ def main() -> None:
             f"| {r['env_id']} | {r['scenario'] or '-'} | {size} | {r['episodes']} | {r['frames']} | {r['frames_per_s']:.0f} | "
             f"{r['bytes_per_frame']:.0f} |"
         )
-    (args.out / "collect_speed.md").write_text("\n".join(lines) + "\n")
+    write_table(args.out, "collect_speed", "\n".join(lines) + "\n", {"machine": machine, "rows": rows})
     print("\n".join(lines))
 
 

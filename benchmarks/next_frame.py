@@ -12,7 +12,6 @@ to the PSNR of simply repeating frame ``t``. Writes ``next_frame.json`` and ``ne
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from worldsim.atomic import write_table
 from worldsim.data.collection import Collection
 from worldsim.metrics import psnr
 from worldsim.model.world_model import load
@@ -74,8 +74,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "next_frame")
     args = parser.parse_args()
     result = evaluate(args.model, args.data, args.samples, args.context, args.steps, args.batch, args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "next_frame.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "# Next-frame prediction vs copying the last frame",
         "",
@@ -87,7 +85,7 @@ def main() -> None:
     ]
     for name, s in result["summary"].items():
         lines.append(f"| {name} | {s['samples']} | {s['model_psnr']:.2f} | {s['copy_last_psnr']:.2f} | {100 * s['model_better']:.0f}% |")
-    (args.out / "next_frame.md").write_text("\n".join(lines) + "\n")
+    write_table(args.out, "next_frame", "\n".join(lines) + "\n", result)
     print("\n".join(lines))
 
 

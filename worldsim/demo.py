@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from worldsim.atomic import atomic_write
 from worldsim.bench import fidelity
 from worldsim.envs.worlds import BY_ID
 from worldsim.errors import UserError
@@ -64,11 +65,13 @@ def run_demo(
         physics[group.scenario] = (fidelity.physics_scores(group, group.dream), fidelity.physics_scores(group, group.real))
     dreamed = dream_from_prompt(world, prompt, horizon, seed, device)
     written = {"report": out / "demo.md"}
-    written["report"].write_text(markdown(report, physics, model, episodes, context, prompt, time.perf_counter() - start))
+    with atomic_write(written["report"], "w") as f:
+        f.write(markdown(report, physics, model, episodes, context, prompt, time.perf_counter() - start))
     written["plot"] = fidelity.plot_fidelity(report, out)[0]
     written["video"] = write_video(out / "demo.mp4", film(groups, dreamed, prompt, scale), world.config.fps)
     written["sheet"] = out / "real_vs_dream.png"
-    cv2.imwrite(str(written["sheet"]), cv2.cvtColor(sheet(groups, context, scale), cv2.COLOR_RGB2BGR))
+    with atomic_write(written["sheet"], "wb") as f:
+        f.write(cv2.imencode(".png", cv2.cvtColor(sheet(groups, context, scale), cv2.COLOR_RGB2BGR))[1].tobytes())
     print(headline(report, physics))
     for kind, path in written.items():
         print(f"wrote {kind}: {path}")

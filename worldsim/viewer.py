@@ -35,6 +35,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from worldsim.atomic import atomic_write
 from worldsim.data.collect import record_episode
 from worldsim.data.policies import make_policy
 from worldsim.envs.dream import DreamEnv, DreamState
@@ -359,7 +360,8 @@ class Viewer:
             print(f"recording to {self.recording}")
             return  # the writer opens on the next frame, at the window's size
         self.writer.release()
-        self.recording.with_suffix(".keys").write_text("\n".join(self.keys_log) + "\n")
+        with atomic_write(self.recording.with_suffix(".keys"), "w") as f:
+            f.write("\n".join(self.keys_log) + "\n")
         print(f"wrote {self.recording} and {self.recording.with_suffix('.keys')}")
         self.recordings.append(self.recording)
         self.writer, self.recording = None, None
@@ -414,7 +416,8 @@ class Viewer:
             if screenshot is not None:
                 screenshot = Path(screenshot)
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
-                pygame.image.save(screen, str(screenshot))
+                with atomic_write(screenshot, "wb") as f:
+                    pygame.image.save(screen, f, "png")
                 print(f"wrote {screenshot}")
         finally:
             if self.writer is not None:

@@ -49,7 +49,7 @@ import torch
 from tqdm.auto import tqdm
 
 from worldsim import metrics
-from worldsim.atomic import write_table
+from worldsim.atomic import atomic_write, write_table
 from worldsim.data.collect import record_episode
 from worldsim.data.episode import Episode
 from worldsim.data.policies import make_policy
@@ -777,7 +777,8 @@ def plot_fidelity(report: dict, out: Path) -> list[Path]:
     fig.suptitle(f"Open-loop fidelity of {report['model']}")
     fig.tight_layout()
     paths = [out / "fidelity.png"]
-    fig.savefig(paths[0], dpi=110)
+    with atomic_write(paths[0], "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     if "long_rollouts" in report:
         fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -788,7 +789,8 @@ def plot_fidelity(report: dict, out: Path) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         paths.append(out / "long_rollouts.png")
-        fig.savefig(paths[-1], dpi=110)
+        with atomic_write(paths[-1], "wb") as f:
+            fig.savefig(f, format="png", dpi=110)
         plt.close(fig)
     return paths
 
@@ -809,6 +811,7 @@ def plot_physics(report: dict, out: Path) -> list[Path]:
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = out / "physics.png"
-    fig.savefig(path, dpi=110)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     return [path]

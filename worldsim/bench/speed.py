@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from worldsim.atomic import write_table
+from worldsim.atomic import atomic_write, write_table
 from worldsim.errors import UserError, check_integer, is_integer, is_number
 from worldsim.model.action_space import ActionSpace
 from worldsim.model.codec import VAECodec, small_vae
@@ -922,7 +922,8 @@ def plot(report: dict, path: Path) -> None:
     name = report["model"]["name"]
     fig.suptitle(f"worldsim simulator speed, model {name}, {'x'.join(map(str, report['frame_size']))} frames")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120)
     plt.close(fig)
 
 
