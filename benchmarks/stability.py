@@ -12,7 +12,7 @@ split) with :mod:`worldsim.bench.fidelity`, and reduces them to one row:
 | column | what |
 | --- | --- |
 | valid@100, valid@N | share of long rollouts with every frame so far valid, mean over the 4 scenarios (min) |
-| PSNR h=1/8/32 | open-loop PSNR over all scenarios, with copy-last in brackets |
+| PSNR h=1/8/16/32 | open-loop PSNR over all scenarios, with copy-last in brackets |
 | v-err / floor | velocity error over the parser floor per scenario (id split): mean (max) |
 | steps, wall | optimizer steps and training time of the run the model comes from (its ``metrics.csv``), when it has one |
 
@@ -39,7 +39,7 @@ from worldsim.atomic import write_table
 from worldsim.bench.fidelity import Settings, run_fidelity, run_physics
 from worldsim.model.world_model import load, model_folder
 
-HORIZONS = (1, 8, 32)
+HORIZONS = (1, 8, 16, 32)  # rows measured before h=16 was a column show '-' there
 
 
 def training_of(path: str) -> tuple[int | None, float | None]:
@@ -98,13 +98,13 @@ def markdown(rows: list[dict]) -> str:
         "rollouts whose every frame so far is valid, mean over the 4 Balls scenarios (min). PSNR: open loop over all scenarios "
         "(copy-last). v-err / floor: velocity error over the parser floor per scenario, mean (max).",
         "",
-        "| label | setting | context noise | sampler steps | steps | wall (h) | valid@100 | valid@N (N) | PSNR h=1 | h=8 | h=32 "
+        "| label | setting | context noise | sampler steps | steps | wall (h) | valid@100 | valid@N (N) | PSNR h=1 | h=8 | h=16 | h=32 "
         "| v-err / floor |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         n = str(r["settings"]["long_steps"])
-        psnr = [f"{r['psnr'][str(h)]:.2f} ({r['copy_last_psnr'][str(h)]:.2f})" for h in HORIZONS]
+        psnr = [f"{r['psnr'][str(h)]:.2f} ({r['copy_last_psnr'][str(h)]:.2f})" if str(h) in r["psnr"] else "-" for h in HORIZONS]
         ratios = list(r["velocity_ratio"].values())
         steps = "-" if r["train_steps"] is None else f"{r['train_steps']:,}"
         hours = "-" if r["train_hours"] is None else f"{r['train_hours']:.2f}"
