@@ -144,6 +144,23 @@ def test_prompt_reset_generates_a_first_frame_and_steps_on(model):
     assert result.frames.shape == (2, *SIZE, 3) and result.rewards.shape == (2,) and result.terminated.dtype == torch.bool
 
 
+def test_text_is_as_wide_as_the_longest_prompt_and_padding_changes_nothing(model):
+    """Cross-attention reads each env's prompt padded to the longest so far (one token for "" and a
+    BOS + one per byte otherwise), not to the encoder's max_length; padding is masked out, so a
+    simulator padded to max_length (as before) makes the same frames."""
+    narrow, wide = WorldSimulator(model, 2, seed=3), WorldSimulator(model, 2, seed=3)
+    wide.text = wide.text.padded(wide.text_length)
+    assert narrow.text.width == 1 and wide.text.width == 128
+    for sim in (narrow, wide):
+        sim.reset([True, False], prompts=["a red ball"])
+        sim.reset([False, True], prompts=[""])
+    assert narrow.text.width == 1 + len("a red ball") and wide.text.width == 128
+    for _ in range(3):
+        a, b = narrow.step(torch.tensor([1, 2])), wide.step(torch.tensor([1, 2]))
+        assert (a.frames.int() - b.frames.int()).abs().max() <= 1  # equal up to float summation order
+        assert torch.allclose(a.rewards, b.rewards, atol=1e-5)
+
+
 @torch.no_grad()
 def test_guidance_runs_and_changes_frames(model):
     plain = WorldSimulator(model, 1, seed=0)

@@ -131,8 +131,10 @@ class WorldSimulator:
         space = model.config.action_space  # an ActionSpace
         self.action_shape = space.shape
         self.action_dtype = torch.long if space.discrete else torch.float32
-        self.text_length = getattr(model.text_encoder, "max_length", 128)
-        # Each env's prompt as every layer's cross-attention keys and values, made once per prompt.
+        self.text_length = getattr(model.text_encoder, "max_length", 128)  # the most tokens of a prompt
+        # Each env's prompt as every layer's cross-attention keys and values, made once per prompt,
+        # as wide as the longest prompt so far: the padding is masked out, and cross-attention
+        # then costs what the prompts need (an empty prompt: one token), not max_length.
         self.text = self._text_context([""] * batch_size)
         self.null_text = self._text_context([""])  # guidance's unconditional text
         self.frames = torch.zeros(batch_size, height, width, 3, dtype=torch.uint8, device=self.device)
@@ -222,17 +224,22 @@ class WorldSimulator:
         bad = [p for p in prompts if not isinstance(p, str)]
         if bad:
             raise UserError(f"prompts must be strings, got {bad[0]!r}")
-        self.text[rows] = self._text_context(prompts)
+        text = self._text_context(prompts, self.text.width)
+        if text.width > self.text.width:
+            self.text = self.text.padded(text.width)
+        self.text[rows] = text
 
     # --------------------------------------------------------------------------------- internals
 
     @torch.no_grad()
-    def _text_context(self, prompts: Sequence[str]) -> TextContext:
-        """The DiT's cross-attention keys and values of ``prompts``, padded to ``text_length`` tokens."""
+    def _text_context(self, prompts: Sequence[str], width: int = 1) -> TextContext:
+        """The DiT's cross-attention keys and values of ``prompts``, at most ``text_length`` tokens
+        each, padded to ``width`` tokens or to the longest of them."""
         tokens, mask = self.model.text_encoder(list(prompts))
         length = min(tokens.shape[1], self.text_length)
-        padded = torch.zeros(len(prompts), self.text_length, tokens.shape[2], device=self.device)
-        padded_mask = torch.zeros(len(prompts), self.text_length, dtype=torch.bool, device=self.device)
+        width = max(width, length)
+        padded = torch.zeros(len(prompts), width, tokens.shape[2], device=self.device)
+        padded_mask = torch.zeros(len(prompts), width, dtype=torch.bool, device=self.device)
         padded[:, :length], padded_mask[:, :length] = tokens[:, :length], mask[:, :length]
         return self.model.dit.text_context(padded, padded_mask)
 

@@ -55,7 +55,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from worldsim.atomic import atomic_write, write_table
@@ -204,12 +203,11 @@ class Recompute:
         self.denoiser = Denoiser(model.dit)
         self.level = model.config.context_noise
         self.generator = torch.Generator(self.device).manual_seed(seed)
-        # The simulator cross-attends to text padded to the encoder's max_length, its keys and
-        # values made once per prompt: so does this.
+        # The simulator cross-attends to the empty prompt's tokens, its keys and values made once
+        # per prompt: so does this.
         with torch.no_grad():
             text, mask = model.text_encoder([""] * batch_size)
-            pad = getattr(model.text_encoder, "max_length", text.shape[1]) - text.shape[1]
-            self.text = model.dit.text_context(F.pad(text, (0, 0, 0, pad)).to(self.device), F.pad(mask, (0, pad)).to(self.device))
+            self.text = model.dit.text_context(text.to(self.device), mask.to(self.device))
         self.time = 0  # temporal position of the next frame, as in the simulator
 
     @torch.no_grad()
@@ -328,7 +326,7 @@ def step_flops(mode: str, batch: int, window: int, passes: int, tokens: int, mod
     ``passes`` times: over the new frame's tokens against the cache, or (``recompute``) over the
     last ``window`` frames and the new one."""
     dit = model.dit.config
-    text = getattr(model.text_encoder, "max_length", 1)
+    text = model.text_encoder([""])[1].shape[1]  # the empty prompt's tokens, as the runs use
     size = {"text_tokens": text, "hidden": dit.hidden_size, "depth": dit.depth, "mlp_ratio": dit.mlp_ratio}
     queries = tokens if mode == "cache" else (window + 1) * tokens
     return passes * forward_flops(batch, queries, (window + 1) * tokens, **size)

@@ -144,6 +144,20 @@ class TextContext:
         for mine, theirs in zip(self.keys + self.values + [self.mask], other.keys + other.values + [other.mask]):
             mine[rows] = theirs
 
+    @property
+    def width(self) -> int:
+        """L, the text tokens a row holds (real ones and padding)."""
+        return int(self.mask.shape[1])
+
+    def padded(self, width: int) -> TextContext:
+        """The same context with ``width`` >= L tokens per row, the new ones padding (masked out):
+        cross-attention reads it exactly as before."""
+        grow = width - self.width
+        if grow < 0:
+            raise ValueError(f"cannot pad {self.width} text tokens to {width}")
+        pad = lambda t: F.pad(t, (0, 0, 0, grow))  # noqa: E731  [B, heads, L, head_dim] along L
+        return TextContext([pad(k) for k in self.keys], [pad(v) for v in self.values], F.pad(self.mask, (0, grow)))
+
     def expand(self, batch: int) -> TextContext:
         """A one-row context repeated ``batch`` times (a view)."""
         grow = lambda t: t.expand(batch, *t.shape[1:])  # noqa: E731
