@@ -199,21 +199,30 @@ def dyna(
 
 
 def model_free(
-    model_path: str, algo: str, out: str | Path, settings: DynaSettings, device: str = "cpu", progress: bool = True, **world_kwargs
+    model_path: str,
+    algo: str,
+    out: str | Path,
+    settings: DynaSettings,
+    device: str = "cpu",
+    progress: bool = True,
+    budget: int = 1,
+    **world_kwargs,
 ) -> list[dict]:
-    """The same SB3 algorithm trained on the real env for the same ``real_steps``, evaluated at the
-    same marks as :func:`dyna` (after each ``real_steps / iterations``); writes
-    ``model_free.csv`` and ``model_free.zip`` (after every mark: a killed run continues from its
-    last mark, a finished one is read back). ``model_path`` only names the world (its env id and
-    frame size)."""
+    """The same SB3 algorithm trained on the real env for ``budget`` times Dyna's ``real_steps``,
+    evaluated at the same marks as :func:`dyna` (every ``real_steps / iterations``) and on past
+    them; writes ``model_free.csv`` and ``model_free.zip`` (after every mark: a killed run
+    continues from its last mark, a finished one is read back, a longer budget goes on from it).
+    ``model_path`` only names the world (its env id and frame size)."""
+    check_integer("budget", budget)
+    marks = settings.iterations * budget
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from worldsim.model.world_model import load
 
     out = Path(out)
     rows = read_rows(out / "model_free.csv") if (out / "model_free.zip").is_file() else []
-    if len(rows) >= settings.iterations:
-        return rows[: settings.iterations]
+    if len(rows) >= marks:
+        return rows[:marks]
     model = load(model_path)
     envs = DummyVecEnv([lambda: real_world(model, world_kwargs) for _ in range(settings.num_envs)])
     envs.seed(stream_seed(settings.seed, 2, len(rows)))
@@ -224,7 +233,7 @@ def model_free(
     real = real_world(model, world_kwargs)
     log = MetricsWriter(out / "model_free.csv", COLUMNS, keep_until=len(rows))
     start = time.perf_counter() - (float(rows[-1]["seconds"]) if rows else 0.0)
-    for k in range(len(rows), settings.iterations):
+    for k in range(len(rows), marks):
         quota = settings.quota(k)
         agent.learn(total_timesteps=quota - agent.num_timesteps, reset_num_timesteps=False, progress_bar=progress)
         returns = evaluate_real(agent, real, settings.eval_episodes, settings.eval_seed)

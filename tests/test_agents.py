@@ -230,12 +230,16 @@ def test_agent_dyna_cli_with_the_model_free_baseline(tmp_path, capsys):
 def test_bench_rl_reports_both_methods_over_seeds(tmp_path):
     folder = save_tiny_world_model(tmp_path / "model")
     argv = ["bench", "rl", f"model={folder}", "seeds=2", "real_steps=20", "iterations=1", "model_steps=1", "dream_steps=16",
-            "num_envs=2", "eval_episodes=1", "progress=false", f"work={tmp_path / 'work'}", f"out={tmp_path / 'rl'}"]  # fmt: skip
+            "num_envs=2", "eval_episodes=1", "model_free_budget=2", "progress=false", f"work={tmp_path / 'work'}",
+            f"out={tmp_path / 'rl'}"]  # fmt: skip
     assert main(argv) == 0
     report = json.loads((tmp_path / "rl" / "rl.json").read_text())
     assert report["world_kwargs"] == {"scenario": "push"} and report["seeds"] == 2
-    assert [len(report["curves"][m]) for m in ("dyna", "model-free")] == [1, 1]
-    assert len(report["runs"]["dyna"]) == 2 and report["targets"][0]["target"].startswith("dream-trained beats model-free")
+    assert [len(report["curves"][m]) for m in ("dyna", "model-free")] == [1, 2]  # model-free trains on to 2x the real steps
+    assert [r["real_steps"] for r in report["runs"]["model-free"][0]][0] >= 20
+    names = [t["target"] for t in report["targets"]]
+    assert names == ["dream-trained within 20000 real steps >= model-free at 40", "dream-trained beats model-free at the 20-real-step mark"]
+    assert len(report["runs"]["dyna"]) == 2
     assert report["hyperparameters"]["clip_range"] == 0.1 and report["settings"]["frame_stack"] == 4
     text = (tmp_path / "rl" / "rl.md").read_text()
     assert "| mark | dyna real steps |" in text and (tmp_path / "rl" / "rl.png").is_file()
@@ -277,8 +281,13 @@ def test_rl_targets_count_the_last_mark_of_a_20000_step_budget_even_when_its_las
     assert target["passed"] and target["value"] == pytest.approx(0.1) and "20000-real-step mark" in target["target"]
     cartpole = {"world": "worldsim/CartPole-v0", "settings": {"real_steps": 40_000, "iterations": 4},
                 "curves": {"dyna": curve(20.0, 480.0, 500.0, 500.0), "model-free": curve(9.0, 9.0, 9.0, 9.0)}}  # fmt: skip
-    (target,) = targets(cartpole)
-    assert target["value"] == 480.0 and target["passed"]  # marks 3 and 4 have a budget past 20,000
+    same_budget, goal = targets(cartpole)
+    assert goal["value"] == 480.0 and goal["passed"]  # marks 3 and 4 have a budget past 20,000
+    assert same_budget["value"] == 471.0 and "20000-real-step mark" in same_budget["target"]
+    longer = {**cartpole, "settings": {"real_steps": 20_000, "iterations": 2}, "model_free_budget": 3,
+              "curves": {"dyna": curve(20.0, 480.0), "model-free": curve(9.0, 30.0, 200.0, 490.0, 500.0, 500.0, 500.0)}}  # fmt: skip
+    efficiency, _, _ = targets(longer)  # model-free's last mark within 3 x 20,000 is its 6th (60,000)
+    assert efficiency["value"] == -20.0 and not efficiency["passed"] and efficiency["target"].endswith("model-free at 60000")
 
 
 def test_write_table_writes_a_benchmarks_markdown_and_json_side_by_side(tmp_path):

@@ -123,6 +123,7 @@ CLI = [
     (["bench", "rl", "model_lr=0"], "model_lr must be a finite number > 0, got 0"),
     (["bench", "rl", "real_steps=abc"], "real_steps must be an integer >= 1, got 'abc'"),
     (["bench", "rl", "imagination_horizon=0"], "imagination_horizon must be an integer >= 1 or null"),
+    (["bench", "rl", "model_free_budget=0"], "model_free_budget must be an integer >= 1, got 0"),
     (["bench", "rl", f"work={FILE}"], f"work must be a folder path ({FILE} is a file)"),
     # agent
     (["agent"], "`worldsim agent` needs one of train, dyna first; got nothing"),

@@ -178,7 +178,9 @@ def bench_rl(cfg: RLConfig, mode: str, command: str) -> list:
     if learned.scenarios:
         kwargs["scenario"] = learned.rl_scenario if cfg.scenario == "all" else str(cfg.scenario)
     settings = cfg.dyna_settings()
-    report = rl.run_rl(str(cfg.model), cfg.algo, settings, cfg.seeds, cfg.work, one_device(cfg.device), cfg.progress, **kwargs)
+    report = rl.run_rl(
+        str(cfg.model), cfg.algo, settings, cfg.seeds, cfg.work, one_device(cfg.device), cfg.progress, cfg.model_free_budget, **kwargs
+    )
     return rl.write_report(report, cfg.out or "benchmarks/results/rl", command)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, get_args, get_type_hints
 
+from worldsim.errors import check_integer
+
 
 @dataclass
 class BenchConfig:
@@ -91,9 +93,11 @@ class RLConfig(BenchConfig):
     eval_episodes: int = 10
     work: str = "runs/bench-rl"
     seed: int | None = None  # null: DynaSettings' (0)
+    model_free_budget: int = 5  # the model-free agent's real steps, in multiples of real_steps
 
     def __post_init__(self):
         self.dyna_settings()  # DynaSettings checks its keys as they enter, with messages that name them
+        check_integer("model_free_budget", self.model_free_budget)
 
     def dyna_settings(self):
         """The :class:`~worldsim.agents.dyna.DynaSettings` of every seed's run (its keys not given here keep their defaults)."""
