@@ -167,7 +167,7 @@ def test_bad_data_and_settings_are_rejected(data, tmp_path):
         train([data], tmp_path / "a", 2, TINY, config(batch_size=1000), progress=False)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         train([tmp_path / "missing"], tmp_path / "b", 2, TINY, config(), progress=False)
-    with pytest.raises(ValueError, match="steps must be >= 1"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
         train([data], tmp_path / "c", 0, TINY, config(), progress=False)
 
 

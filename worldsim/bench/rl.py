@@ -32,7 +32,7 @@ from worldsim.agents.dyna import DynaSettings, dyna, model_free, plot_returns, r
 from worldsim.agents.imagination import HYPERPARAMETERS
 from worldsim.atomic import write_table
 from worldsim.envs.worlds import world
-from worldsim.errors import UserError
+from worldsim.errors import UserError, check_integer
 
 TARGET_STEPS = 20_000
 METHODS = ("dyna", "model-free")
@@ -52,8 +52,7 @@ def run_rl(
     """Runs both methods for every seed; returns the report (see the module docstring)."""
     from worldsim.model.world_model import load
 
-    if not isinstance(seeds, int) or seeds < 1:
-        raise UserError(f"seeds must be a positive integer, got {seeds!r}")
+    check_integer("seeds", seeds)
     world = load(model_path).config.env_id
     runs: dict[str, list[list[dict]]] = {method: [] for method in METHODS}
     for seed in range(seeds):

@@ -20,7 +20,7 @@ from torch import nn
 
 from worldsim.data.collection import Collection
 from worldsim.data.dataset import WindowDataset
-from worldsim.errors import UserError
+from worldsim.errors import UserError, check_integer
 from worldsim.model.action_space import ActionSpace
 from worldsim.model.codec import load_codec
 from worldsim.model.denoiser import Denoiser
@@ -31,7 +31,7 @@ from worldsim.model.text import ByteTextEncoder
 from worldsim.model.world_model import WorldModel, WorldModelConfig
 from worldsim.training import checkpoint
 from worldsim.training.config import ModelConfig, TrainConfig
-from worldsim.training.steps import Stage, bucket_loader, check_steps, run_steps, setup_distributed
+from worldsim.training.steps import Stage, bucket_loader, run_steps, setup_distributed
 
 METRICS = ("step", "epoch", "loss", "diffusion", "reward", "termination", "lr", "grad_norm", "steps_per_s", "tokens_per_s")
 
@@ -249,7 +249,7 @@ def train(
     position (the noise of a step is seeded by the step). ``text_encoder``: see
     :func:`build_world_model`. ``init``: a trained world model (shipped name, model or run folder)
     of ``model_cfg``'s sizes to start from (fine-tuning; its ``residual_std`` is kept)."""
-    check_steps(steps)
+    check_integer("steps", steps)
     out = Path(out)
     place = setup_distributed(device)
     dataset = WindowDataset(data, cfg.window_lengths, images=cfg.images, terminal_repeats=cfg.terminal_repeats)

@@ -34,7 +34,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from worldsim.data.dataset import BucketBatchSampler
-from worldsim.errors import UserError, is_integer
 from worldsim.training import checkpoint
 from worldsim.training.config import TrainConfig
 
@@ -75,11 +74,6 @@ class Stage:
 
 
 # ------------------------------------------------------------------------------------ setting up
-
-
-def check_steps(steps: object) -> None:
-    if not is_integer(steps, 1):
-        raise UserError(f"steps must be >= 1 (an integer), got {steps!r}")
 
 
 def setup_distributed(device: str) -> Placement:

@@ -41,11 +41,11 @@ from torch.utils.data import DataLoader, Subset
 from worldsim.atomic import atomic_folder, atomic_write
 from worldsim.data.collection import Collection
 from worldsim.data.dataset import BucketBatchSampler, WindowDataset
-from worldsim.errors import UserError
+from worldsim.errors import UserError, check_integer
 from worldsim.model.codec import VAECodec, frames_to_unit, small_vae
 from worldsim.training import checkpoint
 from worldsim.training.config import TrainConfig, VAEConfig
-from worldsim.training.steps import Stage, bucket_loader, check_steps, run_steps, setup_distributed
+from worldsim.training.steps import Stage, bucket_loader, run_steps, setup_distributed
 
 METRICS = ("step", "epoch", "loss", "recon", "kl", "lr", "grad_norm", "steps_per_s")
 HOLDOUT_EVERY = 20  # episode files 0, 20, 40, ... of each collection are held out
@@ -210,7 +210,7 @@ def train_vae(
     follows from the step). Uses of ``cfg``: batch_size (frames), grad_accum, lr, weight_decay,
     warmup_steps, min_lr_ratio, grad_clip, log_every, checkpoint_every, keep_checkpoints,
     num_workers, bf16, seed."""
-    check_steps(steps)
+    check_integer("steps", steps)
     torch.manual_seed(cfg.seed)
     vae = small_vae(vae_cfg.latent_channels, vae_cfg.downsample, vae_cfg.width)  # raises UserError for a bad width
     out = Path(out)
