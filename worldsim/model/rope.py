@@ -42,10 +42,13 @@ def rotary_angles(positions: torch.Tensor, head_dim: int, theta: float = 10000.0
     return torch.remainder(torch.cat(angles, dim=-1), 2 * math.pi).float()
 
 
-def apply_rotary(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotates channel pairs of ``x [B, heads, S, head_dim]`` by ``angles [S, head_dim / 2]``."""
+def apply_rotary(x: torch.Tensor, angles: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotates channel pairs of ``x [B, heads, S, head_dim]`` by ``angles [S, head_dim / 2]``, or
+    by their ``(cos, sin)`` when given those (a caller rotating many tensors computes them once),
+    which may be of any shape that broadcasts against ``x``'s pairs (e.g. ``[S, 1, head_dim / 2]``
+    for ``x [B, S, heads, head_dim]``)."""
     pairs = x.float().unflatten(-1, (-1, 2))
-    cos, sin = angles.cos(), angles.sin()
+    cos, sin = angles if isinstance(angles, tuple) else (angles.cos(), angles.sin())
     real = pairs[..., 0] * cos - pairs[..., 1] * sin
     imag = pairs[..., 0] * sin + pairs[..., 1] * cos
     return torch.stack((real, imag), dim=-1).flatten(-2).to(x.dtype)
