@@ -22,13 +22,14 @@ import argparse
 import math
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from worldsim.atomic import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -320,6 +321,18 @@ def describe(artefact: Artefact) -> str:
     return f"{artefact.run}{copy}"
 
 
+def run_logged(command: str, log: Path, env: dict[str, str]) -> None:
+    """Runs ``command`` from the repository root with its output in ``log``; exits with one line
+    naming the command and the log if it cannot start or fails."""
+    with open(log, "w") as out:
+        try:
+            code = subprocess.run(shlex.split(command), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        except OSError as error:  # the program itself is missing
+            sys.exit(f"regenerate: could not start `{command}`: {error}; log: {log}")
+    if code != 0:
+        sys.exit(f"regenerate: `{command}` failed with exit code {code}; log: {log}")
+
+
 def run_all(plan: Sequence[tuple[int, Artefact]], logs: Path, force: bool) -> None:
     """Runs each command of ``plan`` (its position in the model's order, the artefact) not yet in ``logs/done.txt``."""
     logs.mkdir(parents=True, exist_ok=True)
@@ -336,10 +349,7 @@ def run_all(plan: Sequence[tuple[int, Artefact]], logs: Path, force: bool) -> No
             continue
         log = logs / f"data-{Path(data.folder).name}.log"
         print(f"[data] {data.command}  (log: {log})", flush=True)
-        with open(log, "w") as out:
-            code = subprocess.run(shlex.split(data.command), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-        if code != 0:
-            sys.exit(f"regenerate: `{data.command}` failed with exit code {code}; log: {log}")
+        run_logged(data.command, log, env)
     for index, artefact in plan:
         if artefact.run in done:
             print(f"[{index}] done before, skipped: {artefact.run}")
@@ -347,15 +357,10 @@ def run_all(plan: Sequence[tuple[int, Artefact]], logs: Path, force: bool) -> No
         log = logs / f"{index:02d}-{artefact.path.removeprefix('benchmarks/results/').replace('/', '_')}.log"
         print(f"[{index}] {estimate(artefact)}  {describe(artefact)}  (log: {log})", flush=True)
         start = time.perf_counter()
-        with open(log, "w") as out:
-            try:
-                code = subprocess.run(shlex.split(artefact.run), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-            except OSError as error:  # the program itself is missing
-                sys.exit(f"regenerate: could not start `{artefact.run}`: {error}; log: {log}")
-        if code != 0:
-            sys.exit(f"regenerate: `{artefact.run}` failed with exit code {code}; log: {log}")
+        run_logged(artefact.run, log, env)
         if artefact.copy_from:
-            shutil.copyfile(ROOT / artefact.copy_from, ROOT / artefact.path)
+            with atomic_write(ROOT / artefact.path, "wb") as f:
+                f.write((ROOT / artefact.copy_from).read_bytes())
         with open(done_file, "a") as f:
             f.write(f"{artefact.run}\n")
         print(f"[{index}] finished in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
