@@ -157,6 +157,25 @@ def test_actions_and_text_reach_the_output():
     assert not torch.allclose(base, model(**dict(x, text=x["text"][torch.tensor([1, 0])])).velocity)
 
 
+def test_the_step_size_reaches_the_newest_frame_only_and_starts_as_a_no_op():
+    model = tiny(step_conditioning=True)
+    x = inputs(model)
+    base = model(**x)
+    jump = model(**x, step=torch.tensor([0.5, 0.25]))
+    assert not torch.allclose(base.velocity[:, -1], jump.velocity[:, -1])
+    assert torch.equal(base.velocity[:, :-1], jump.velocity[:, :-1])  # frame-causal: earlier frames never see it
+    assert torch.equal(model(**x, step=0.5).velocity, model(**x, step=torch.tensor([0.5, 0.5])).velocity)
+    # Freshly built, the step embedding's output layer is zero: a flow model fine-tuned with it starts as itself.
+    flow, shortcut = tiny_dit(), tiny_dit(random_weights=False, step_conditioning=True)
+    missing, unexpected = shortcut.load_state_dict(flow.state_dict(), strict=False)
+    assert {name.split(".")[0] for name in missing} == {"step_embed"} and not unexpected
+    x = inputs(Denoiser(flow))
+    assert torch.equal(Denoiser(flow)(**x).velocity, Denoiser(shortcut)(**x, step=0.5).velocity)
+    # A flow model has no step input: it ignores it.
+    plain = tiny()
+    assert torch.equal(plain(**x).velocity, plain(**x, step=0.5).velocity)
+
+
 def test_fresh_model_repeats_the_frame_before():
     model = Denoiser(tiny_dit(random_weights=False))
     x = inputs(model)

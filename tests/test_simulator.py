@@ -16,11 +16,20 @@ SIZE = (8, 12)
 LEVEL = 0.05  # context noise: exercises the commit noise
 
 
-@pytest.fixture(scope="module")
-def model():
-    dit = tiny_dit(text_dim=16)
+@pytest.fixture(scope="module", params=[False, True], ids=["flow", "shortcut"])
+def model(request):
+    dit = tiny_dit(text_dim=16, step_conditioning=request.param)  # shortcut: the step size is an input too
     config = WorldModelConfig(frame_size=SIZE, context_frames=4, context_noise=LEVEL, sampler_steps=3)
     return WorldModel(config, PixelCodec(), dit, ByteTextEncoder(dim=16, depth=1, num_heads=2)).eval()
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 8])
+def test_sampler_levels_are_uniform_and_every_pass_moves_the_frame(steps):
+    # diffusers' Euler flow-matching levels end ..., 0.001, 0: with k >= 2 their last pass moved the
+    # frame by 0.001 and was wasted. Every step here is 1 / k of the way from noise to the frame.
+    levels = Sampler(steps).sigmas
+    assert len(levels) == steps + 1 and levels[0] == 1.0 and levels[-1] == 0.0
+    assert all(abs((a - b) - 1 / steps) < 1e-12 for a, b in zip(levels[:-1], levels[1:]))
 
 
 def frames(n, t, seed):
@@ -54,19 +63,20 @@ class Reference:
             self.envs[row] = [noisy[i : i + 1], torch.full((1, t), LEVEL), incoming[i : i + 1], taken[i : i + 1],
                               self.time - t, prompts[i]]  # fmt: skip
 
-    def forward(self, env, x, sigma, action):
+    def forward(self, env, x, sigma, step, action):
         latents, sigmas, actions, taken, first, prompt = env
         return self.denoiser(
             torch.cat([latents, x], 1), torch.cat([sigmas, torch.full((1, 1), sigma)], 1),
             torch.cat([actions, action.view(1, 1)], 1), torch.cat([taken, torch.ones(1, 1, dtype=torch.bool)], 1),
-            self.model.text_context([prompt]), block_offset=first, window=self.window,
+            self.model.text_context([prompt]), block_offset=first, window=self.window, step=step,
         )  # fmt: skip
 
     def step(self, actions):
         batch = len(self.envs)
         x = self.noise((batch, 1, 3, *SIZE))
         for sigma, sigma_next in zip(self.sigmas[:-1], self.sigmas[1:]):
-            v = torch.cat([self.forward(env, x[b : b + 1], sigma, actions[b]).velocity[:, -1:] for b, env in enumerate(self.envs)])
+            step = sigma - sigma_next
+            v = torch.cat([self.forward(env, x[b : b + 1], sigma, step, actions[b]).velocity[:, -1:] for b, env in enumerate(self.envs)])
             x = x + (sigma_next - sigma) * v
         noisy = (1 - LEVEL) * x + LEVEL * self.noise(x.shape)
         for b, env in enumerate(self.envs):

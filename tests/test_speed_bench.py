@@ -9,7 +9,19 @@ import pytest
 import torch
 from tiny_world_model import randomise, save_tiny_world_model
 
-from worldsim.bench.speed import TARGETS, Recompute, SpeedGrid, build_model, passes_per_frame, preset, run_speed, write_report
+from worldsim.bench.speed import (
+    REFERENCE_STEPS,
+    TARGETS,
+    Case,
+    Recompute,
+    SpeedGrid,
+    build_model,
+    passes_per_frame,
+    preset,
+    run_speed,
+    throughput_targets,
+    write_report,
+)
 from worldsim.cli import main
 from worldsim.errors import UserError
 from worldsim.model.dit import SpacetimeDiT
@@ -179,7 +191,23 @@ def test_a_trained_model_is_timed_at_its_own_sizes_window_and_steps(tmp_path):
     data = json.loads((tmp_path / "out" / "speed.json").read_text())
     assert data["model"]["name"] == str(folder) and data["model"]["trained"] and data["frame_size"] == [16, 16]
     assert (data["model"]["window"], data["model"]["sampler_steps"], data["model"]["tokens_per_frame"]) == (2, 2, 16)
-    assert [(r["steps"], r["window"], r["passes"]) for r in data["throughput"]] == [(1, 2, 2), (2, 2, 3)]
+    # k = 1 asked, the model's own k = 2 and the steps target's reference k = 4, always timed
+    assert [(r["steps"], r["window"], r["passes"]) for r in data["throughput"]] == [(1, 2, 2), (2, 2, 3), (4, 2, 5)]
     text = (tmp_path / "out" / "speed.md").read_text()
     for steps in (1, 2):
         assert f"python benchmarks/stability.py --model model-k{steps}={folder} --sampler-steps {steps}" in text
+
+
+@pytest.mark.parametrize("own, asked, compared", [(2, [1], 2), (3, [1, 2], 3), (4, [1, 2], 1), (4, [], None), (1, [], 1)])
+def test_the_steps_target_sets_the_models_own_k_against_the_4_step_sampler(own, asked, compared):
+    # A model that ships fewer steps is judged on them; one that ships 4 on the fewest timed.
+    settings = sorted({*asked, own, REFERENCE_STEPS})
+    cases = [Case("cpu", "cache", 64, 3, k, passes=k + 1, flops=k + 1.0, rounds=[k + 1.0, 2 * (k + 1.0)]) for k in settings]
+    found = [t for t in throughput_targets(cases, own) if t["target"] == "steps"]
+    if compared is None:
+        assert found == []
+        return
+    (target,) = found
+    assert (target["steps"], target["reference_steps"]) == (compared, REFERENCE_STEPS)
+    assert target["ratio"] == pytest.approx(5 / (compared + 1), abs=1e-4)  # rounded to 4 places in the report
+    assert target["flops_ratio"] == pytest.approx(5 / (compared + 1), abs=1e-3)

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 from synthetic import PLACES, draw, make_collection
+from tiny_world_model import randomise
 
 from worldsim.data.collection import Collection
 from worldsim.data.episode import Episode
+from worldsim.errors import UserError
 from worldsim.model.flow import NoiseSchedule
 from worldsim.model.world_model import WorldModel, load
 from worldsim.training import checkpoint, loop
@@ -397,3 +399,68 @@ def test_rollout_windows_end_their_context_in_generated_frames_without_gradient(
     with torch.no_grad():
         teacher(batch, torch.Generator().manual_seed(0))
     assert len(calls) == 1  # rollout_prob 0: no generation
+
+
+def test_shortcut_windows_learn_one_step_of_d_from_two_of_half_d(data, monkeypatch):
+    """Shortcut models (``shortcut_prob``): a chosen window's last frame sits on the grid of a step
+    size d (1, 1/2, ... 1/shortcut_steps) behind a clean context; the model, under no_grad, takes two
+    steps of d / 2 from there (told d / 2, or 0 below the finest step), and the graded pass, told d,
+    is scored against the mean of those two velocities."""
+    from torch.utils.data import default_collate
+
+    from worldsim.data.dataset import WindowDataset
+    from worldsim.model.denoiser import Denoiser
+    from worldsim.model.flow import add_noise, velocity_target
+
+    dataset = WindowDataset(data, window_lengths=3, images=False)
+    batch = default_collate([dataset[i] for i in range(16)])
+    model = loop.build_world_model(replace(TINY, step_conditioning=True), loop.describe_world([data]))
+    randomise(model.dit)  # fresh adaLN-Zero blocks would ignore every condition, the step size too
+    calls = []
+    real_call = Denoiser.__call__
+
+    def recording(self, latents, sigmas, *args, **kwargs):
+        out = real_call(self, latents, sigmas, *args, **kwargs)
+        calls.append((torch.is_grad_enabled(), latents.detach().clone(), sigmas.clone(), kwargs.get("step", 0.0), out))
+        return out
+
+    monkeypatch.setattr(Denoiser, "__call__", recording)
+    objective = loop.FlowMatchingLoss(model, config(shortcut_prob=1.0, shortcut_steps=8, text_dropout=0.0, action_dropout=0.0))
+    out = objective(batch, torch.Generator().manual_seed(0))
+    (first_grad, x1, s1, half, v1), (second_grad, x2, s2, half2, v2), (graded_grad, x, sigmas, d, graded) = calls
+    assert not first_grad and not second_grad and graded_grad
+    assert set(d.tolist()) <= {1.0, 0.5, 0.25, 0.125} and len(set(d.tolist())) > 1
+    assert torch.equal(half, half2) and torch.equal(half, torch.where(d / 2 >= 1 / 8, d / 2, torch.zeros_like(d)))
+    cells = sigmas[:, -1] / d
+    assert torch.allclose(cells, cells.round()) and (cells >= 1).all() and (sigmas[:, -1] <= 1).all()  # on the grid of d
+    assert (sigmas[:, :-1] == sigmas[:, :1]).all() and (sigmas[:, :-1] <= 0.05).all()  # one clean context level per window
+    assert torch.equal(s1, sigmas) and torch.allclose(s2[:, -1], sigmas[:, -1] - d / 2) and torch.equal(s2[:, :-1], s1[:, :-1])
+    assert torch.equal(x1, x) and torch.equal(x2[:, :-1], x1[:, :-1])
+    torch.testing.assert_close(x2[:, -1], x1[:, -1] - (d / 2)[:, None, None, None] * v1.velocity[:, -1])
+    # The graded velocity error: the two half steps' mean on the last frame, the flow target elsewhere.
+    x0 = model.codec.encode(batch["frames"])
+    noise = (x - (1 - sigmas[:, :, None, None, None]) * x0) / sigmas[:, :, None, None, None]
+    target = velocity_target(x0, noise)
+    target[:, -1] = (v1.velocity[:, -1] + v2.velocity[:, -1]) / 2
+    torch.testing.assert_close(add_noise(x0, noise, sigmas), x)
+    expected = (graded.loss_weight[:, :, None, None, None] * (graded.velocity - target) ** 2).mean()
+    torch.testing.assert_close(out["diffusion"], expected, rtol=1e-4, atol=1e-6)
+    out["loss"].backward()
+    assert model.dit.step_embed[0].weight.grad.abs().sum() > 0  # the step size is learned from
+
+    calls.clear()
+    with torch.no_grad():
+        loop.FlowMatchingLoss(model, config())(batch, torch.Generator().manual_seed(0))
+    assert len(calls) == 1 and torch.equal(calls[0][3], torch.zeros(16))  # shortcut_prob 0: the flow alone, d = 0
+
+
+def test_shortcut_training_needs_a_step_conditioned_model_and_fine_tunes_a_flow_one(data, overfit, tmp_path):
+    with pytest.raises(UserError, match=r"train.shortcut_prob=0.5 needs a step-conditioned model: add model.step_conditioning=true"):
+        train([data], tmp_path / "flat", 1, TINY, config(shortcut_prob=0.5), progress=False)
+    run, _ = overfit
+    shortcut = replace(TINY, step_conditioning=True)
+    result = train([data], tmp_path / "sc", 2, shortcut, config(shortcut_prob=0.5), progress=False, init=run)
+    assert result.model.dit.config.step_conditioning and load(tmp_path / "sc").dit.step_embed is not None
+    assert loop.sizes_of(str(tmp_path / "sc"))[0] == shortcut  # fine-tuning it again keeps its step input
+    with pytest.raises(UserError, match=r"has other parts than model= \(missing or unexpected: dit.step_embed"):
+        train([data], tmp_path / "back", 1, TINY, config(), progress=False, init=tmp_path / "sc")

@@ -253,10 +253,11 @@ class WorldSimulator:
         before = self.previous[rows], self.previous_sigmas[rows]
         text, null_text, untaken = self.text[rows], self.null_text.expand(n), torch.zeros_like(taken)
 
-        def velocity(x: torch.Tensor, sigma: float, conditioned: bool) -> torch.Tensor:
+        def velocity(x: torch.Tensor, sigma: float, step: float, conditioned: bool) -> torch.Tensor:
             sigmas = torch.full((n, 1), sigma, device=self.device)
             action_mask, condition = (taken, text) if conditioned else (untaken, null_text)
-            return self.denoiser(x, sigmas, actions, action_mask, condition, before=before, block_offset=position, cache=cache).velocity
+            out = self.denoiser(x, sigmas, actions, action_mask, condition, before=before, block_offset=position, cache=cache, step=step)
+            return out.velocity
 
         return self.sampler.sample(velocity, self._noise((n, 1, *self.latent_shape)))
 

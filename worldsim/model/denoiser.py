@@ -73,12 +73,14 @@ class Denoiser:
         block_offset: int = 0,
         cache: KVCache | None = None,
         window: int | None = None,
+        step: torch.Tensor | float = 0.0,
     ) -> Denoised:
         """Denoises every frame.
 
         Args:
             latents: noisy latents ``[B, T, C, h, w]`` at levels ``sigmas [B, T]`` in ``[0, 1]``.
-            actions, action_mask, text, block_offset, cache, window: as :meth:`SpacetimeDiT.forward`.
+            actions, action_mask, text, block_offset, cache, window, step: as :meth:`SpacetimeDiT.forward`
+                (``step``: the sampler step size of the last frame, for a step-conditioned network).
             before: the frame before ``latents[:, 0]``, noisy latents ``[B, C, h, w]``, and its
                 levels ``[B]``; None: there is none (an episode start).
         """
@@ -98,6 +100,7 @@ class Denoiser:
             block_offset=block_offset,
             cache=cache,
             window=window,
+            step=step,
         )
         denoised = reference + c_skip * residual + c_out * out.prediction
         velocity = (latents - denoised) / sigmas[:, :, None, None, None].clamp(min=1e-6)

@@ -264,6 +264,7 @@ class DiTConfig(FrozenDict):
     data_std: float
     position_bands: int
     residual_std: float
+    step_conditioning: bool
 
 
 class SpacetimeDiT(ModelMixin, ConfigMixin):
@@ -296,6 +297,7 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         data_std: float = 0.5,
         position_bands: int = 6,
         residual_std: float = 0.1,
+        step_conditioning: bool = False,
     ) -> None:
         super().__init__()
         if (num_actions > 0) == (action_dim > 0):
@@ -307,6 +309,9 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         self.position_embed = nn.Linear(4 * position_bands, d)
         self.sigma_embed = nn.Sequential(nn.Linear(frequency_dim, d), nn.SiLU(), nn.Linear(d, d))
         self.previous_sigma_embed = nn.Linear(frequency_dim, d)
+        # Shortcut models: the newest frame's sampler step size d is an input (0: the flow's own
+        # velocity), so that one pass can be trained to jump as far as two passes of d / 2 would.
+        self.step_embed = nn.Sequential(nn.Linear(frequency_dim, d), nn.SiLU(), nn.Linear(d, d)) if step_conditioning else None
         self.action_embed: nn.Embedding | nn.Linear
         if num_actions:
             self.action_embed = nn.Embedding(num_actions + 1, d)  # the last id is the null action
@@ -336,6 +341,8 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         # thousands of steps to wake up).
         nn.init.normal_(self.action_embed.weight, std=1.0)
         last_layers = [block.adaLN_modulation[-1] for block in self.typed_blocks] + [self.final_modulation[-1], self.final_linear]
+        if self.step_embed is not None:  # d = 0 then changes nothing: a flow model fine-tuned with it starts as itself
+            last_layers.append(self.step_embed[-1])
         for layer in cast("list[nn.Linear]", last_layers):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
@@ -348,13 +355,23 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
     # ------------------------------------------------------------------------------- conditioning
 
     def condition(
-        self, sigmas: torch.Tensor, previous_sigmas: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor
+        self,
+        sigmas: torch.Tensor,
+        previous_sigmas: torch.Tensor,
+        actions: torch.Tensor,
+        action_mask: torch.Tensor,
+        step: torch.Tensor | float = 0.0,
     ) -> torch.Tensor:
         """Per-block conditioning ``[B, T / pt, D]`` from the noise levels ``[B, T]`` of each frame
-        and of the frame before it, and the actions."""
+        and of the frame before it, the actions, and (a step-conditioned network) the newest
+        frame's sampler step size ``step`` (a float or ``[B]``; the other frames' is 0)."""
         frequencies = self.config.frequency_dim
         c = self.sigma_embed(timestep_embedding(sigmas * NUM_TRAIN_TIMESTEPS, frequencies))
         c = c + self.previous_sigma_embed(timestep_embedding(previous_sigmas * NUM_TRAIN_TIMESTEPS, frequencies))
+        if self.step_embed is not None:
+            steps = torch.zeros_like(sigmas)
+            steps[:, -1] = step if isinstance(step, float) else step.to(sigmas.dtype)
+            c = c + self.step_embed(timestep_embedding(steps * NUM_TRAIN_TIMESTEPS, frequencies))
         if self.config.num_actions:
             ids = torch.where(action_mask, actions.long(), self.config.num_actions)
             c = c + self.action_embed(ids)
@@ -385,6 +402,7 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         block_offset: int = 0,
         cache: KVCache | None = None,
         window: int | None = None,
+        step: torch.Tensor | float = 0.0,
     ) -> NetworkOutput:
         """The raw output ``F``, reward and termination of every frame.
 
@@ -402,6 +420,8 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
                 keys and values into it in place (at its head) and attends over all its filled slots.
             window: without a cache, how many earlier blocks a block sees (None: all); the
                 simulator's sliding window equals recomputation with this window.
+            step: the sampler step size of the newest frame, a float or ``[B]`` (0: the flow's
+                velocity); read by a ``step_conditioning`` network only.
         """
         b, t, c, h, w = x.shape
         p, pt = self.config.patch_size, self.config.temporal_patch_size
@@ -419,7 +439,7 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         mask = additive_mask(attention_mask(positions, cache, window))
         text_mask = additive_mask(text.mask)[:, None, None, :]
         write = cache.write_positions(tokens.shape[1]) if cache is not None else None
-        cond = self.condition(sigmas, before_sigmas, actions, action_mask)
+        cond = self.condition(sigmas, before_sigmas, actions, action_mask, step)
         keys_values = []
         for i, block in enumerate(self.blocks):
             layer_cache = (cache.keys[i], cache.values[i]) if cache is not None else None

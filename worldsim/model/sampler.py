@@ -2,12 +2,17 @@
 
 Every generator of frames uses it: :meth:`WorldModel.predict_next` and :meth:`WorldModel.generate_image`
 (full recomputation), :class:`~worldsim.simulator.WorldSimulator` (against a KV cache) and the speed
-benchmark's recomputation baseline. Each passes its own ``velocity(x, sigma, conditioned)``: the model
-run on the new frames ``x`` at level ``sigma`` behind that caller's context, conditioned on text and
-actions or (``conditioned=False``, for guidance) on neither.
+benchmark's recomputation baseline. Each passes its own ``velocity(x, sigma, step, conditioned)``: the
+model run on the new frame ``x`` at level ``sigma`` behind that caller's context, told the step size
+``step`` the sampler is about to take (a step-conditioned shortcut model predicts the average
+velocity over it; a plain flow model ignores it), conditioned on text and actions or
+(``conditioned=False``, for guidance) on neither.
 
-The levels are those of diffusers' ``FlowMatchEulerDiscreteScheduler`` with ``steps`` steps from 1 to
-0, held as host floats so that a step makes no host-device synchronisation.
+The levels are uniform, ``1, 1 - 1/k, ..., 0`` for ``k`` steps, held as host floats so that a step
+makes no host-device synchronisation. Not diffusers' ``FlowMatchEulerDiscreteScheduler``: its levels
+run from 1 to ``sigma_min = 0.001`` and then to 0, so with k >= 2 its last network pass moves the
+frame by a 0.001 step and changes nothing that shows (its k = 4 is 3 steps and a wasted pass: the
+same next-frame PSNR as uniform k = 3, ``benchmarks/results/sampler-steps/``).
 """
 
 from __future__ import annotations
@@ -16,12 +21,10 @@ from collections.abc import Callable
 from functools import partial
 
 import torch
-from diffusers.schedulers.scheduling_flow_match_euler_discrete import FlowMatchEulerDiscreteScheduler
 
 from worldsim.errors import UserError, is_integer, is_number
-from worldsim.model.flow import NUM_TRAIN_TIMESTEPS
 
-Velocity = Callable[[torch.Tensor, float, bool], torch.Tensor]
+Velocity = Callable[[torch.Tensor, float, float, bool], torch.Tensor]
 
 
 def check_sampling(steps: int | None, guidance: float) -> None:
@@ -35,12 +38,10 @@ def check_sampling(steps: int | None, guidance: float) -> None:
 
 
 def noise_levels(steps: int) -> list[float]:
-    """The ``steps + 1`` levels from 1 to 0 of diffusers' Euler flow-matching scheduler."""
+    """The ``steps + 1`` uniform levels from 1 to 0: every step moves the frame by ``1 / steps``."""
     if steps < 1:
         raise ValueError(f"sampler steps must be >= 1, got {steps}")
-    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, shift=1.0)
-    scheduler.set_timesteps(steps)
-    return scheduler.sigmas.tolist()
+    return [1 - i / steps for i in range(steps + 1)]
 
 
 def guided(run: Callable[[bool], torch.Tensor], guidance: float) -> torch.Tensor:
@@ -64,8 +65,8 @@ class Sampler:
     @torch.no_grad()
     def sample(self, velocity: Velocity, noise: torch.Tensor) -> torch.Tensor:
         """Clean latents of the shape of ``noise`` (new frames at level 1), by ``steps`` Euler steps
-        ``x += (sigma_next - sigma) * v``, ``v`` the guided ``velocity(x, sigma, conditioned)``."""
+        ``x += (sigma_next - sigma) * v``, ``v`` the guided ``velocity(x, sigma, sigma - sigma_next, conditioned)``."""
         x = noise
         for sigma, sigma_next in zip(self.sigmas[:-1], self.sigmas[1:]):
-            x = x + (sigma_next - sigma) * guided(partial(velocity, x, sigma), self.guidance)
+            x = x + (sigma_next - sigma) * guided(partial(velocity, x, sigma, sigma - sigma_next), self.guidance)
         return x

@@ -192,10 +192,10 @@ class WorldModel(nn.Module):
         mask[:, 0] = False
         text, null_text = self._texts(captions, guidance)
 
-        def velocity(x: torch.Tensor, sigma: float, conditioned: bool) -> torch.Tensor:
+        def velocity(x: torch.Tensor, sigma: float, step: float, conditioned: bool) -> torch.Tensor:
             latents = torch.cat([context, x], dim=1)
             sigmas = torch.cat([context_sigmas, torch.full((b, 1), sigma, device=device)], dim=1)
-            out = self.denoiser(latents, sigmas, incoming, mask & conditioned, text if conditioned else null_text)
+            out = self.denoiser(latents, sigmas, incoming, mask & conditioned, text if conditioned else null_text, step=step)
             return out.velocity[:, -1:]
 
         new = Sampler(steps, guidance).sample(velocity, torch.randn((b, 1, *context.shape[2:]), generator=generator).to(device))
@@ -220,9 +220,9 @@ class WorldModel(nn.Module):
         actions = torch.zeros((b, 1, *self.config.action_space.shape), device=device)
         no_action = torch.zeros(b, 1, dtype=torch.bool, device=device)
 
-        def velocity(x: torch.Tensor, sigma: float, conditioned: bool) -> torch.Tensor:
+        def velocity(x: torch.Tensor, sigma: float, step: float, conditioned: bool) -> torch.Tensor:
             sigmas = torch.full((b, 1), sigma, device=device)
-            return self.denoiser(x, sigmas, actions, no_action, text if conditioned else null_text).velocity
+            return self.denoiser(x, sigmas, actions, no_action, text if conditioned else null_text, step=step).velocity
 
         noise = torch.randn((b, 1, self.codec.latent_channels, height // d, width // d), generator=generator).to(device)
         return self.codec.decode(Sampler(steps or self.config.sampler_steps, guidance).sample(velocity, noise))[:, 0]

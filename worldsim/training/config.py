@@ -27,6 +27,7 @@ class ModelConfig:
     text_dim: int = 128
     text_depth: int = 2
     text_heads: int = 4
+    step_conditioning: bool = False  # the DiT is told the sampler step size (shortcut models: train.shortcut_prob)
 
     def __post_init__(self):
         if self.codec not in ("pixels", "vae"):
@@ -63,6 +64,13 @@ class TrainConfig:
     rollout_prob: float = 0.0  # share of windows whose context ends in frames the model generated itself (self-forcing)
     rollout_frames: int = 2  # frames generated for such a window (at most its length - 2), just before its last
     rollout_steps: int = 4  # sampler steps per generated frame (match the inference sampler)
+    # Shortcut models (Frans et al. 2024; Dreamer 4's shortcut forcing): that share of the windows has
+    # its last frame at a level on the grid of a step size d from 1, 1/2, ... 1/shortcut_steps and
+    # learns to take the step d in one pass as two passes of d / 2 of the model itself take it (no
+    # gradient through those; the finest steps bootstrap from the flow's velocity). Needs
+    # model.step_conditioning; then 1, 2 or 4 sampler steps make frames a 1-step flow model blurs.
+    shortcut_prob: float = 0.0
+    shortcut_steps: int = 8  # the finest step size is 1 / shortcut_steps (a power of two)
     reward_weight: float = 1.0
     termination_weight: float = 1.0
     log_every: int = 10
@@ -80,6 +88,8 @@ class TrainConfig:
             raise UserError(f"train.window_lengths must be a non-empty list of integers >= 1, e.g. [8], got {lengths!r}")
         check_fields(self, "train", TRAIN_RULES)
         check_fields(self.noise, "train.noise", NOISE_RULES)
+        if self.shortcut_steps & (self.shortcut_steps - 1):
+            raise UserError(f"train.shortcut_steps must be a power of two (1, 2, 4, 8, ...), got {self.shortcut_steps!r}")
 
 
 @dataclass
@@ -103,6 +113,7 @@ MODEL_RULES = {
     for name in ("patch_size", "temporal_patch_size", "hidden_size", "depth", "num_heads", "text_dim", "text_depth", "text_heads")
 }
 MODEL_RULES["mlp_ratio"] = (float, 0, None, True)
+MODEL_RULES["step_conditioning"] = (bool, None, None, False)
 FRACTION = (float, 0, 1, False)
 TRAIN_RULES = {
     **{
@@ -116,10 +127,11 @@ TRAIN_RULES = {
             "keep_checkpoints",
             "rollout_frames",
             "rollout_steps",
+            "shortcut_steps",
         )
     },
     **{name: (int, 0, None, False) for name in ("warmup_steps", "num_workers", "seed")},
-    **{name: FRACTION for name in ("min_lr_ratio", "ema_decay", "text_dropout", "action_dropout", "rollout_prob")},
+    **{name: FRACTION for name in ("min_lr_ratio", "ema_decay", "text_dropout", "action_dropout", "rollout_prob", "shortcut_prob")},
     **{name: (float, 0, None, False) for name in ("weight_decay", "reward_weight", "termination_weight")},
     **{name: (float, 0, None, True) for name in ("lr", "grad_clip")},
     "images": (bool, None, None, False),

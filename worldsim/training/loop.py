@@ -93,6 +93,7 @@ def build_world_model(model: ModelConfig, world: WorldModelConfig, text_encoder:
         text_dim=text_encoder.dim,
         data_std=1.0 if model.codec == "vae" else 0.5,  # VAE latents are normalised; frames in [-1, 1] are not
         residual_std=0.2 if model.codec == "vae" else 0.1,
+        step_conditioning=model.step_conditioning,
     )
     return WorldModel(replace(world, codec=model.codec), codec, dit, text_encoder)
 
@@ -118,6 +119,7 @@ def sizes_of(model: str) -> tuple[ModelConfig, tuple[int, int]]:
         text_dim=text.dim,
         text_depth=getattr(text.config, "depth", 2),
         text_heads=getattr(text.config, "num_heads", 4),
+        step_conditioning=dit.step_conditioning,
     )
     return sizes, tuple(world.config.frame_size)
 
@@ -128,7 +130,8 @@ class FlowMatchingLoss(nn.Module):
     Returns a dict of scalar losses: ``loss`` (the weighted sum), ``diffusion`` (velocity MSE over
     all frames), ``reward`` (MSE) and ``termination`` (BCE) on a window's last frame, where it is at
     a context noise level. With ``rollout_prob`` > 0 some windows' context ends in the model's own
-    frames (:meth:`rollout`).
+    frames (:meth:`rollout`); with ``shortcut_prob`` > 0 some windows' last frame learns a sampler
+    step of a given size from two half steps of the model itself (:meth:`shortcut`).
     """
 
     def __init__(self, model: WorldModel, cfg: TrainConfig):
@@ -153,9 +156,12 @@ class FlowMatchingLoss(nn.Module):
         actions = batch["actions"].to(device)
         if self.cfg.rollout_prob > 0 and t > 2:  # drawn only when used, so that runs without it keep their noise
             x0, sigmas = self.rollout(x0, sigmas, noise, actions, action_mask, text, generator)
-        out = Denoiser(self.dit)(add_noise(x0, noise, sigmas), sigmas, actions, action_mask, text)
+        target, step = velocity_target(x0, noise), torch.zeros(b, device=device)
+        if self.cfg.shortcut_prob > 0:  # drawn only when used, as above
+            sigmas, step, target = self.shortcut(x0, noise, sigmas, target, actions, action_mask, text, generator)
+        out = Denoiser(self.dit)(add_noise(x0, noise, sigmas), sigmas, actions, action_mask, text, step=step)
         weight = out.loss_weight[:, :, None, None, None]
-        diffusion = (weight * (out.velocity.float() - velocity_target(x0, noise)) ** 2).mean()
+        diffusion = (weight * (out.velocity.float() - target) ** 2).mean()
         # The heads are read on the simulator's newest frame, the last of its window, so they learn
         # there only: at earlier positions they would learn the position (an episode's end is
         # always a window's last frame) instead of what the frame shows.
@@ -199,9 +205,13 @@ class FlowMatchingLoss(nn.Module):
         for i in range(first, t - 1):
             context = add_noise(latents[:, :i], noise[chosen, :i], level.expand(n, i))
 
-            def velocity(x: torch.Tensor, sigma: float, conditioned: bool, i: int = i, context: torch.Tensor = context) -> torch.Tensor:
+            def velocity(
+                x: torch.Tensor, sigma: float, step: float, conditioned: bool, i: int = i, context: torch.Tensor = context
+            ) -> torch.Tensor:
                 frame_sigmas = torch.cat([level.expand(n, i), torch.full((n, 1), sigma, device=x.device)], dim=1)
-                out = denoiser(torch.cat([context, x], dim=1), frame_sigmas, rows_actions[:, : i + 1], rows_mask[:, : i + 1], rows_text)
+                out = denoiser(
+                    torch.cat([context, x], dim=1), frame_sigmas, rows_actions[:, : i + 1], rows_mask[:, : i + 1], rows_text, step=step
+                )
                 return out.velocity[:, -1:]
 
             latents[:, i : i + 1] = sampler.sample(velocity, starts[chosen, i - first : i - first + 1])
@@ -209,6 +219,54 @@ class FlowMatchingLoss(nn.Module):
         x0[chosen] = latents
         sigmas[chosen, :-1] = level
         return x0, sigmas
+
+    @torch.no_grad()
+    def shortcut(
+        self,
+        x0: torch.Tensor,
+        noise: torch.Tensor,
+        sigmas: torch.Tensor,
+        target: torch.Tensor,
+        actions: torch.Tensor,
+        action_mask: torch.Tensor,
+        text: TextContext,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Shortcut targets (Frans et al., 2024): a share ``shortcut_prob`` of the windows becomes
+        "clean context, noisy last frame" (the context at one level from ``[0, context_noise_max]``,
+        as the simulator sees it), the last frame at a level ``m * d`` on the grid of a step size
+        ``d`` drawn from ``1, 1/2, ... 1 / shortcut_steps``. Its target velocity is the mean of two
+        steps of ``d / 2`` that the model itself takes from there (no gradient; steps finer than
+        ``1 / shortcut_steps`` are the flow's own velocity, ``d = 0``), so that one pass told ``d``
+        learns to land where two would. Returns the levels, the last frames' step sizes ``[B]``
+        (0 for the other windows) and the velocity targets with those windows' last frames replaced."""
+        b, t = x0.shape[:2]
+        device = x0.device
+        chosen = (torch.rand(b, generator=generator) < self.cfg.shortcut_prob).nonzero().flatten().to(device)
+        finest = self.cfg.shortcut_steps.bit_length() - 1  # d = 2^-j for j in 0..finest
+        halvings = torch.randint(0, finest + 1, (b,), generator=generator)
+        cells = (torch.rand(b, generator=generator) * 2.0**halvings).floor() + 1  # m in 1..2^j
+        levels = torch.rand(b, generator=generator) * self.schedule.context_noise_max
+        step = torch.zeros(b, device=device)
+        if len(chosen) == 0:
+            return sigmas, step, target
+        d = (0.5 ** halvings.double()).float().to(device)[chosen]
+        sigmas, target = sigmas.clone(), target.clone()
+        sigmas[chosen, :-1] = levels.to(device)[chosen, None]
+        sigmas[chosen, -1] = (cells.to(device)[chosen] * d).clamp(max=1.0)
+        step[chosen] = d
+        half = d / 2
+        told = torch.where(half >= 1 / self.cfg.shortcut_steps, half, torch.zeros_like(half))  # finer: the flow's velocity
+        denoiser, rows_sigmas = Denoiser(self.dit), sigmas[chosen]
+        x = add_noise(x0[chosen], noise[chosen], rows_sigmas)
+        rows = (actions[chosen], action_mask[chosen], text[chosen])
+        first = denoiser(x, rows_sigmas, *rows, step=told).velocity[:, -1]
+        x[:, -1] = x[:, -1] - half[:, None, None, None] * first
+        rows_sigmas = rows_sigmas.clone()
+        rows_sigmas[:, -1] = rows_sigmas[:, -1] - half
+        second = denoiser(x, rows_sigmas, *rows, step=told).velocity[:, -1]
+        target[chosen, -1] = (first + second).float() / 2
+        return sigmas, step, target
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -265,6 +323,8 @@ def train(
         trained = load(init)
         text_encoder = text_encoder or trained.text_encoder  # its own encoder, whatever its sizes
     model = build_world_model(model_cfg, describe_world(data), text_encoder)
+    if cfg.shortcut_prob > 0 and not model_cfg.step_conditioning:
+        raise UserError(f"train.shortcut_prob={cfg.shortcut_prob} needs a step-conditioned model: add model.step_conditioning=true")
     if trained is not None:
         start_from(model, trained, init)
     else:
@@ -302,12 +362,18 @@ def train(
 
 
 def start_from(model: WorldModel, trained: WorldModel, init: str | Path) -> None:
-    """Loads the weights (and ``residual_std``) of the ``trained`` model (from ``init``) into ``model``."""
+    """Loads the weights (and ``residual_std``) of the ``trained`` model (from ``init``) into ``model``.
+    A flow model fine-tuned as a step-conditioned one keeps its fresh step embedding, whose zero
+    output layer leaves the model as it was."""
     try:
-        model.load_state_dict(trained.state_dict())
+        missing, unexpected = model.load_state_dict(trained.state_dict(), strict=False)
     except RuntimeError as error:
         first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
         raise UserError(f"init={init} has other sizes than model= ({first}); fine-tune with its own sizes") from None
+    missing = [name for name in missing if not name.startswith("dit.step_embed.")]
+    if missing or unexpected:
+        names = ", ".join((missing + unexpected)[:3])
+        raise UserError(f"init={init} has other parts than model= (missing or unexpected: {names}); fine-tune with its own sizes")
     model.dit.register_to_config(residual_std=trained.dit.config.residual_std)
 
 
