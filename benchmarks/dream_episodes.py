@@ -1,12 +1,13 @@
 """Do a model's dream episodes end and pay like the real ones? Closed loop, per simple policy.
 
     python benchmarks/dream_episodes.py --model cartpole [--episodes 16] [--max-steps 100] \
-        [--seed 4000000] [--world-kwargs '{"scenario": "push"}'] [--out FOLDER]
+        [--seed 4000000] [--world-kwargs '{"scenario": "push"}'] [--sampler-steps K] [--out FOLDER]
 
 For the uniformly random policy and for every constant action it runs ``episodes`` real episodes
 (seeds ``seed, seed + 1, ...``) and as many dream episodes (``episodes`` dream envs reset with
 ``seed``, each starting from its real twin's context), both cut at ``max-steps``, and reports the
-mean length and return of each (:func:`worldsim.bench.rl.episodes_real_and_dreamed`). An agent
+mean length and return of each (:func:`worldsim.bench.rl.episodes_real_and_dreamed`), the dream
+with the model's own sampler steps or ``--sampler-steps``. An agent
 trained in the dream learns what the dream pays. Prints a markdown table and, with ``--out``,
 writes it (``dream_episodes.md``) with a JSON of the figures.
 """
@@ -31,9 +32,14 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=4_000_000)
     parser.add_argument("--world-kwargs", type=json.loads, default={}, help='JSON, e.g. \'{"scenario": "push"}\'')
+    parser.add_argument("--sampler-steps", type=int, default=None, help="sampler steps per dream frame (default: the model's)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     model = load(args.model)
+    if args.sampler_steps is not None:
+        if args.sampler_steps < 1:
+            parser.error(f"--sampler-steps must be an integer >= 1, got {args.sampler_steps}")
+        model.config.sampler_steps = args.sampler_steps
     rows = episodes_real_and_dreamed(model, args.episodes, args.seed, args.max_steps, **args.world_kwargs)
     text = episodes_markdown(
         rows,

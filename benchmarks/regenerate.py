@@ -1,12 +1,14 @@
 """Regenerates every committed report and README figure that depends on a shipped model.
 
-    python benchmarks/regenerate.py --model balls [--dry-run] [--only SUBSTRING] [--force] \
-        [--logs runs/regenerate/balls]
+    python benchmarks/regenerate.py --model balls [--dry-run] [--only SUBSTRING] [--skip SUBSTRING] \
+        [--force] [--logs runs/regenerate/balls]
 
 A new shipped model comes with every report and figure made from it regenerated in the same change.
 ``ARTEFACTS`` lists them: per shipped model, the committed file, its command exactly as stated where
 it was recorded (the report's header; for a figure, the README or the recipe that made it), and
-the run time the report states. ``--dry-run`` prints the commands in the order they run: cheapest
+the run time the report states. ``--only`` keeps the commands whose command line or path contains a
+substring, ``--skip`` drops them (``--skip runs/rl-`` leaves out the RL benchmark, hours on a CPU,
+and the reports made from its runs). ``--dry-run`` prints the commands in the order they run: cheapest
 first, those of unstated cost last, and a command that reads another's output (the RL benchmark's
 work folder) after it. Otherwise they run one after another from the repository root, each with its
 output in a log under ``--logs``; ``done.txt`` there records every finished command, so a rerun
@@ -86,21 +88,21 @@ ARTEFACTS = [
     Artefact(
         "balls",
         "benchmarks/results/shipped/balls-next-frame-32x32/next_frame.md",
-        "python benchmarks/next_frame.py --model balls --data /work/data/balls32-heldout --samples 256 --context 3 --steps 4",
+        "python benchmarks/next_frame.py --model balls --data /work/data/balls32-heldout --samples 256 --context 3 --steps 3",
         21 / 60,
         extra="--out benchmarks/results/shipped/balls-next-frame-32x32",
     ),
     Artefact(
         "balls",
         "benchmarks/results/shipped/balls-next-frame-32x48/next_frame.md",
-        "python benchmarks/next_frame.py --model balls --data /work/data/balls32x48-heldout --samples 128 --context 3 --steps 4",
+        "python benchmarks/next_frame.py --model balls --data /work/data/balls32x48-heldout --samples 128 --context 3 --steps 3",
         19 / 60,
         extra="--out benchmarks/results/shipped/balls-next-frame-32x48",
     ),
     Artefact(
         "balls",
         "benchmarks/results/shipped/balls-next-frame-24x24/next_frame.md",
-        "python benchmarks/next_frame.py --model balls --data /work/data/balls24x24-heldout --samples 128 --context 3 --steps 4",
+        "python benchmarks/next_frame.py --model balls --data /work/data/balls24x24-heldout --samples 128 --context 3 --steps 3",
         6 / 60,
         extra="--out benchmarks/results/shipped/balls-next-frame-24x24",
     ),
@@ -203,14 +205,14 @@ ARTEFACTS = [
     Artefact(
         "cartpole",
         "benchmarks/results/shipped/cartpole-next-frame-random/next_frame.md",
-        "python benchmarks/next_frame.py --model cartpole --data /work/data2/cp-heldout-random --samples 256 --context 3 --steps 4",
+        "python benchmarks/next_frame.py --model cartpole --data /work/data2/cp-heldout-random --samples 256 --context 3 --steps 3",
         9 / 60,
         extra="--out benchmarks/results/shipped/cartpole-next-frame-random",
     ),
     Artefact(
         "cartpole",
         "benchmarks/results/shipped/cartpole-next-frame-balancing/next_frame.md",
-        "python benchmarks/next_frame.py --model cartpole --data /work/data2/cp-heldout-auto --samples 256 --context 3 --steps 4",
+        "python benchmarks/next_frame.py --model cartpole --data /work/data2/cp-heldout-auto --samples 256 --context 3 --steps 3",
         9 / 60,
         extra="--out benchmarks/results/shipped/cartpole-next-frame-balancing",
     ),
@@ -372,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", required=True, help=f"the shipped model: {', '.join(models)}")
     parser.add_argument("--dry-run", action="store_true", help="print the commands in order with their estimates; run nothing")
     parser.add_argument("--only", default="", metavar="SUBSTRING", help="only the commands or paths that contain SUBSTRING")
+    parser.add_argument("--skip", default=None, metavar="SUBSTRING", help="leave out the commands or paths that contain SUBSTRING")
     parser.add_argument("--force", action="store_true", help="rerun the commands that done.txt records as finished")
     parser.add_argument("--logs", type=Path, default=None, help="folder of the logs and done.txt (default: runs/regenerate/MODEL)")
     args = parser.parse_args(argv)
@@ -379,8 +382,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"regenerate: unknown --model {args.model!r}; accepted: {', '.join(models)}")
     order = ordered([a for a in ARTEFACTS if a.model == args.model])
     plan = [(i, a) for i, a in enumerate(order, 1) if args.only in a.run or args.only in a.path]
+    if args.skip is not None:
+        plan = [(i, a) for i, a in plan if args.skip not in a.run and args.skip not in a.path]
     if not plan:
-        sys.exit(f"regenerate: no command or path of {args.model} contains --only {args.only!r}")
+        sys.exit(f"regenerate: no command or path of {args.model} contains --only {args.only!r} (and not --skip {args.skip!r})")
     if args.dry_run:
         for data in held_out([a for _, a in plan]):
             print(f"  data   {data.command}  (if {data.folder} is missing)")

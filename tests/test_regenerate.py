@@ -77,6 +77,10 @@ def test_a_run_resumes_after_its_last_finished_command_and_stops_at_a_failure(tm
     assert marks.read_text() == "abc"
     regenerate.main(["--model", "balls", "--logs", str(logs), "--force", "--only", "p/b"])
     assert marks.read_text() == "abcb"
+    regenerate.main(["--model", "balls", "--logs", str(logs), "--force", "--skip", "p/b"])
+    assert marks.read_text() == "abcbac"
+    with pytest.raises(SystemExit, match="no command or path of balls contains --only 'p/' \\(and not --skip 'p/'\\)"):
+        regenerate.main(["--model", "balls", "--logs", str(logs), "--only", "p/", "--skip", "p/"])
 
     table[1] = regenerate.Artefact("balls", "p/b", step("b", 3), 2)  # a new command for b, which fails
     (logs / "done.txt").unlink()
@@ -84,7 +88,7 @@ def test_a_run_resumes_after_its_last_finished_command_and_stops_at_a_failure(tm
         regenerate.main(["--model", "balls", "--logs", str(logs)])
     log = logs / "02-p_b.log"
     assert stop.value.code == f"regenerate: `{table[1].run}` failed with exit code 3; log: {log}"
-    assert marks.read_text() == "abcbab" and log.is_file()  # c did not run after b failed
+    assert marks.read_text() == "abcbacab" and log.is_file()  # c did not run after b failed
     assert (logs / "done.txt").read_text().splitlines() == [table[0].run]
 
 

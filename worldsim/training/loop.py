@@ -161,6 +161,9 @@ class FlowMatchingLoss(nn.Module):
             sigmas, step, target = self.shortcut(x0, noise, sigmas, target, actions, action_mask, text, generator)
         out = Denoiser(self.dit)(add_noise(x0, noise, sigmas), sigmas, actions, action_mask, text, step=step)
         weight = out.loss_weight[:, :, None, None, None]
+        if self.cfg.shortcut_prob > 0:  # a shortcut frame counts as much as a whole window: one frame in T would barely be heard
+            weight = weight.clone()
+            weight[:, -1] = torch.where(step[:, None, None, None] > 0, t * weight[:, -1], weight[:, -1])
         diffusion = (weight * (out.velocity.float() - target) ** 2).mean()
         # The heads are read on the simulator's newest frame, the last of its window, so they learn
         # there only: at earlier positions they would learn the position (an episode's end is
@@ -238,7 +241,9 @@ class FlowMatchingLoss(nn.Module):
         ``d`` drawn from ``1, 1/2, ... 1 / shortcut_steps``. Its target velocity is the mean of two
         steps of ``d / 2`` that the model itself takes from there (no gradient; steps finer than
         ``1 / shortcut_steps`` are the flow's own velocity, ``d = 0``), so that one pass told ``d``
-        learns to land where two would. Returns the levels, the last frames' step sizes ``[B]``
+        learns to land where two would; its error counts ``T`` times (as much as the whole window's
+        flow error), so that the small difference between one step and two is heard. Returns the
+        levels, the last frames' step sizes ``[B]``
         (0 for the other windows) and the velocity targets with those windows' last frames replaced."""
         b, t = x0.shape[:2]
         device = x0.device
