@@ -12,7 +12,7 @@ The levels are uniform, ``1, 1 - 1/k, ..., 0`` for ``k`` steps, held as host flo
 makes no host-device synchronisation. Not diffusers' ``FlowMatchEulerDiscreteScheduler``: its levels
 run from 1 to ``sigma_min = 0.001`` and then to 0, so with k >= 2 its last network pass moves the
 frame by a 0.001 step and changes nothing that shows (its k = 4 is 3 steps and a wasted pass: the
-same next-frame PSNR as uniform k = 3, ``benchmarks/results/sampler-steps/``).
+same next-frame PSNR as uniform k = 3, ``worldsim/shipped/balls/RECIPE.md``).
 """
 
 from __future__ import annotations

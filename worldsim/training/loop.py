@@ -160,10 +160,10 @@ class FlowMatchingLoss(nn.Module):
         if self.cfg.shortcut_prob > 0:  # drawn only when used, as above
             sigmas, step, target = self.shortcut(x0, noise, sigmas, target, actions, action_mask, text, generator)
         out = Denoiser(self.dit)(add_noise(x0, noise, sigmas), sigmas, actions, action_mask, text, step=step)
-        weight = out.loss_weight[:, :, None, None, None]
-        if self.cfg.shortcut_prob > 0:  # a shortcut frame counts as much as a whole window: one frame in T would barely be heard
-            weight = weight.clone()
-            weight[:, -1] = torch.where(step[:, None, None, None] > 0, t * weight[:, -1], weight[:, -1])
+        # A shortcut frame (step > 0) counts as much as its whole window: one frame in T would barely be heard.
+        counts = torch.ones_like(out.loss_weight)
+        counts[:, -1] = torch.where(step > 0, float(t), 1.0)
+        weight = (out.loss_weight * counts)[:, :, None, None, None]
         diffusion = (weight * (out.velocity.float() - target) ** 2).mean()
         # The heads are read on the simulator's newest frame, the last of its window, so they learn
         # there only: at earlier positions they would learn the position (an episode's end is
@@ -242,9 +242,9 @@ class FlowMatchingLoss(nn.Module):
         steps of ``d / 2`` that the model itself takes from there (no gradient; steps finer than
         ``1 / shortcut_steps`` are the flow's own velocity, ``d = 0``), so that one pass told ``d``
         learns to land where two would; its error counts ``T`` times (as much as the whole window's
-        flow error), so that the small difference between one step and two is heard. Returns the
-        levels, the last frames' step sizes ``[B]``
-        (0 for the other windows) and the velocity targets with those windows' last frames replaced."""
+        flow error, in :meth:`forward`), so that the small difference between one step and two is
+        heard. Returns the levels, the last frames' step sizes ``[B]`` (0 for the other windows) and
+        the velocity targets with those windows' last frames replaced."""
         b, t = x0.shape[:2]
         device = x0.device
         chosen = (torch.rand(b, generator=generator) < self.cfg.shortcut_prob).nonzero().flatten().to(device)
@@ -255,10 +255,10 @@ class FlowMatchingLoss(nn.Module):
         step = torch.zeros(b, device=device)
         if len(chosen) == 0:
             return sigmas, step, target
-        d = (0.5 ** halvings.double()).float().to(device)[chosen]
+        d = (0.5 ** halvings.float()).to(device)[chosen]  # powers of two: exact
         sigmas, target = sigmas.clone(), target.clone()
         sigmas[chosen, :-1] = levels.to(device)[chosen, None]
-        sigmas[chosen, -1] = (cells.to(device)[chosen] * d).clamp(max=1.0)
+        sigmas[chosen, -1] = cells.to(device)[chosen] * d  # m * d <= 1
         step[chosen] = d
         half = d / 2
         told = torch.where(half >= 1 / self.cfg.shortcut_steps, half, torch.zeros_like(half))  # finer: the flow's velocity
