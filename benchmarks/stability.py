@@ -1,7 +1,7 @@
 """Do a model's dreams stay true? One ablation row per recipe: long-rollout validity, PSNR, physics.
 
     python benchmarks/stability.py --model LABEL=PATH --setting "what the recipe changed" \
-        [--context-noise 0.2] [--sampler-steps 2] [--episodes 8] [--long-steps 1000] [--long-rollouts 4] \
+        [--context-noise 0.2] [--sampler-steps 2] [--no-commit-pass] [--episodes 8] [--long-steps 1000] [--long-rollouts 4] \
         [--seed 1000000] [--out benchmarks/results/stability]
 
 For a Balls world model (a shipped name, model or run folder) it runs the fidelity benchmark
@@ -17,7 +17,9 @@ split) with :mod:`worldsim.bench.fidelity`, and reduces them to one row:
 | steps, wall | optimizer steps and training time of the run the model comes from (its ``metrics.csv``), when it has one |
 
 ``--context-noise`` and ``--sampler-steps`` override the model's inference context noise level and
-sampler steps per frame (``worldsim.json``) for this row. Rows accumulate in ``OUT/stability.json``
+sampler steps per frame (``worldsim.json``) for this row; ``--no-commit-pass`` makes the sampler's
+last pass, at the context noise level, commit each frame (``commit_pass`` false: k passes per
+frame instead of k + 1; the sampler-steps column then reads "k, no commit pass"). Rows accumulate in ``OUT/stability.json``
 by label (a label measured again replaces its row), each with the command that made it;
 ``OUT/stability.md`` is the table of all of them.
 """
@@ -56,10 +58,12 @@ def training_of(path: str) -> tuple[int | None, float | None]:
     return steps[-1], seconds / 3600
 
 
-def measure(label: str, path: str, setting: str, context_noise: float | None, settings: Settings) -> dict:
+def measure(label: str, path: str, setting: str, context_noise: float | None, settings: Settings, commit_pass: bool = True) -> dict:
     model = load(path)
     if context_noise is not None:
         model.config.context_noise = context_noise
+    if not commit_pass:
+        model.config.commit_pass = False
     if settings.sampler_steps is not None:
         model.config.sampler_steps = settings.sampler_steps
     fidelity = run_fidelity(model, settings).report
@@ -79,6 +83,7 @@ def measure(label: str, path: str, setting: str, context_noise: float | None, se
         "setting": setting,
         "context_noise": model.config.context_noise,
         "sampler_steps": model.config.sampler_steps,
+        "commit_pass": model.config.commit_pass,
         "train_steps": steps,
         "train_hours": hours,
         "valid": {str(n): {"mean": float(np.mean(v)), "min": float(np.min(v))} for n, v in at.items()},
@@ -108,8 +113,9 @@ def markdown(rows: list[dict]) -> str:
         ratios = list(r["velocity_ratio"].values())
         steps = "-" if r["train_steps"] is None else f"{r['train_steps']:,}"
         hours = "-" if r["train_hours"] is None else f"{r['train_hours']:.2f}"
+        sampler = f"{r['sampler_steps']}" + ("" if r.get("commit_pass", True) else ", no commit pass")  # older rows: a commit pass
         lines.append(
-            f"| {r['label']} | {r['setting']} | {r['context_noise']} | {r['sampler_steps']} | {steps} | {hours} | "
+            f"| {r['label']} | {r['setting']} | {r['context_noise']} | {sampler} | {steps} | {hours} | "
             f"{r['valid']['100']['mean']:.2f} ({r['valid']['100']['min']:.2f}) | "
             f"{r['valid'][n]['mean']:.2f} ({r['valid'][n]['min']:.2f}) ({n}) | {' | '.join(psnr)} | "
             f"{np.mean(ratios):.1f} ({np.max(ratios):.1f}) |"
@@ -124,6 +130,11 @@ def main() -> None:
     parser.add_argument("--setting", default="", help="what this recipe changed, for the table")
     parser.add_argument("--context-noise", type=float, default=None, help="inference context noise (default: the model's)")
     parser.add_argument("--sampler-steps", type=int, default=None, help="sampler steps per frame (default: the model's)")
+    parser.add_argument(
+        "--no-commit-pass",
+        action="store_true",
+        help="the sampler's last pass, at the context noise level, commits each frame (one pass fewer)",
+    )
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--long-steps", type=int, default=1000)
     parser.add_argument("--long-rollouts", type=int, default=4)
@@ -145,7 +156,7 @@ def main() -> None:
         seed=args.seed,
         progress=False,
     )
-    row = measure(label, path, args.setting, args.context_noise, settings)
+    row = measure(label, path, args.setting, args.context_noise, settings, commit_pass=not args.no_commit_pass)
     row["command"] = f"python benchmarks/stability.py {shlex.join(sys.argv[1:])}"
     args.out.mkdir(parents=True, exist_ok=True)
     folder = os.open(args.out, os.O_RDONLY)

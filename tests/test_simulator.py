@@ -7,7 +7,7 @@ from tiny_world_model import tiny_dit
 from worldsim.errors import UserError
 from worldsim.model.codec import PixelCodec
 from worldsim.model.denoiser import Denoiser
-from worldsim.model.sampler import Sampler
+from worldsim.model.sampler import Sampler, guided
 from worldsim.model.text import ByteTextEncoder
 from worldsim.model.world_model import WorldModel, WorldModelConfig
 from worldsim.simulator import WorldSimulator
@@ -41,11 +41,12 @@ class Reference:
     attention limited to W frames back, drawing noise in the simulator's documented order. Its
     Euler loop is written out here, so that the test does not trust the sampler it checks."""
 
-    def __init__(self, model, batch, window, seed):
-        self.model, self.window = model, window
+    def __init__(self, model, batch, window, seed, commit_pass=True):
+        self.model, self.window, self.commit_pass = model, window, commit_pass
         self.generator = torch.Generator().manual_seed(seed)
         self.denoiser = Denoiser(model.dit)
-        self.sigmas = Sampler(3).sigmas
+        # 3 steps; without a commit pass, 2 uniform ones to the context level, then one to 0.
+        self.sigmas = [1.0, 2 / 3, 1 / 3, 0.0] if commit_pass else [1.0, (1 + LEVEL) / 2, LEVEL, 0.0]
         self.time = 0
         self.envs = [None] * batch  # per env: (latents [1, T, ...], sigmas, actions, taken, first position, prompt)
 
@@ -77,8 +78,9 @@ class Reference:
         for sigma, sigma_next in zip(self.sigmas[:-1], self.sigmas[1:]):
             step = sigma - sigma_next
             v = torch.cat([self.forward(env, x[b : b + 1], sigma, step, actions[b]).velocity[:, -1:] for b, env in enumerate(self.envs)])
-            x = x + (sigma_next - sigma) * v
-        noisy = (1 - LEVEL) * x + LEVEL * self.noise(x.shape)
+            last_input, x = x, x + (sigma_next - sigma) * v
+        # Committed at the context level: by fresh noise for the commit pass, or as the last pass saw it.
+        noisy = (1 - LEVEL) * x + LEVEL * self.noise(x.shape) if self.commit_pass else last_input
         for b, env in enumerate(self.envs):
             env[0] = torch.cat([env[0], noisy[b : b + 1]], 1)
             env[1] = torch.cat([env[1], torch.full((1, 1), LEVEL)], 1)
@@ -88,11 +90,14 @@ class Reference:
         return x
 
 
+@pytest.mark.parametrize("commit_pass", [True, False], ids=["commit-pass", "last-pass-commits"])
 @torch.no_grad()
-def test_cached_generation_equals_full_recomputation(model):
+def test_cached_generation_equals_full_recomputation(model, commit_pass):
+    if not commit_pass and model.dit.config.step_conditioning:
+        pytest.skip("a step-conditioned network needs its commit pass (refused: test_no_commit_pass_errors)")
     window, seed = 3, 7
-    sim = WorldSimulator(model, 2, window=window, sampler_steps=3, seed=seed)
-    ref = Reference(model, 2, window, seed)
+    sim = WorldSimulator(model, 2, window=window, sampler_steps=3, seed=seed, commit_pass=commit_pass)
+    ref = Reference(model, 2, window, seed, commit_pass)
     context, actions = frames(2, 2, seed=1), torch.tensor([[1, 2], [3, 4]])
     prompts = ["a red ball", "two balls"]
     sim.reset([True, True], context, actions, prompts)
@@ -226,3 +231,50 @@ def test_frames_handed_out_are_not_changed_by_later_resets(model):
     assert torch.equal(result.frames, kept)
     with pytest.raises(ValueError, match=r"window must be an integer >= 1 \(context frames\)"):
         WorldSimulator(model, 1, window=0)
+
+
+@torch.no_grad()
+def test_without_a_commit_pass_a_frame_costs_one_pass_fewer(model):
+    if model.dit.config.step_conditioning:
+        pytest.skip("refused for a step-conditioned network")
+    calls = []
+    handle = model.dit.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        for commit_pass, passes in ((True, 4), (False, 3)):
+            sim = WorldSimulator(model, 2, sampler_steps=3, seed=0, commit_pass=commit_pass)
+            sim.reset([True, True], frames(2, 2, seed=0))
+            calls.clear()
+            out = sim.step(torch.tensor([1, 2]))
+            assert len(calls) == passes and out.rewards.shape == (2,) and out.terminated.shape == (2,)
+            assert torch.all(sim.previous_sigmas == LEVEL)
+    finally:
+        handle.remove()
+
+
+def test_guidance_runs_the_conditioned_pass_last():
+    # Without a commit pass the cache keeps the keys and values of a pass's last run: the conditioned one.
+    order = []
+    guided(lambda conditioned: order.append(conditioned) or torch.ones(1), 2.0)
+    assert order == [False, True]
+
+
+def test_no_commit_pass_errors(model):
+    cases = [
+        ({"commit_pass": "no"}, "commit_pass must be True, False or None"),
+        ({"commit_pass": False, "sampler_steps": 1}, r"without a commit pass \(commit_pass=false\) needs sampler_steps >= 2, got 1"),
+    ]
+    if model.dit.config.step_conditioning:
+        cases.append(({"commit_pass": False}, "commit_pass=False needs a network without step conditioning"))
+    for kwargs, message in cases:
+        with pytest.raises(UserError, match=message):
+            WorldSimulator(model, 1, **kwargs)
+    clean = WorldModel(
+        WorldModelConfig(frame_size=SIZE, context_frames=4, context_noise=0.0, commit_pass=False),
+        model.codec,
+        model.dit,
+        model.text_encoder,
+    )
+    with pytest.raises(UserError, match=r"needs a context_noise in \(0, 1\), the level of its last sampler pass; got 0.0"):
+        clean.predict_next(frames(1, 2, seed=0), torch.zeros(1, 2, dtype=torch.long), [""])
+    with pytest.raises(UserError, match="commit_pass must be true or false, got 1"):
+        WorldModelConfig(commit_pass=1)

@@ -36,14 +36,15 @@ def quiet(line):
     pass
 
 
+@pytest.mark.parametrize("commit_pass", [True, False])
 @torch.no_grad()
-def test_recompute_makes_the_simulators_frames_from_the_same_noise():
+def test_recompute_makes_the_simulators_frames_from_the_same_noise(commit_pass):
     window, seed = 3, 5
     model = build_model(preset("tiny"), (8, 12), window, seed=0)
     randomise(model.dit)
-    model.config.context_noise = 0.05  # exercises the commit noise, drawn in the same order
-    sim = WorldSimulator(model, 2, window=window, sampler_steps=2, seed=seed)
-    baseline = Recompute(model, 2, "cpu", window, 2, seed=seed)
+    model.config.context_noise = 0.05  # exercises the commit noise, drawn in the same order (or the last pass's level)
+    sim = WorldSimulator(model, 2, window=window, sampler_steps=2, seed=seed, commit_pass=commit_pass)
+    baseline = Recompute(model, 2, "cpu", window, 2, seed=seed, commit_pass=commit_pass)
     context = torch.randint(0, 256, (2, 1, 8, 12, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     sim.reset([True, True], context, torch.tensor([[2], [3]]))
     baseline.reset(context, torch.tensor([[2], [3]]))
@@ -91,6 +92,9 @@ def test_passes_per_frame_are_the_dit_calls_of_a_step(steps, guidance, monkeypat
     calls.clear()
     baseline.step(torch.zeros(3, dtype=torch.long))
     assert recomputed == len(calls) == steps  # no cache to commit to
+    if steps > 1:  # without a commit pass, the sampler's last pass commits the frame
+        model.config.context_noise = 0.05
+        assert passes_per_frame(model, "cache", steps, guidance, "cpu", commit_pass=False) == steps * (2 if guidance != 1 else 1)
 
 
 def check_report(out, report):
@@ -211,3 +215,32 @@ def test_the_steps_target_sets_the_models_own_k_against_the_4_step_sampler(own, 
     assert (target["steps"], target["reference_steps"]) == (compared, REFERENCE_STEPS)
     assert target["ratio"] == pytest.approx(5 / (compared + 1), abs=1e-4)  # rounded to 4 places in the report
     assert target["flops_ratio"] == pytest.approx(5 / (compared + 1), abs=1e-3)
+
+
+@pytest.mark.parametrize("own, asked, compared", [(2, [1], 2), (3, [1, 2], 3), (4, [1], 4)])
+def test_without_a_commit_pass_the_steps_target_still_compares_with_the_4_step_sampler_and_its_commit_pass(own, asked, compared):
+    # The model's own k without a commit pass (k passes) against "today's" 4 steps and commit pass (5 passes).
+    settings = sorted({(k, k == 1) for k in {*asked, own, REFERENCE_STEPS}} | {(REFERENCE_STEPS, True)})
+    cases = [
+        Case("cpu", "cache", 64, 3, k, commit_pass=commit, passes=k + commit, flops=k + commit, rounds=[k + commit, 2.0 * (k + commit)])
+        for k, commit in settings
+    ]
+    (target,) = [t for t in throughput_targets(cases, own, own_commit=False) if t["target"] == "steps"]
+    assert (target["steps"], target["commit_pass"], target["reference_steps"]) == (compared, False, REFERENCE_STEPS)
+    assert target["ratio"] == pytest.approx(5 / compared, abs=1e-4)
+
+
+def test_a_model_without_a_commit_pass_is_timed_so_beside_the_4_step_sampler_with_one(tmp_path):
+    folder = save_tiny_world_model(tmp_path / "model")
+    config = json.loads((folder / "worldsim.json").read_text())
+    (folder / "worldsim.json").write_text(json.dumps({**config, "context_noise": 0.1, "commit_pass": False}))
+    argv = ["bench", "speed", f"model={folder}", "device=cpu", "batch_sizes=[1]", "sampler_steps=[1]", "windows=[]",
+            "repeats=1", f"out={tmp_path / 'out'}"]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads((tmp_path / "out" / "speed.json").read_text())
+    # k = 1 keeps its commit pass; the own k = 2 and k = 4 have none; the reference k = 4 has one.
+    rows = [(r["steps"], r["commit_pass"], r["passes"]) for r in data["throughput"]]
+    assert sorted(rows) == [(1, True, 2), (2, False, 2), (4, False, 4), (4, True, 5)]
+    text = (tmp_path / "out" / "speed.md").read_text()
+    assert "| cpu | 2, no commit pass (own) | 2 | 1 |" in text and "| cpu | 4 | 5 | 1 |" in text
+    assert f"python benchmarks/stability.py --model model-k2-nc={folder} --sampler-steps 2 --no-commit-pass" in text

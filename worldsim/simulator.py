@@ -4,10 +4,13 @@ Each env holds a sliding window of its last ``W`` frames as a KV cache, prealloc
 per layer, rotated keys and values ``[B, heads, (W + 1) * N, head_dim]`` (N tokens per frame) in a
 ring of ``W + 1`` frame slots, and a mask of the filled slots. ``step(actions)`` denoises only the
 new frame's tokens in ``k`` Euler steps against the cache, then one pass at the context noise level
-commits them. Every pass writes the new frame's keys and values in place into the ring's oldest
-slot, the one frame that has left the window, and attends over the whole ring: a pass copies N
-tokens, never the cache. Besides the cache each env keeps its newest
-frame's latents as committed (``previous``, at the context level), which the model reads as the
+commits them. A model without a commit pass (``commit_pass`` false in its config) runs its last
+sampler pass at the context level instead (:func:`~worldsim.model.sampler.end_level`): that pass's
+keys and values, its reward and termination, and its input frame as the committed one stand for
+the commit pass, which it makes unneeded (k passes per frame instead of k + 1). Every pass writes
+the new frame's keys and values in place into the ring's oldest slot, the one frame that has left
+the window, and attends over the whole ring: a pass copies N tokens, never the cache. Besides the
+cache each env keeps its newest frame's latents as committed (``previous``, at the context level), which the model reads as the
 frame before the next one (see :mod:`worldsim.model.denoiser`). Keys are stored rotated at a global frame
 counter, so slots never move and relative positions always hold; the result equals recomputing the
 whole rollout with attention limited to ``W`` frames back (``SpacetimeDiT(window=W)``). The cache
@@ -23,7 +26,7 @@ and uses fixed shapes, so it can be captured in CUDA graphs later. Noise comes f
 the device, seeded at construction: the same seed and the same calls give the same rollout.
 
 Noise is drawn in a fixed order: per ``step``, first the new frame's initial noise
-``[B, 1, C, h, w]``, then the noise that puts it at the context level for its commit pass; per reset
+``[B, 1, C, h, w]``, then (with a commit pass) the noise that puts it at the context level for its commit pass; per reset
 from context frames, their commit noise ``[n, T, C, h, w]``; per reset from a prompt, the frame's
 initial noise ``[n, 1, C, h, w]`` then its commit noise.
 """
@@ -41,7 +44,7 @@ from worldsim.model.codec import PixelCodec, VAECodec
 from worldsim.model.denoiser import Denoised, Denoiser
 from worldsim.model.dit import SpacetimeDiT, TextContext
 from worldsim.model.kv_cache import KVCache, Rows
-from worldsim.model.sampler import Sampler, check_sampling
+from worldsim.model.sampler import Sampler, check_sampling, end_level
 from worldsim.model.text import TextEncoder
 
 
@@ -82,6 +85,9 @@ class WorldSimulator:
         frame_size: ``(H, W)`` of generated frames (default: the model's).
         guidance: classifier-free guidance scale on actions and text: a finite number >= 1 (1 = none).
         seed: the generator's seed, in [0, 2**64).
+        commit_pass: whether a separate pass commits each new frame (default: the model's
+            ``commit_pass``); False needs ``sampler_steps >= 2``, a ``context_noise`` in (0, 1) and a
+            network without step conditioning (whose last pass would see a step size a context frame does not).
     """
 
     def __init__(
@@ -94,6 +100,7 @@ class WorldSimulator:
         frame_size: tuple[int, int] | None = None,
         guidance: float = 1.0,
         seed: int = 0,
+        commit_pass: bool | None = None,
     ) -> None:
         check_integer("batch_size", batch_size)
         if window is not None:
@@ -106,7 +113,15 @@ class WorldSimulator:
         self.batch_size = batch_size
         self.window = window if window is not None else max(1, model.config.context_frames - 1)
         self.sampler_steps = sampler_steps if sampler_steps is not None else model.config.sampler_steps
-        self.sampler = Sampler(self.sampler_steps, guidance)
+        self.commit_pass = model.config.commit_pass if commit_pass is None else commit_pass
+        if not isinstance(self.commit_pass, bool):
+            raise UserError(f"commit_pass must be True, False or None (the model's), got {commit_pass!r}")
+        end = end_level(self.commit_pass, model.config.context_noise, self.sampler_steps)
+        if not self.commit_pass and model.dit.config.step_conditioning:
+            raise UserError(
+                "commit_pass=False needs a network without step conditioning: its last pass sees a step size that a context frame does not"
+            )
+        self.sampler = Sampler(self.sampler_steps, guidance, end)
         self.denoiser = Denoiser(model.dit)
         self.frame_size = tuple(frame_size or model.config.frame_size)
         dit, codec = model.dit.config, model.codec
@@ -139,6 +154,7 @@ class WorldSimulator:
         self.null_text = self._text_context([""])  # guidance's unconditional text
         self.frames = torch.zeros(batch_size, height, width, 3, dtype=torch.uint8, device=self.device)
         self.generator = torch.Generator(self.device).manual_seed(seed)
+        self._last_pass: tuple[torch.Tensor, Denoised] | None = None  # input and output of the sampler's last conditioned pass
 
     # ------------------------------------------------------------------------------------ public
 
@@ -155,7 +171,13 @@ class WorldSimulator:
         everyone = slice(None)
         taken = torch.ones(self.batch_size, 1, dtype=torch.bool, device=self.device)
         x = self._denoise(everyone, actions, taken, self.time, self.cache)
-        out = self._commit(everyone, x, actions, taken, self.time, before=(self.previous, self.previous_sigmas))
+        if self.commit_pass:
+            out = self._commit(everyone, x, actions, taken, self.time, before=(self.previous, self.previous_sigmas))
+        else:  # the last pass, at the context level, left its keys and values at the head
+            assert self._last_pass is not None
+            self.previous, out = self._last_pass
+            self.previous_sigmas = torch.full_like(self.previous_sigmas, self.sampler.end)
+            self.cache.fill(everyone, self.cache.head)
         self.cache.advance()
         self.time += 1
         self.latents = x  # [B, 1, C, h, w]: the new frames before decoding
@@ -257,6 +279,8 @@ class WorldSimulator:
             sigmas = torch.full((n, 1), sigma, device=self.device)
             action_mask, condition = (taken, text) if conditioned else (untaken, null_text)
             out = self.denoiser(x, sigmas, actions, action_mask, condition, before=before, block_offset=position, cache=cache, step=step)
+            if conditioned:  # the sampler's last conditioned pass is its last call: what step() commits without a commit pass
+                self._last_pass = x[:, -1], out
             return out.velocity
 
         return self.sampler.sample(velocity, self._noise((n, 1, *self.latent_shape)))

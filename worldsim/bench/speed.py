@@ -63,7 +63,7 @@ from worldsim.errors import UserError, check_integer, is_integer, is_number
 from worldsim.model.action_space import ActionSpace
 from worldsim.model.codec import VAECodec, small_vae
 from worldsim.model.denoiser import Denoiser
-from worldsim.model.sampler import Sampler, check_sampling
+from worldsim.model.sampler import Sampler, check_sampling, end_level
 from worldsim.model.world_model import WorldModel, WorldModelConfig, load
 from worldsim.simulator import WorldSimulator
 from worldsim.training.config import ModelConfig, TrainConfig, from_dict
@@ -197,13 +197,16 @@ class Recompute:
     ``W`` frames further back each), which a recomputation of ``W`` frames has forgotten.
     """
 
-    def __init__(self, model: WorldModel, batch_size: int, device, window: int, sampler_steps: int, seed: int = 0):
+    def __init__(
+        self, model: WorldModel, batch_size: int, device, window: int, sampler_steps: int, seed: int = 0, commit_pass: bool = True
+    ):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.batch_size, self.window = batch_size, window
-        self.sampler = Sampler(sampler_steps)
-        self.denoiser = Denoiser(model.dit)
         self.level = model.config.context_noise
+        self.commit_pass = commit_pass
+        self.sampler = Sampler(sampler_steps, end=end_level(commit_pass, self.level, sampler_steps))
+        self.denoiser = Denoiser(model.dit)
         self.generator = torch.Generator(self.device).manual_seed(seed)
         # The simulator cross-attends to the empty prompt's tokens, its keys and values made once
         # per prompt: so does this.
@@ -235,16 +238,20 @@ class Recompute:
         taken = torch.cat([self.taken, torch.ones(b, 1, dtype=torch.bool, device=self.device)], dim=1)
         context_sigmas = torch.full((b, t), self.level, device=self.device)
 
+        last_input = []
+
         def velocity(x: torch.Tensor, sigma: float, step: float, conditioned: bool) -> torch.Tensor:  # no guidance: always conditioned
             sigmas = torch.cat([context_sigmas, torch.full((b, 1), sigma, device=self.device)], dim=1)
             latents = torch.cat([self.latents, x], dim=1)
             out = self.denoiser(
                 latents, sigmas, actions, taken, self.text, before=self.before, block_offset=self.first, window=self.window, step=step
             )
+            last_input[:] = [x]
             return out.velocity[:, -1:]
 
         x = self.sampler.sample(velocity, self._noise((b, 1, *self.latents.shape[2:])))
-        committed = (1 - self.level) * x + self.level * self._noise(x.shape)
+        # As the simulator commits: fresh noise for its commit pass, or the frame as its last pass saw it.
+        committed = (1 - self.level) * x + self.level * self._noise(x.shape) if self.commit_pass else last_input[0]
         latents = torch.cat([self.latents, committed], dim=1)
         if latents.shape[1] > self.window:
             self.before = latents[:, -self.window - 1], torch.full((b,), self.level, device=self.device)
@@ -259,13 +266,25 @@ class Recompute:
         return torch.randn(shape, generator=self.generator, device=self.device)
 
 
-def make_engine(mode: str, model: WorldModel, batch: int, window: int, steps: int, device: str, seed: int, guidance: float = 1.0):
+def make_engine(
+    mode: str,
+    model: WorldModel,
+    batch: int,
+    window: int,
+    steps: int,
+    device: str,
+    seed: int,
+    guidance: float = 1.0,
+    commit_pass: bool = True,
+):
     """A ``cache`` (WorldSimulator, with ``guidance``) or ``recompute`` engine (none) with a full
-    window of random context."""
+    window of random context, with or without a commit pass."""
     if mode == "cache":
-        engine = WorldSimulator(model, batch, device, window=window, sampler_steps=steps, guidance=guidance, seed=seed)
+        engine = WorldSimulator(
+            model, batch, device, window=window, sampler_steps=steps, guidance=guidance, seed=seed, commit_pass=commit_pass
+        )
     else:
-        engine = Recompute(model, batch, device, window=window, sampler_steps=steps, seed=seed)
+        engine = Recompute(model, batch, device, window=window, sampler_steps=steps, seed=seed, commit_pass=commit_pass)
     rng = torch.Generator().manual_seed(seed)
     context = torch.randint(0, 256, (batch, window, *model.config.frame_size, 3), dtype=torch.uint8, generator=rng)
     actions = torch.randint(0, 5, (batch, window), generator=rng)
@@ -309,10 +328,12 @@ def count_passes(dit: torch.nn.Module, step: Callable[[], object]) -> int:
     return calls
 
 
-def passes_per_frame(model: WorldModel, mode: str, steps: int, guidance: float, device: str, seed: int = 0) -> int:
-    """DiT passes per frame of a ``mode`` engine with ``steps`` sampler steps and ``guidance``,
-    counted on one step of one env (the engines make as many passes whatever B and W)."""
-    engine = make_engine(mode, model, 1, 1, steps, device, seed, guidance)
+def passes_per_frame(
+    model: WorldModel, mode: str, steps: int, guidance: float, device: str, seed: int = 0, commit_pass: bool = True
+) -> int:
+    """DiT passes per frame of a ``mode`` engine with ``steps`` sampler steps, ``guidance`` and
+    ``commit_pass``, counted on one step of one env (the engines make as many passes whatever B and W)."""
+    engine = make_engine(mode, model, 1, 1, steps, device, seed, guidance, commit_pass)
     return count_passes(model.dit, partial(engine.step, torch.zeros(1, dtype=torch.long)))
 
 
@@ -405,6 +426,7 @@ class Case:
     window: int  # 0 for the matmul
     steps: int  # sampler steps k; 0 for the matmul
     guidance: float = 1.0
+    commit_pass: bool = True  # False: the sampler's last pass commits the frame (k passes, not k + 1)
     passes: int = 0  # DiT passes per step, counted (passes_per_frame); 0 for the matmul
     flops: float = 0.0  # estimated FLOPs per call
     estimated_s: float = 0.0  # estimated seconds for warmup and rounds
@@ -418,9 +440,9 @@ def count(cases: list[Case], model: WorldModel, seed: int, counted: dict[tuple, 
     for case in cases:
         if case.mode == "matmul":
             continue
-        key = (case.device, case.mode, case.steps, case.guidance)
+        key = (case.device, case.mode, case.steps, case.guidance, case.commit_pass)
         if key not in counted:
-            counted[key] = passes_per_frame(model, case.mode, case.steps, case.guidance, case.device, seed)
+            counted[key] = passes_per_frame(model, case.mode, case.steps, case.guidance, case.device, seed, case.commit_pass)
         case.passes = counted[key]
 
 
@@ -444,7 +466,7 @@ def runner(case: Case, model: WorldModel, seed: int) -> Callable[[], object]:
     if case.mode == "matmul":
         dit = model.dit.config
         return matmul(case.batch * frame_tokens(model), dit.hidden_size, dit.mlp_ratio, case.device)
-    engine = make_engine(case.mode, model, case.batch, case.window, case.steps, case.device, seed, case.guidance)
+    engine = make_engine(case.mode, model, case.batch, case.window, case.steps, case.device, seed, case.guidance, case.commit_pass)
     actions = torch.randint(0, 5, (case.batch,), generator=torch.Generator().manual_seed(seed)).to(case.device)
     return partial(engine.step, actions)
 
@@ -476,7 +498,8 @@ def describe(case: Case) -> str:
     if case.mode == "matmul":
         return f"{case.device} matmul    B={case.batch:<3d}"
     guidance = f" g={case.guidance:g}" if case.guidance != 1 else ""
-    return f"{case.device} {case.mode:9s} B={case.batch:<3d} W={case.window:<3d} k={case.steps}{guidance}"
+    commit = "" if case.commit_pass else " no-commit-pass"
+    return f"{case.device} {case.mode:9s} B={case.batch:<3d} W={case.window:<3d} k={case.steps}{guidance}{commit}"
 
 
 def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str], grid: SpeedGrid, log=print) -> dict:
@@ -488,8 +511,10 @@ def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str
     """
     start, load_before = time.perf_counter(), os.getloadavg()
     model = timed_model(sizes, frame_size, grid)
-    own_steps, window = model.config.sampler_steps, own_window(model)
-    settings = sorted({*grid.sampler_steps, own_steps, REFERENCE_STEPS})  # the steps target's two sides
+    own_steps, window, own_commit = model.config.sampler_steps, own_window(model), model.config.commit_pass
+    # Every k as the model samples (its commit pass or none; k = 1 always has one), and the steps
+    # target's reference: the 4-step sampler with its commit pass.
+    settings = sorted({(k, own_commit or k == 1) for k in {*grid.sampler_steps, own_steps, REFERENCE_STEPS}} | {(REFERENCE_STEPS, True)})
     fast, slow, throughputs, counted = [], [], {}, {}
     for device in devices:
         # A batch of 8 keeps the CPU calibration short; a GPU needs a large batch to show its speed.
@@ -497,12 +522,13 @@ def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str
         throughputs[device] = throughput(model, device, largest if device.startswith("cuda") else min(8, largest), grid.seed)
         log(f"{device}: the DiT runs at {throughputs[device] / 1e9:.1f} GFLOP/s (calibration)")
         for batch in grid.batch_sizes:
-            group = [Case(device, "cache", batch, window, k, grid.guidance) for k in settings] + [Case(device, "matmul", batch, 0, 0)]
+            group = [Case(device, "cache", batch, window, k, grid.guidance, commit) for k, commit in settings]
+            group.append(Case(device, "matmul", batch, 0, 0))
             time_group(f"{device} throughput B={batch}", group, model, grid, throughputs[device], counted, log)
             fast += group
         for batch in grid.window_batch_sizes if grid.windows else []:
             for steps in grid.sampler_steps:
-                group = [Case(device, mode, batch, w, steps) for w in grid.windows for mode in MODES]
+                group = [Case(device, mode, batch, w, steps, commit_pass=own_commit or steps == 1) for w in grid.windows for mode in MODES]
                 time_group(f"{device} window B={batch} k={steps}", group, model, grid, throughputs[device], counted, log)
                 slow += group
     matmuls = {(c.device, c.batch): c for c in fast if c.mode == "matmul"}
@@ -515,6 +541,7 @@ def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str
             "parameters": sum(p.numel() for p in model.dit.parameters()),
             "tokens_per_frame": frame_tokens(model),
             "sampler_steps": own_steps,
+            "commit_pass": own_commit,
             "window": window,
         },
         "frame_size": list(model.config.frame_size),
@@ -522,7 +549,7 @@ def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str
         "throughput": [throughput_row(c, matmuls[c.device, c.batch]) for c in fast if c.mode == "cache"],
         "matmul": [matmul_row(c, model) for c in matmuls.values()],
         "rows": [row(case) for case in slow],
-        "targets": throughput_targets(fast, own_steps) + window_targets(slow),
+        "targets": throughput_targets(fast, own_steps, own_commit) + window_targets(slow),
         "machine": machine(devices, throughputs, load_before),
         "seconds": round(time.perf_counter() - start, 1),
     }
@@ -542,7 +569,7 @@ def time_group(label: str, cases: list[Case], model: WorldModel, grid: SpeedGrid
 
 def row(case: Case) -> dict:
     """An engine case as a JSON row; a timed one carries steps/s, frames/s per env and in total, ms/step."""
-    keys = ("device", "mode", "batch", "window", "steps", "guidance", "passes", "skipped", "steps_per_round")
+    keys = ("device", "mode", "batch", "window", "steps", "guidance", "commit_pass", "passes", "skipped", "steps_per_round")
     out = {key: getattr(case, key) for key in keys}
     out["estimated_s"] = round(case.estimated_s, 2)
     if case.skipped:
@@ -640,23 +667,33 @@ def result(name: str, device: str, batch: int, steps: int, ratio: float, flops_r
     return {**out, "limit": target.limit, "pass": ratio <= target.limit if target.at_most else ratio >= target.limit}
 
 
-def throughput_targets(cases: list[Case], own_steps: int) -> list[dict]:
-    """The steps and roofline targets for every device where their cases at B=64 were timed."""
-    timed = {(c.device, c.mode, c.batch, c.steps): c for c in cases if not c.skipped}
+def throughput_targets(cases: list[Case], own_steps: int, own_commit: bool = True) -> list[dict]:
+    """The steps and roofline targets for every device where their cases at B=64 were timed: the
+    steps target compares the model's own sampler (its k, with or without its commit pass) with
+    the 4-step sampler and its commit pass."""
+    timed = {(c.device, c.mode, c.batch, c.steps, c.commit_pass): c for c in cases if not c.skipped}
     results = []
     for device in sorted({c.device for c in cases}):
         engines = sorted((c for c in cases if (c.device, c.mode, c.batch) == (device, "cache", TARGET_BATCH)), key=lambda c: c.steps)
-        reference = timed.get((device, "cache", TARGET_BATCH, REFERENCE_STEPS))
-        fast_steps = own_steps if own_steps < REFERENCE_STEPS else min((c.steps for c in engines), default=REFERENCE_STEPS)
-        fast = timed.get((device, "cache", TARGET_BATCH, fast_steps))
-        if reference and fast and fast.steps < REFERENCE_STEPS:
+        reference = timed.get((device, "cache", TARGET_BATCH, REFERENCE_STEPS, True))
+        fast = next((c for c in engines if c.steps == own_steps and c.commit_pass == (own_commit or own_steps == 1)), None)
+        if own_steps >= REFERENCE_STEPS and own_commit:  # the fewest timed
+            fast = min(engines, key=lambda c: c.steps, default=None)
+        fast = None if fast is None or fast.skipped else fast
+        if reference and fast and fast is not reference:
             ratio = paired_ratio(reference, fast)  # step time of the 4-step sampler over the fast k: their frames/s the other way round
             flops = reference.flops / fast.flops
-            results.append(result("steps", device, TARGET_BATCH, fast.steps, ratio, flops, reference_steps=REFERENCE_STEPS))
-        matmul = timed.get((device, "matmul", TARGET_BATCH, 0))
+            results.append(
+                result(
+                    "steps", device, TARGET_BATCH, fast.steps, ratio, flops, reference_steps=REFERENCE_STEPS, commit_pass=fast.commit_pass
+                )
+            )
+        matmul = timed.get((device, "matmul", TARGET_BATCH, 0, True))
         for case in engines:
             if matmul and not case.skipped:
-                results.append(result("roofline", device, TARGET_BATCH, case.steps, roofline(case, matmul), None))
+                results.append(
+                    result("roofline", device, TARGET_BATCH, case.steps, roofline(case, matmul), None, commit_pass=case.commit_pass)
+                )
     return results
 
 
@@ -786,9 +823,10 @@ def throughput_lines(report: dict) -> list[str]:
         "| device | k | passes/frame | B | W | ms/step | frames/s per env | frames/s total | DiT GFLOP/s | matmul GFLOP/s | roofline |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    own = report["model"]["sampler_steps"]
-    for r in sorted(report["throughput"], key=lambda r: (r["device"], r["steps"], r["batch"])):
-        steps = f"{r['steps']} (own)" if r["steps"] == own else str(r["steps"])
+    own = report["model"]["sampler_steps"], report["model"].get("commit_pass", True)
+    for r in sorted(report["throughput"], key=lambda r: (r["device"], r["steps"], -r.get("commit_pass", True), r["batch"])):
+        commit = r.get("commit_pass", True)
+        steps = f"{r['steps']}{'' if commit else ', no commit pass'}" + (" (own)" if (r["steps"], commit) == own else "")
         head = f"| {r['device']} | {steps} | {r['passes']} | {r['batch']} | {r['window']} |"
         if r["skipped"]:
             lines.append(f"{head} skipped: {r['skipped']} | | | | | |")
@@ -805,7 +843,7 @@ def fidelity_lines(report: dict) -> list[str]:
     model = report["model"]
     if not model["trained"]:
         return [*lines, "Random weights make noise: there is no fidelity to measure. Time a trained model (`model=...`) for this section."]
-    settings = sorted({(r["steps"], r["passes"]) for r in report["throughput"]})
+    settings = sorted({(r["steps"], r["passes"], r.get("commit_pass", True)) for r in report["throughput"]})
     label = Path(model["name"]).name
     lines += [
         (
@@ -817,9 +855,10 @@ def fidelity_lines(report: dict) -> list[str]:
         "| k | passes/frame | fidelity: the command that measures it |",
         "| --- | --- | --- |",
     ]
-    for steps, passes in settings:
-        command = f"python benchmarks/stability.py --model {label}-k{steps}={model['name']} --sampler-steps {steps}"
-        lines.append(f"| {steps} | {passes} | `{command}` |")
+    for steps, passes, commit in settings:
+        suffix, flag = ("", "") if commit else ("-nc", " --no-commit-pass")
+        command = f"python benchmarks/stability.py --model {label}-k{steps}{suffix}={model['name']} --sampler-steps {steps}{flag}"
+        lines.append(f"| {steps}{'' if commit else ', no commit pass'} | {passes} | `{command}` |")
     return lines
 
 
@@ -899,7 +938,8 @@ def target_lines(results: list[dict]) -> list[str]:
 
 
 def target_row(r: dict) -> str:
-    steps = f"{r['steps']} vs {r['reference_steps']}" if "reference_steps" in r else r["steps"]
+    own = f"{r['steps']}{'' if r.get('commit_pass', True) else ', no commit pass'}"  # reports from before: a commit pass
+    steps = f"{own} vs {r['reference_steps']}" if "reference_steps" in r else own
     ratio = f"{r['ratio']:.0%}" if r["target"] == "roofline" else f"{r['ratio']:.2f}x"
     flops = "-" if r["flops_ratio"] is None else f"{r['flops_ratio']:.2f}x"
     cells = (r["target"], r["device"], r["batch"], steps, ratio, flops, "PASS" if r["pass"] else "FAIL")

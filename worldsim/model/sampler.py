@@ -9,7 +9,10 @@ velocity over it; a plain flow model ignores it), conditioned on text and action
 (``conditioned=False``, for guidance) on neither.
 
 The levels are uniform, ``1, 1 - 1/k, ..., 0`` for ``k`` steps, held as host floats so that a step
-makes no host-device synchronisation. Not diffusers' ``FlowMatchEulerDiscreteScheduler``: its levels
+makes no host-device synchronisation. A sampler with an ``end`` level ``c > 0`` (a model without a
+commit pass, :class:`~worldsim.simulator.WorldSimulator`) spreads its first ``k - 1`` steps uniformly
+from 1 to ``c`` and makes the last from ``c`` to 0: that last pass sees the frame at the level of a
+context frame, so its keys and values can stand for the frame in the cache. Not diffusers' ``FlowMatchEulerDiscreteScheduler``: its levels
 run from 1 to ``sigma_min = 0.001`` and then to 0, so with k >= 2 its last network pass moves the
 frame by a 0.001 step and changes nothing that shows (its k = 4 is 3 steps and a wasted pass: the
 same next-frame PSNR as uniform k = 3, ``worldsim/shipped/balls/RECIPE.md``).
@@ -37,30 +40,52 @@ def check_sampling(steps: int | None, guidance: float) -> None:
         raise UserError(f"guidance must be a finite number >= 1 (1: no classifier-free guidance), got {guidance!r}")
 
 
-def noise_levels(steps: int) -> list[float]:
-    """The ``steps + 1`` uniform levels from 1 to 0: every step moves the frame by ``1 / steps``."""
+def end_level(commit_pass: bool, context_noise: float, steps: int) -> float:
+    """The ``end`` level of a model's sampler: 0 with a commit pass; without one (``commit_pass``
+    false), its ``context_noise``, which must then be in (0, 1) with ``steps >= 2``."""
+    if commit_pass:
+        return 0.0
+    if steps < 2:
+        raise UserError(f"a model without a commit pass (commit_pass=false) needs sampler_steps >= 2, got {steps}")
+    if not (is_number(context_noise) and 0 < context_noise < 1):
+        raise UserError(
+            f"a model without a commit pass (commit_pass=false) needs a context_noise in (0, 1), the level of its "
+            f"last sampler pass; got {context_noise!r}"
+        )
+    return float(context_noise)
+
+
+def noise_levels(steps: int, end: float = 0.0) -> list[float]:
+    """The ``steps + 1`` levels from 1 to 0: uniform (every step moves the frame by ``1 / steps``),
+    or with ``end`` in (0, 1) and ``steps >= 2``, ``steps - 1`` uniform steps from 1 to ``end``, then 0."""
     if steps < 1:
         raise ValueError(f"sampler steps must be >= 1, got {steps}")
-    return [1 - i / steps for i in range(steps + 1)]
+    if end == 0.0:
+        return [1 - i / steps for i in range(steps + 1)]
+    if not (0.0 < end < 1.0 and steps >= 2):
+        raise ValueError(f"an end level needs 0 < end < 1 and steps >= 2, got end={end}, steps={steps}")
+    return [1 - i * (1 - end) / (steps - 1) for i in range(steps)] + [0.0]
 
 
 def guided(run: Callable[[bool], torch.Tensor], guidance: float) -> torch.Tensor:
-    """Classifier-free guidance: ``run(True)`` (conditioned on text and actions) and ``run(False)``
-    (on neither) mixed as ``uncond + guidance * (cond - uncond)``; at 1, ``run(True)`` alone."""
-    conditioned = run(True)
+    """Classifier-free guidance: ``run(False)`` (on neither text nor actions) then ``run(True)``
+    (conditioned on both) mixed as ``uncond + guidance * (cond - uncond)``; at 1, ``run(True)``
+    alone. The conditioned run comes last, so that the keys and values a pass leaves in a cache are its."""
     if guidance == 1.0:
-        return conditioned
+        return run(True)
     unconditioned = run(False)
+    conditioned = run(True)
     return unconditioned + guidance * (conditioned - unconditioned)
 
 
 class Sampler:
-    """Euler steps over :func:`noise_levels` with guidance scale ``guidance`` (1: none)."""
+    """Euler steps over :func:`noise_levels` (``steps``, ``end``) with guidance scale ``guidance`` (1: none)."""
 
-    def __init__(self, steps: int, guidance: float = 1.0):
+    def __init__(self, steps: int, guidance: float = 1.0, end: float = 0.0):
         self.steps = steps
         self.guidance = float(guidance)
-        self.sigmas = noise_levels(steps)
+        self.end = float(end)
+        self.sigmas = noise_levels(steps, self.end)
 
     @torch.no_grad()
     def sample(self, velocity: Velocity, noise: torch.Tensor) -> torch.Tensor:

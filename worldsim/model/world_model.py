@@ -36,7 +36,7 @@ from worldsim.model.codec import PixelCodec, VAECodec, load_codec
 from worldsim.model.denoiser import Denoiser
 from worldsim.model.dit import SpacetimeDiT, TextContext
 from worldsim.model.flow import add_noise
-from worldsim.model.sampler import Sampler, check_sampling
+from worldsim.model.sampler import Sampler, check_sampling, end_level
 from worldsim.model.text import ByteTextEncoder, TextEncoder
 from worldsim.simulator import WorldSimulator
 
@@ -60,8 +60,13 @@ class WorldModelConfig:
     context_frames: int = 8  # the window length it was trained on
     context_noise: float = 0.0  # noise level of context frames at inference (within training's range)
     sampler_steps: int = 4
+    # False: no commit pass; the sampler's last pass, run at context_noise, writes the frame's keys
+    # and values (one DiT pass fewer per frame; needs context_noise > 0 and sampler_steps >= 2).
+    commit_pass: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.commit_pass, bool):
+            raise UserError(f"commit_pass must be true or false, got {self.commit_pass!r}")
         space: object = self.action_space
         if not isinstance(space, ActionSpace):  # the dict of a worldsim.json
             self.action_space = ActionSpace.from_dict(space)
@@ -198,7 +203,8 @@ class WorldModel(nn.Module):
             out = self.denoiser(latents, sigmas, incoming, mask & conditioned, text if conditioned else null_text, step=step)
             return out.velocity[:, -1:]
 
-        new = Sampler(steps, guidance).sample(velocity, torch.randn((b, 1, *context.shape[2:]), generator=generator).to(device))
+        end = end_level(self.config.commit_pass, self.config.context_noise, steps)  # the simulator's levels
+        new = Sampler(steps, guidance, end).sample(velocity, torch.randn((b, 1, *context.shape[2:]), generator=generator).to(device))
         return self.codec.decode(new)[:, 0]
 
     @torch.no_grad()
