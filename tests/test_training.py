@@ -466,3 +466,50 @@ def test_shortcut_training_needs_a_step_conditioned_model_and_fine_tunes_a_flow_
     assert loop.sizes_of(str(tmp_path / "sc"))[0] == shortcut  # fine-tuning it again keeps its step input
     with pytest.raises(UserError, match=r"has other parts than model= \(missing or unexpected: dit.step_embed"):
         train([data], tmp_path / "back", 1, TINY, config(), progress=False, init=tmp_path / "sc")
+
+
+def test_an_ema_teacher_takes_the_half_steps_and_the_shortcut_weight_sets_the_count(data, overfit, monkeypatch, tmp_path):
+    import copy
+
+    from torch.utils.data import default_collate
+
+    from worldsim.data.dataset import WindowDataset
+    from worldsim.model.denoiser import Denoiser
+
+    dataset = WindowDataset(data, window_lengths=3, images=False)
+    batch = default_collate([dataset[i] for i in range(8)])
+    model = loop.build_world_model(replace(TINY, step_conditioning=True), loop.describe_world([data]))
+    randomise(model.dit)
+    teacher = copy.deepcopy(model.dit)
+    randomise(teacher)
+    networks, real_call = [], Denoiser.__call__
+
+    def recording(self, *args, **kwargs):
+        out = real_call(self, *args, **kwargs)
+        networks.append((self.network, out))
+        return out
+
+    monkeypatch.setattr(Denoiser, "__call__", recording)
+    settings = dict(shortcut_prob=1.0, text_dropout=0.0, action_dropout=0.0, shortcut_teacher="ema")
+    objective = loop.FlowMatchingLoss(model, config(**settings, shortcut_weight=2.0))
+    with pytest.raises(RuntimeError, match="no EMA was handed over"):
+        objective(batch, torch.Generator().manual_seed(0))
+    networks.clear()
+    objective.use_teacher({"dit": teacher, "text_encoder": model.text_encoder})
+    out = objective(batch, torch.Generator().manual_seed(0))
+    assert [n for n, _ in networks] == [teacher, teacher, model.dit]  # the half steps by the teacher, the graded pass by the model
+    # The same windows counted as 1, 2 and 3 (= T, the default) frames: the loss grows by one frame's share each time.
+    losses = {}
+    for weight in (1.0, 2.0, 0.0):
+        objective = loop.FlowMatchingLoss(model, config(**settings, shortcut_weight=weight))
+        objective.use_teacher({"dit": teacher})
+        losses[weight or 3.0] = objective(batch, torch.Generator().manual_seed(0))["diffusion"].item()
+    assert losses[2.0] == pytest.approx(float(out["diffusion"]), rel=1e-6)
+    assert losses[3.0] - losses[2.0] == pytest.approx(losses[2.0] - losses[1.0], rel=1e-4) and losses[2.0] > losses[1.0]
+    with pytest.raises(UserError, match="train.shortcut_teacher must be model or ema, got 'teacher'"):
+        config(shortcut_teacher="teacher")
+    # In a run the EMA's copy is handed over before the first step.
+    run, _ = overfit
+    result = train([data], tmp_path / "ema", 2, replace(TINY, step_conditioning=True), config(shortcut_prob=0.5, shortcut_teacher="ema"),
+                   progress=False, init=run)  # fmt: skip
+    assert result.model.dit.config.step_conditioning

@@ -71,6 +71,8 @@ class TrainConfig:
     # model.step_conditioning; then 1, 2 or 4 sampler steps make frames a 1-step flow model blurs.
     shortcut_prob: float = 0.0
     shortcut_steps: int = 8  # the finest step size is 1 / shortcut_steps (a power of two)
+    shortcut_teacher: str = "model"  # who takes the two half steps: "model" (the weights trained) or "ema" (their EMA, slower)
+    shortcut_weight: float = 0.0  # frames' worth of error a shortcut frame counts for (0: its window's length)
     reward_weight: float = 1.0
     termination_weight: float = 1.0
     log_every: int = 10
@@ -88,6 +90,8 @@ class TrainConfig:
             raise UserError(f"train.window_lengths must be a non-empty list of integers >= 1, e.g. [8], got {lengths!r}")
         check_fields(self, "train", TRAIN_RULES)
         check_fields(self.noise, "train.noise", NOISE_RULES)
+        if self.shortcut_teacher not in ("model", "ema"):
+            raise UserError(f"train.shortcut_teacher must be model or ema, got {self.shortcut_teacher!r}")
         if self.shortcut_steps & (self.shortcut_steps - 1):
             raise UserError(f"train.shortcut_steps must be a power of two (1, 2, 4, 8, ...), got {self.shortcut_steps!r}")
 
@@ -132,7 +136,7 @@ TRAIN_RULES = {
     },
     **{name: (int, 0, None, False) for name in ("warmup_steps", "num_workers", "seed")},
     **{name: FRACTION for name in ("min_lr_ratio", "ema_decay", "text_dropout", "action_dropout", "rollout_prob", "shortcut_prob")},
-    **{name: (float, 0, None, False) for name in ("weight_decay", "reward_weight", "termination_weight")},
+    **{name: (float, 0, None, False) for name in ("weight_decay", "reward_weight", "termination_weight", "shortcut_weight")},
     **{name: (float, 0, None, True) for name in ("lr", "grad_clip")},
     "images": (bool, None, None, False),
     "bf16": (bool, None, None, False),

@@ -139,6 +139,12 @@ class FlowMatchingLoss(nn.Module):
         self.dit, self.text_encoder, self.codec = model.dit, model.text_encoder, model.codec
         self.cfg = cfg
         self.schedule = cfg.noise
+        self.teachers: list[nn.Module] = []  # the EMA's DiT, for shortcut_teacher=ema (a list: not a submodule, not trained)
+
+    def use_teacher(self, ema: nn.Module) -> None:
+        """Takes the EMA's copy of the trainable modules (``{"dit", "text_encoder"}``): with
+        ``shortcut_teacher=ema`` its DiT takes the two half steps of shortcut targets."""
+        self.teachers[:] = [ema["dit"]]
 
     def forward(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
         device = next(self.dit.parameters()).device
@@ -160,9 +166,10 @@ class FlowMatchingLoss(nn.Module):
         if self.cfg.shortcut_prob > 0:  # drawn only when used, as above
             sigmas, step, target = self.shortcut(x0, noise, sigmas, target, actions, action_mask, text, generator)
         out = Denoiser(self.dit)(add_noise(x0, noise, sigmas), sigmas, actions, action_mask, text, step=step)
-        # A shortcut frame (step > 0) counts as much as its whole window: one frame in T would barely be heard.
+        # A shortcut frame (step > 0) counts as shortcut_weight frames (0: its whole window, T), so
+        # that one frame in T is heard.
         counts = torch.ones_like(out.loss_weight)
-        counts[:, -1] = torch.where(step > 0, float(t), 1.0)
+        counts[:, -1] = torch.where(step > 0, float(self.cfg.shortcut_weight or t), 1.0)
         weight = (out.loss_weight * counts)[:, :, None, None, None]
         diffusion = (weight * (out.velocity.float() - target) ** 2).mean()
         # The heads are read on the simulator's newest frame, the last of its window, so they learn
@@ -243,8 +250,10 @@ class FlowMatchingLoss(nn.Module):
         ``1 / shortcut_steps`` are the flow's own velocity, ``d = 0``), so that one pass told ``d``
         learns to land where two would; its error counts ``T`` times (as much as the whole window's
         flow error, in :meth:`forward`), so that the small difference between one step and two is
-        heard. Returns the levels, the last frames' step sizes ``[B]`` (0 for the other windows) and
-        the velocity targets with those windows' last frames replaced."""
+        heard (``shortcut_weight`` sets another count). With ``shortcut_teacher=ema`` the half steps
+        are the EMA weights' (:meth:`use_teacher`), a slower teacher than the weights being trained.
+        Returns the levels, the last frames' step sizes ``[B]`` (0 for the other windows) and the
+        velocity targets with those windows' last frames replaced."""
         b, t = x0.shape[:2]
         device = x0.device
         chosen = (torch.rand(b, generator=generator) < self.cfg.shortcut_prob).nonzero().flatten().to(device)
@@ -262,7 +271,10 @@ class FlowMatchingLoss(nn.Module):
         step[chosen] = d
         half = d / 2
         told = torch.where(half >= 1 / self.cfg.shortcut_steps, half, torch.zeros_like(half))  # finer: the flow's velocity
-        denoiser, rows_sigmas = Denoiser(self.dit), sigmas[chosen]
+        if self.cfg.shortcut_teacher == "ema" and not self.teachers:
+            raise RuntimeError("shortcut_teacher=ema, but no EMA was handed over (use_teacher)")
+        teacher = self.teachers[0] if self.cfg.shortcut_teacher == "ema" else self.dit
+        denoiser, rows_sigmas = Denoiser(teacher), sigmas[chosen]
         x = add_noise(x0[chosen], noise[chosen], rows_sigmas)
         rows = (actions[chosen], action_mask[chosen], text[chosen])
         first = denoiser(x, rows_sigmas, *rows, step=told).velocity[:, -1]
@@ -342,16 +354,18 @@ def train(
     def save(parts: dict[str, Any], state: checkpoint.State) -> tuple[Path, dict[str, Any]]:
         return checkpoint.save(out, model, parts["ema"], parts, state, cfg.keep_checkpoints), {}
 
+    objective = FlowMatchingLoss(model, cfg).to(place.device)
     stage = Stage(
         description=f"train {out.name}",
         loader=loader,
-        objective=FlowMatchingLoss(model, cfg).to(place.device),
+        objective=objective,
         trainable=nn.ModuleDict({"dit": model.dit, "text_encoder": model.text_encoder}),
         trainable_key="trainable",
         columns=METRICS,
         advice=f"try a lower lr (now {cfg.lr})",
         save=save,
         ema_decay=cfg.ema_decay,
+        on_ema=objective.use_teacher,
         tokens=lambda batch: tokens_in(batch, model),
     )
     settings = dict(

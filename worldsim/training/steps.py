@@ -70,6 +70,7 @@ class Stage:
     save: Callable[[dict[str, Any], checkpoint.State], tuple[Path, dict[str, Any]]]
     inputs: Callable[[Batch], Any] = lambda batch: batch  # what the objective gets of a batch
     ema_decay: float | None = None  # keep an EMA of trainable (parts["ema"]) at this decay; None: none
+    on_ema: Callable[[nn.Module], None] | None = None  # given the EMA's copy of trainable once it exists (a teacher)
     tokens: Callable[[Batch], int] | None = None  # tokens in a batch (for tokens_per_s)
 
 
@@ -145,6 +146,8 @@ def run_steps(
     if stage.ema_decay is not None:
         parts["ema"] = AveragedModel(stage.trainable, multi_avg_fn=ema_with_warmup(stage.ema_decay), use_buffers=True)
     ema = parts.get("ema")
+    if ema is not None and stage.on_ema is not None:
+        stage.on_ema(ema.module)  # the same object whose state a resume restores below
     generator = torch.Generator()
 
     def forward(batch: Batch) -> Losses:
