@@ -1,13 +1,14 @@
 """Do worldsim's agent defaults learn pixel CartPole? PPO on the real 32x32 frames, new vs old defaults.
 
-    python benchmarks/agent_defaults.py new|old STEPS [--seed 0] [--out benchmarks/results/agent-defaults]
+    python benchmarks/agent_defaults.py new|old STEPS [--seed 0] [--out benchmarks/results/agent-defaults] [--save POLICY.zip]
 
 ``new``: what ``worldsim agent`` builds today (:func:`worldsim.agents.imagination.make_agent`: 4
 stacked frames, normalised rewards, n_steps 128, lr 2.5e-4, clip 0.1, no entropy bonus); ``old``:
 the agent before issue 19 (one frame, raw rewards, n_steps 64, lr 3e-4, clip 0.2, entropy 0.01).
 Both train PPO with worldsim's ``FrameCNN`` on 16 real ``worldsim/CartPole-v0`` envs on one torch
 thread for ``STEPS`` steps, then play 10 real episodes (seeds 1,000,000 on, deterministic).
-Writes ``OUT/<setup>.json``.
+Writes ``OUT/<setup>.json``; ``--save`` also keeps the trained policy (SB3's ``save``), e.g. as a
+competent policy for ``benchmarks/dream_episodes.py --policies``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("steps", type=int)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/agent-defaults"))
+    parser.add_argument("--save", type=Path, default=None, help="also save the trained policy there (.zip)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     world = dict(frame_size=(32, 32))
@@ -56,6 +58,8 @@ def main() -> None:
         "returns": returns,
     }
     print(json.dumps(result))
+    if args.save is not None:
+        agent.save(args.save)
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.out / f"{args.setup}.json", "w") as f:
         json.dump(result, f, indent=2)

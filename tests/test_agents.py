@@ -269,6 +269,26 @@ def test_real_and_dream_episodes_compare_lengths_and_returns_per_fixed_policy():
     assert "| always 4 | 3.0 | 1.0 |" in episodes_markdown(always, "header")
 
 
+def test_a_saved_policy_plays_real_and_dream_episodes_on_its_own_stacked_frames(tmp_path, monkeypatch):
+    from worldsim.bench.rl import episodes_real_and_dreamed
+    from worldsim.data.policies import SB3Policy
+
+    world = dict(scenario="push", frame_size=(16, 16))
+    path = tmp_path / "agent.zip"
+    make_agent("ppo", gym.make("worldsim/Balls-v0", **world), seed=0).save(path)  # 4 stacked frames, as worldsim agent trains
+    seen, call = [], SB3Policy.__call__
+
+    def recording(self, observation, info):
+        seen.append(observation.shape)
+        return call(self, observation, info)
+
+    monkeypatch.setattr(SB3Policy, "__call__", recording)
+    rows = episodes_real_and_dreamed(tiny_world_model(terminates=True), episodes=2, seed=0, max_steps=3, policies=[str(path)], **world)
+    assert rows[-1]["policy"] == str(path) and len(rows) == 7
+    assert rows[-1]["dream_length"] == 1 and rows[-1]["real_length"] == 3
+    assert len(seen) == 2 * 3 + 2 and set(seen) == {(16, 16, 3)}  # 2 real episodes of 3 steps, one dream step of 2 envs
+
+
 def test_rl_targets_count_the_last_mark_of_a_20000_step_budget_even_when_its_last_episode_goes_over():
     from worldsim.bench.rl import targets
 

@@ -23,6 +23,7 @@ the length and return of real and dream episodes under simple fixed policies
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -207,16 +208,33 @@ def act(policy: str, n: int, n_actions: int, rng: np.random.Generator) -> np.nda
     return np.full(n, int(policy))
 
 
+def saved_policies(policy: str, n: int, env, seed: int) -> list | None:
+    """For a saved SB3 PPO policy (a ``.zip`` path), one :class:`~worldsim.data.policies.SB3Policy`
+    per env (each stacks its own env's frames), seeded ``seed, seed + 1, ...``; else None."""
+    if not policy.endswith(".zip"):
+        return None
+    from worldsim.data.policies import SB3Policy
+
+    nets = [SB3Policy(Path(policy), env, "ppo") for _ in range(n)]
+    for i, net in enumerate(nets):
+        net.reset(seed + i)
+    return nets
+
+
 def real_episodes(model, policy: str, episodes: int, seed: int, max_steps: int, **world_kwargs) -> tuple[np.ndarray, np.ndarray]:
     """Lengths and returns of ``episodes`` real episodes of ``policy`` (seeds ``seed, seed + 1, ...``),
     cut at ``max_steps``."""
     env = real_world(model, world_kwargs)
+    nets = saved_policies(policy, 1, env, seed)
     lengths, returns = np.zeros(episodes), np.zeros(episodes)
     for i in range(episodes):
-        env.reset(seed=seed + i)
+        observation, _ = env.reset(seed=seed + i)
         rng = np.random.default_rng(seed + i)
+        if nets:
+            nets[0].reset(seed + i)
         for _ in range(max_steps):
-            _, reward, terminated, truncated, _ = env.step(int(act(policy, 1, env.action_space.n, rng)[0]))
+            action = nets[0](observation, {}) if nets else int(act(policy, 1, env.action_space.n, rng)[0])
+            observation, reward, terminated, truncated, _ = env.step(action)
             lengths[i] += 1
             returns[i] += reward
             if terminated or truncated:
@@ -233,12 +251,19 @@ def dream_episodes(
     from worldsim.envs.dream import DreamVectorEnv
 
     envs = DreamVectorEnv(episodes, model, device, horizon=max_steps, **world_kwargs)
-    envs.reset(seed=seed)
+    observations, _ = envs.reset(seed=seed)
+    spaces = real_world(model, world_kwargs)  # a saved policy is rebuilt for the real env's spaces, the dream's too
+    nets = saved_policies(policy, episodes, spaces, seed)
+    spaces.close()
     rng = np.random.default_rng(seed)
     lengths, returns = np.zeros(episodes), np.zeros(episodes)
     running = np.ones(episodes, dtype=bool)
     while running.any():
-        _, rewards, terminated, truncated, _ = envs.step(act(policy, episodes, envs.single_action_space.n, rng))
+        if nets:  # an env that has ended keeps being stepped (its episode no longer counts)
+            actions = np.array([net(frame, {}) for net, frame in zip(nets, observations)])
+        else:
+            actions = act(policy, episodes, envs.single_action_space.n, rng)
+        observations, rewards, terminated, truncated, _ = envs.step(actions)
         lengths += running
         returns += np.where(running, rewards, 0.0)
         running &= ~(terminated | truncated)
@@ -246,18 +271,22 @@ def dream_episodes(
     return lengths, returns
 
 
-def episodes_real_and_dreamed(model, episodes: int, seed: int, max_steps: int, device: str = "cpu", **world_kwargs) -> list[dict]:
-    """Per policy (uniformly random, then every constant action): mean length and return of real
-    and dream episodes. Where a policy's dream episodes last longer than its real ones, the
-    termination head misses ends, and an agent trained in the dream is not taught to avoid them."""
+def episodes_real_and_dreamed(
+    model, episodes: int, seed: int, max_steps: int, device: str = "cpu", policies: Sequence[str] = (), **world_kwargs
+) -> list[dict]:
+    """Per policy (uniformly random, every constant action, then each saved SB3 policy of
+    ``policies``, e.g. an agent trained on the real env): mean length and return of real and dream
+    episodes. Where a policy's dream episodes last longer than its real ones, the termination head
+    misses ends, and an agent trained in the dream is not taught to avoid them; where a competent
+    policy earns no more in the dream than a bad one, the dream has nothing to teach."""
     space = model.config.action_space
     if not space.discrete:
         raise UserError(f"comparing episodes needs a discrete action space, the model has {space}")
     rows = []
-    for policy in ["random", *map(str, range(space.n))]:
+    for policy in ["random", *map(str, range(space.n)), *policies]:
         real = real_episodes(model, policy, episodes, seed, max_steps, **world_kwargs)
         dream = dream_episodes(model, policy, episodes, seed, max_steps, device, **world_kwargs)
-        row = {"policy": policy if policy == "random" else f"always {policy}"}
+        row = {"policy": policy if policy == "random" or policy in policies else f"always {policy}"}
         for side, (lengths, returns) in (("real", real), ("dream", dream)):
             row |= {f"{side}_length": float(lengths.mean()), f"{side}_return": float(returns.mean())}
         rows.append(row)
