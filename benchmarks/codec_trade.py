@@ -32,28 +32,21 @@ import sys
 import time
 from dataclasses import replace
 from functools import partial
-from importlib import resources
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from worldsim.atomic import write_table
-from worldsim.bench.speed import build_model, cpu_name, model_config, time_steps
+from worldsim.bench.speed import build_model, cpu_name, model_sizes, time_steps
 
 CODECS = {"pixels": {"codec": "pixels", "patch_size": 4}, "vae": {"codec": "vae", "vae": None, "patch_size": 2}}
 
 
-def shipped_sizes():
-    """The DiT sizes of the shipped models (``configs/model/cpu.yaml``)."""
-    return model_config(OmegaConf.create(resources.files("worldsim.configs").joinpath("model", "cpu.yaml").read_text()))
-
-
 def engines(size: int, batch: int, steps: int, window: int, seed: int = 0) -> dict:
     """Per codec: the simulator's step and the decode of its frames, each a no-argument callable."""
-    out = {}
+    out, shipped = {}, model_sizes("cpu")  # the shipped models' DiT sizes
     for name, overrides in CODECS.items():
-        model = build_model(replace(shipped_sizes(), **overrides), (size, size), window, seed)
+        model = build_model(replace(shipped, **overrides), (size, size), window, seed)
         sim = model.simulator(batch, window=window, sampler_steps=steps, seed=seed)
         context = torch.randint(0, 256, (batch, window, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
         sim.reset(torch.ones(batch, dtype=torch.bool), context, torch.zeros(batch, window, dtype=torch.long))

@@ -10,9 +10,9 @@ keys and values, its reward and termination, and its input frame as the committe
 the commit pass, which it makes unneeded (k passes per frame instead of k + 1). Every pass writes
 the new frame's keys and values in place into the ring's oldest slot, the one frame that has left
 the window, and attends over the whole ring: a pass copies N tokens, never the cache. Besides the
-cache each env keeps its newest frame's latents as committed (``previous``, at the context level), which the model reads as the
-frame before the next one (see :mod:`worldsim.model.denoiser`). Keys are stored rotated at a global frame
-counter, so slots never move and relative positions always hold; the result equals recomputing the
+cache each env keeps its newest frame's latents as committed (``previous``, at the context level),
+which the model reads as the frame before the next one (see :mod:`worldsim.model.denoiser`). Keys
+are stored rotated at a global frame counter, so slots never move and relative positions always hold; the result equals recomputing the
 whole rollout with attention limited to ``W`` frames back (``SpacetimeDiT(window=W)``). The cache
 is a :class:`~worldsim.model.kv_cache.KVCache`, and the frames come from the one
 :class:`~worldsim.model.sampler.Sampler` that every generator of frames uses.
@@ -279,7 +279,7 @@ class WorldSimulator:
             sigmas = torch.full((n, 1), sigma, device=self.device)
             action_mask, condition = (taken, text) if conditioned else (untaken, null_text)
             out = self.denoiser(x, sigmas, actions, action_mask, condition, before=before, block_offset=position, cache=cache, step=step)
-            if conditioned:  # the sampler's last conditioned pass is its last call: what step() commits without a commit pass
+            if conditioned and not self.commit_pass:  # the sampler's last conditioned pass is its last call: what step() commits
                 self._last_pass = x[:, -1], out
             return out.velocity
 

@@ -136,11 +136,15 @@ QUICK = SpeedGrid(batch_sizes=[1, 8], windows=[4, 16, 64], sampler_steps=[4], re
 
 
 def preset(name: str) -> ModelConfig:
-    """The sizes of ``configs/model/<name>.yaml`` (read from the installed package)."""
+    """The sizes of a timing preset (:data:`PRESETS`), ``configs/model/<name>.yaml``."""
     if name not in PRESETS:
         raise UserError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}")
-    cfg = OmegaConf.create(resources.files("worldsim.configs").joinpath("model", f"{name}.yaml").read_text())
-    return model_config(cfg)
+    return model_sizes(name)
+
+
+def model_sizes(name: str) -> ModelConfig:
+    """The sizes of ``configs/model/<name>.yaml`` (read from the installed package), e.g. ``cpu``: the shipped models'."""
+    return model_config(OmegaConf.create(resources.files("worldsim.configs").joinpath("model", f"{name}.yaml").read_text()))
 
 
 def model_config(cfg) -> ModelConfig:
@@ -264,6 +268,12 @@ class Recompute:
 
     def _noise(self, shape) -> torch.Tensor:
         return torch.randn(shape, generator=self.generator, device=self.device)
+
+
+def commits(own_commit: bool, steps: int) -> bool:
+    """Whether a model whose own setting is ``own_commit`` runs a commit pass at ``steps`` sampler
+    steps: one step always needs it (:func:`~worldsim.model.sampler.end_level`)."""
+    return own_commit or steps == 1
 
 
 def make_engine(
@@ -514,7 +524,7 @@ def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str
     own_steps, window, own_commit = model.config.sampler_steps, own_window(model), model.config.commit_pass
     # Every k as the model samples (its commit pass or none; k = 1 always has one), and the steps
     # target's reference: the 4-step sampler with its commit pass.
-    settings = sorted({(k, own_commit or k == 1) for k in {*grid.sampler_steps, own_steps, REFERENCE_STEPS}} | {(REFERENCE_STEPS, True)})
+    settings = sorted({(k, commits(own_commit, k)) for k in {*grid.sampler_steps, own_steps, REFERENCE_STEPS}} | {(REFERENCE_STEPS, True)})
     fast, slow, throughputs, counted = [], [], {}, {}
     for device in devices:
         # A batch of 8 keeps the CPU calibration short; a GPU needs a large batch to show its speed.
@@ -528,7 +538,9 @@ def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str
             fast += group
         for batch in grid.window_batch_sizes if grid.windows else []:
             for steps in grid.sampler_steps:
-                group = [Case(device, mode, batch, w, steps, commit_pass=own_commit or steps == 1) for w in grid.windows for mode in MODES]
+                group = [
+                    Case(device, mode, batch, w, steps, commit_pass=commits(own_commit, steps)) for w in grid.windows for mode in MODES
+                ]
                 time_group(f"{device} window B={batch} k={steps}", group, model, grid, throughputs[device], counted, log)
                 slow += group
     matmuls = {(c.device, c.batch): c for c in fast if c.mode == "matmul"}
@@ -676,7 +688,7 @@ def throughput_targets(cases: list[Case], own_steps: int, own_commit: bool = Tru
     for device in sorted({c.device for c in cases}):
         engines = sorted((c for c in cases if (c.device, c.mode, c.batch) == (device, "cache", TARGET_BATCH)), key=lambda c: c.steps)
         reference = timed.get((device, "cache", TARGET_BATCH, REFERENCE_STEPS, True))
-        fast = next((c for c in engines if c.steps == own_steps and c.commit_pass == (own_commit or own_steps == 1)), None)
+        fast = next((c for c in engines if (c.steps, c.commit_pass) == (own_steps, commits(own_commit, own_steps))), None)
         if own_steps >= REFERENCE_STEPS and own_commit:  # the fewest timed
             fast = min(engines, key=lambda c: c.steps, default=None)
         fast = None if fast is None or fast.skipped else fast

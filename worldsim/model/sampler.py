@@ -12,10 +12,11 @@ The levels are uniform, ``1, 1 - 1/k, ..., 0`` for ``k`` steps, held as host flo
 makes no host-device synchronisation. A sampler with an ``end`` level ``c > 0`` (a model without a
 commit pass, :class:`~worldsim.simulator.WorldSimulator`) spreads its first ``k - 1`` steps uniformly
 from 1 to ``c`` and makes the last from ``c`` to 0: that last pass sees the frame at the level of a
-context frame, so its keys and values can stand for the frame in the cache. Not diffusers' ``FlowMatchEulerDiscreteScheduler``: its levels
-run from 1 to ``sigma_min = 0.001`` and then to 0, so with k >= 2 its last network pass moves the
-frame by a 0.001 step and changes nothing that shows (its k = 4 is 3 steps and a wasted pass: the
-same next-frame PSNR as uniform k = 3, ``worldsim/shipped/balls/RECIPE.md``).
+context frame, so its keys and values can stand for the frame in the cache. Not diffusers'
+``FlowMatchEulerDiscreteScheduler``: its levels run from 1 to ``sigma_min = 0.001`` and then to 0,
+so with k >= 2 its last network pass moves the frame by a 0.001 step and changes nothing that shows
+(its k = 4 is 3 steps and a wasted pass: the same next-frame PSNR as uniform k = 3,
+``worldsim/shipped/balls/RECIPE.md``).
 """
 
 from __future__ import annotations
