@@ -513,3 +513,35 @@ def test_an_ema_teacher_takes_the_half_steps_and_the_shortcut_weight_sets_the_co
     result = train([data], tmp_path / "ema", 2, replace(TINY, step_conditioning=True), config(shortcut_prob=0.5, shortcut_teacher="ema"),
                    progress=False, init=run)  # fmt: skip
     assert result.model.dit.config.step_conditioning
+
+
+def test_motion_weights_favour_cells_that_changed_and_keep_each_frames_mean():
+    x0 = torch.zeros(2, 3, 3, 8, 8)
+    x0[0, 1, 0, 4, 4] = 0.5  # one cell of sample 0 changes at frame 1 and back at frame 2
+    x0[1, 2, :, 0, 0] = 0.005  # below the threshold: not motion
+    w = loop.motion_weights(x0, 9.0)
+    assert w.shape == x0.shape
+    torch.testing.assert_close(w.mean(dim=(2, 3, 4)), torch.ones(2, 3))
+    assert torch.equal(w[0, 0], torch.ones(3, 8, 8)) and torch.equal(w[1], torch.ones(3, 3, 8, 8))  # first frames, no motion: 1
+    moved = w[0, 1, 0] > w[0, 1, 0].min()
+    assert moved.sum() == 9 and moved[3:6, 3:6].all()  # the cell grown by one cell
+    assert w[0, 1, 0, 4, 4] / w[0, 1, 0, 0, 0] == pytest.approx(10.0)  # 1 + motion_weight against 1
+    assert torch.equal(w[0, 1], w[0, 2])  # the change back counts as motion too, in every channel
+
+
+def test_the_motion_weight_reweights_the_flow_error_only(data):
+    from torch.utils.data import default_collate
+
+    from worldsim.data.dataset import WindowDataset
+
+    dataset = WindowDataset(data, window_lengths=3, images=False)
+    batch = default_collate([dataset[i] for i in range(8)])
+    model = loop.build_world_model(TINY, loop.describe_world([data]))
+    randomise(model.dit)
+    plain = loop.FlowMatchingLoss(model, config())(batch, torch.Generator().manual_seed(0))
+    weighted = loop.FlowMatchingLoss(model, config(motion_weight=20.0))(batch, torch.Generator().manual_seed(0))
+    assert weighted["diffusion"].item() != pytest.approx(plain["diffusion"].item(), rel=1e-3)
+    for head in ("reward", "termination"):
+        torch.testing.assert_close(weighted[head], plain[head])
+    with pytest.raises(UserError, match="train.motion_weight"):
+        config(motion_weight=-1.0)

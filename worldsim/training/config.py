@@ -73,6 +73,12 @@ class TrainConfig:
     shortcut_steps: int = 8  # the finest step size is 1 / shortcut_steps (a power of two)
     shortcut_teacher: str = "model"  # who takes the two half steps: "model" (the weights trained) or "ema" (their EMA, slower)
     shortcut_weight: float = 0.0  # frames' worth of error a shortcut frame counts for (0: its window's length)
+    # Motion weighting: a frame's flow error counts (1 + motion_weight) times as much where its latent
+    # differs from the frame before it (by more than 0.01 in any channel, grown by one cell) as
+    # elsewhere, the frame's weights rescaled to mean 1, so that small moving things (a pole, a ball),
+    # whose sub-pixel motion carries the dynamics and the actions' effect, are not drowned out by
+    # the background. 0: every cell alike.
+    motion_weight: float = 0.0
     reward_weight: float = 1.0
     termination_weight: float = 1.0
     log_every: int = 10
@@ -136,7 +142,10 @@ TRAIN_RULES = {
     },
     **{name: (int, 0, None, False) for name in ("warmup_steps", "num_workers", "seed")},
     **{name: FRACTION for name in ("min_lr_ratio", "ema_decay", "text_dropout", "action_dropout", "rollout_prob", "shortcut_prob")},
-    **{name: (float, 0, None, False) for name in ("weight_decay", "reward_weight", "termination_weight", "shortcut_weight")},
+    **{
+        name: (float, 0, None, False)
+        for name in ("weight_decay", "reward_weight", "termination_weight", "shortcut_weight", "motion_weight")
+    },
     **{name: (float, 0, None, True) for name in ("lr", "grad_clip")},
     "images": (bool, None, None, False),
     "bf16": (bool, None, None, False),

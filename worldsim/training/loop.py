@@ -171,6 +171,8 @@ class FlowMatchingLoss(nn.Module):
         counts = torch.ones_like(out.loss_weight)
         counts[:, -1] = torch.where(step > 0, float(self.cfg.shortcut_weight or t), 1.0)
         weight = (out.loss_weight * counts)[:, :, None, None, None]
+        if self.cfg.motion_weight > 0:
+            weight = weight * motion_weights(x0, self.cfg.motion_weight)
         diffusion = (weight * (out.velocity.float() - target) ** 2).mean()
         # The heads are read on the simulator's newest frame, the last of its window, so they learn
         # there only: at earlier positions they would learn the position (an episode's end is
@@ -284,6 +286,24 @@ class FlowMatchingLoss(nn.Module):
         second = denoiser(x, rows_sigmas, *rows, step=told).velocity[:, -1]
         target[chosen, -1] = (first + second).float() / 2
         return sigmas, step, target
+
+
+MOTION_THRESHOLD = 0.01  # latent change that counts as motion (pixels in [-1, 1]: 1.3 levels of 255)
+
+
+def motion_weights(x0: torch.Tensor, extra: float) -> torch.Tensor:
+    """Per-cell weights ``[B, T, C, H, W]`` of the flow error of latents ``x0`` ``[B, T, C, H, W]``:
+    ``1 + extra`` where a frame differs from the one before it (any channel above
+    :data:`MOTION_THRESHOLD`, grown by one cell), 1 elsewhere and on a window's first frame, then
+    rescaled to mean 1 per frame."""
+    b, t, c, h, w = x0.shape
+    moved = torch.zeros(b, t, 1, h, w, device=x0.device)
+    if t > 1:
+        change = (x0[:, 1:] - x0[:, :-1]).abs().amax(dim=2, keepdim=True) > MOTION_THRESHOLD
+        grown = F.max_pool2d(change.float().flatten(0, 1), 3, stride=1, padding=1)
+        moved[:, 1:] = grown.view(b, t - 1, 1, h, w)
+    weights = 1 + extra * moved
+    return (weights / weights.mean(dim=(2, 3, 4), keepdim=True)).expand(b, t, c, h, w)
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
