@@ -213,8 +213,9 @@ def main(argv: list[str] | None = None) -> dict:
     if any(m.config.env_id != config.env_id or m.config.frame_size != config.frame_size for m in loaded.values()):
         parser.error("every --model must be of the same world and frame size")
     from worldsim.agents.dyna import real_world
+    from worldsim.bench.speed import own_window
 
-    context = max(m.config.context_frames for m in loaded.values()) - 1  # the frames a dream starts from (the simulator's window)
+    context = max(own_window(m) for m in loaded.values())  # the frames a dream starts from
     env = real_world(first, args.world_kwargs)
     n = config.action_space.n
     contexts, real, running = real_starts(env, args.policy, args.starts, context, args.horizon, args.seed, n)

@@ -23,6 +23,7 @@ import numpy as np
 
 from worldsim.atomic import write_table
 from worldsim.bench.fidelity import teacher_forced_heads
+from worldsim.bench.speed import own_window
 from worldsim.data.collection import Collection
 from worldsim.data.episode import Episode
 from worldsim.model.world_model import load
@@ -30,7 +31,7 @@ from worldsim.model.world_model import load
 
 def measure(path: str, episodes: list[Episode]) -> dict:
     model = load(path)
-    rewards, terminations = teacher_forced_heads(model, episodes, max(1, model.config.context_frames - 1))
+    rewards, terminations = teacher_forced_heads(model, episodes, own_window(model))
     ended = np.concatenate([e.terminated for e in episodes]).astype(bool)
     real_rewards = np.concatenate([e.rewards for e in episodes])
     alarms = terminations > 0.5
