@@ -1,8 +1,10 @@
 """A model folder's manifest: damaged weights are refused, naming the file, and never load as random ones."""
 
 import json
+import os
 import re
 import shutil
+import stat
 from dataclasses import replace
 
 import pytest
@@ -125,6 +127,23 @@ def test_the_manifest_covers_a_vae_codec(tmp_path):
     flip_last_byte(weights)
     with pytest.raises(UserError, match=re.escape(str(weights)) + " does not match"):
         WorldModel.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_every_file_of_a_model_folder_is_readable_as_the_umask_allows(tmp_path, mask, expected):
+    # safetensors creates its files 0600 whatever the umask: a shared model would be unreadable.
+    tiny = tiny_world_model()
+    torch.manual_seed(0)
+    codec = VAECodec(small_vae(latent_channels=3, downsample=2, width=8))
+    old = os.umask(mask)
+    try:
+        folder = WorldModel(replace(tiny.config, codec="vae"), codec, tiny.dit, tiny.text_encoder).save_pretrained(tmp_path / "m")
+        VAECodec(small_vae(latent_channels=3, downsample=2, width=8)).save_pretrained(tmp_path / "codec")
+    finally:
+        os.umask(old)
+    files = [p for root in (folder, tmp_path / "codec") for p in root.rglob("*") if p.is_file()]
+    assert len(files) >= 8 and {p.name for p in files} >= {"diffusion_pytorch_model.safetensors", "manifest.json"}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {expected}
 
 
 @pytest.mark.parametrize("name", ["balls", "cartpole"])

@@ -40,6 +40,30 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         raise
 
 
+def current_umask() -> int:
+    """The process umask (read from /proc where it can be, since setting it to read it back is not
+    atomic for other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def open_permissions(folder: str | Path) -> None:
+    """Gives every file below ``folder`` the permissions a plain ``open(path, "w")`` gives a new
+    file (0666 less the umask). Writers that create their files 0600 (safetensors does) would
+    otherwise leave a shared model folder unreadable by the others it is shared with."""
+    mode = 0o666 & ~current_umask()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
 @contextmanager
 def atomic_folder(path: str | Path) -> Iterator[Path]:
     """Yields a hidden temporary folder beside ``path`` to fill; on a clean exit it replaces

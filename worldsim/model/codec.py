@@ -16,6 +16,7 @@ from diffusers.models import AutoencoderKL
 from einops import rearrange
 from torch import nn
 
+from worldsim.atomic import open_permissions
 from worldsim.errors import MissingFileError, UserError
 from worldsim.model import manifest
 
@@ -99,6 +100,7 @@ class VAECodec(nn.Module):
         """Writes ``path/vae``: the diffusers folder and its manifest."""
         self.vae.save_pretrained(Path(path) / "vae")
         manifest.write(Path(path) / "vae")
+        open_permissions(Path(path) / "vae")
 
 
 def small_vae(latent_channels: int = 4, downsample: int = 4, width: int = 64) -> AutoencoderKL:

@@ -28,7 +28,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from worldsim.atomic import atomic_folder, atomic_write
+from worldsim.atomic import atomic_folder, atomic_write, open_permissions
 from worldsim.errors import MissingFileError, UserError
 from worldsim.model import manifest
 from worldsim.model.action_space import ActionSpace
@@ -109,6 +109,7 @@ class WorldModel(nn.Module):
             with atomic_write(tmp / CONFIG_FILE, "w") as f:
                 json.dump(self.config.to_dict(), f, indent=2)
             manifest.write(tmp)
+            open_permissions(tmp)
         return path
 
     @classmethod
