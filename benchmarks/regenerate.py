@@ -202,6 +202,16 @@ ARTEFACTS = [
         "worldsim bench fidelity model=cartpole sampler_steps=4 videos=0 progress=false out=benchmarks/results/sampler-steps-cartpole/k4",
         70 / 60,
     ),
+    *(
+        Artefact(
+            "cartpole",
+            f"benchmarks/results/sampler-steps-cartpole/k{k}/dream_episodes.md",
+            f"python benchmarks/dream_episodes.py --model cartpole --sampler-steps {k} "
+            f"--out benchmarks/results/sampler-steps-cartpole/k{k}",
+            None,
+        )
+        for k in (1, 2, 4)
+    ),
     Artefact(
         "cartpole",
         "benchmarks/results/shipped/cartpole-next-frame-random/next_frame.md",
