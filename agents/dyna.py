@@ -51,6 +51,10 @@ class DynaSettings:
     model_steps: int = 500  # world-model fine-tuning steps per round
     model_batch_size: int = 16
     model_lr: float = 3e-4
+    # Windows ending on a fall drawn this many times as often in the rounds' fine-tuning (train.terminal_repeats).
+    # 1, not train's 8: a round's data are an early agent's short, falling episodes, and drawing their ends
+    # 8 times over taught the CartPole dream quick falls (benchmarks/results/stability/recipes.md).
+    model_terminal_repeats: int = 1
     dream_steps: int = 20_000  # agent steps in the dream per round (all envs together)
     num_envs: int = 16  # dream envs, and the model-free agent's real envs
     eval_episodes: int = 10
@@ -65,7 +69,16 @@ class DynaSettings:
     imagination_horizon: int | None = 15  # None: the real episode length
 
     def __post_init__(self):
-        for name in ("real_steps", "iterations", "model_steps", "model_batch_size", "dream_steps", "num_envs", "eval_episodes"):
+        for name in (
+            "real_steps",
+            "iterations",
+            "model_steps",
+            "model_batch_size",
+            "model_terminal_repeats",
+            "dream_steps",
+            "num_envs",
+            "eval_episodes",
+        ):
             check_integer(name, getattr(self, name))
         for name in ("seed", "eval_seed"):
             check_integer(name, getattr(self, name), low=0)
@@ -153,6 +166,7 @@ def dyna(
             batch_size=settings.model_batch_size,
             window_lengths=[context],
             lr=settings.model_lr,
+            terminal_repeats=settings.model_terminal_repeats,
             warmup_steps=min(50, settings.model_steps),
             checkpoint_every=settings.model_steps,
             keep_checkpoints=1,

@@ -121,6 +121,7 @@ CLI = [
     (["bench", "physics", "model=balls", "seed=-1"], "seed must be an integer >= 0 or null, got -1"),
     (["bench", "rl", "seeds=0"], "seeds must be an integer >= 1, got 0"),
     (["bench", "rl", "model_lr=0"], "model_lr must be a finite number > 0, got 0"),
+    (["bench", "rl", "model_terminal_repeats=0"], "model_terminal_repeats must be an integer >= 1, got 0"),
     (["bench", "rl", "real_steps=abc"], "real_steps must be an integer >= 1, got 'abc'"),
     (["bench", "rl", "imagination_horizon=0"], "imagination_horizon must be an integer >= 1 or null"),
     (["bench", "rl", "model_free_budget=0"], "model_free_budget must be an integer >= 1, got 0"),

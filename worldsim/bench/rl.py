@@ -151,6 +151,13 @@ def start_of(report: dict) -> str:
     return f"fine-tuning `{report['model']}` from the first round: the real steps that model was trained on before are not counted."
 
 
+def fine_tuning(settings: dict) -> str:
+    """The rounds' world-model training settings, as the header states them (reports from before
+    ``model_terminal_repeats`` existed ran with train's 8)."""
+    repeats = settings.get("model_terminal_repeats", 8)
+    return f"lr {settings['model_lr']:g}, batch {settings['model_batch_size']}, windows ending on a fall drawn {repeats}x"
+
+
 def agent_line(report: dict) -> str:
     """The agent both methods train, as the header states it."""
     s = report["settings"]
@@ -174,8 +181,8 @@ def markdown(report: dict) -> str:
         f"`{report['command']}` (its runs took {report['seconds'] / 60:.0f} min in all)",
         "",
         f"{report['algo'].upper()}, {report['seeds']} seeds. Dyna: {s['iterations']} rounds of (collect real steps with the "
-        f"policy -> {s['model_steps']} world-model training steps on all real data so far -> {s['dream_steps']} dream steps "
-        f"of the agent), {start_of(report)} Model-free: the same algorithm on the real env, for "
+        f"policy -> {s['model_steps']} world-model training steps on all real data so far ({fine_tuning(s)}) -> "
+        f"{s['dream_steps']} dream steps of the agent), {start_of(report)} Model-free: the same algorithm on the real env, for "
         f"{report.get('model_free_budget', 1)}x the real steps. Returns: mean over seeds of "
         f"each seed's mean real return over {s['eval_episodes']} seeded episodes; spread: std over seeds.",
         "",
