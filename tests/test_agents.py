@@ -191,10 +191,10 @@ def test_dyna_fresh_trains_a_new_world_model_in_its_first_round(tmp_path):
 
     folder = str(save_tiny_world_model(tmp_path / "model"))
     world = dict(scenario="push", frame_size=(16, 16), max_steps=10)
-    rows = dyna(folder, "ppo", tmp_path / "a", DynaSettings(**DYNA, fresh=True), progress=False, **world)
+    rows = dyna(folder, "ppo", tmp_path / "a", DynaSettings(**DYNA, fresh=True, model_terminal_repeats=3), progress=False, **world)
     runs = [json.loads((tmp_path / "a" / "world" / f"iter_{k:03d}" / "config.json").read_text()) for k in (0, 1)]
     assert runs[0]["init"] is None and runs[1]["init"] == rows[0]["model"]  # round 2 fine-tunes round 1's model
-    assert [run["train"]["terminal_repeats"] for run in runs] == [1, 1]  # Dyna's, not train's 8
+    assert [run["train"]["terminal_repeats"] for run in runs] == [3, 3]  # the rounds' own, not train's default
     with pytest.raises(ValueError, match="fresh must be true or false"):
         DynaSettings(fresh="yes")
 
@@ -246,7 +246,7 @@ def test_bench_rl_reports_both_methods_over_seeds(tmp_path):
     assert "| mark | dyna real steps |" in text and (tmp_path / "rl" / "rl.png").is_file()
     assert "Agent (both methods): PPO `CnnPolicy` with worldsim's `FrameCNN`, 2 envs, 4 stacked frames, rewards normalised" in text
     assert "n_steps=128, batch_size=256, n_epochs=4, learning_rate=0.00025" in text
-    assert "(lr 0.0003, batch 16, windows ending on a fall drawn 1x)" in text
+    assert "(lr 0.0003, batch 16, windows ending on a fall drawn 8x)" in text
 
 
 def test_runs_of_neighbouring_seeds_collect_from_disjoint_episode_seeds():

@@ -83,7 +83,7 @@ class RLConfig(BenchConfig):
     iterations: int = 5
     model_steps: int = 500
     model_lr: float = 3e-4
-    model_terminal_repeats: int = 1
+    model_terminal_repeats: int = 8
     fresh: bool = False
     dream_steps: int = 20_000
     num_envs: int = 16
