@@ -51,7 +51,7 @@ class DynaSettings:
     model_steps: int = 500  # world-model fine-tuning steps per round
     model_batch_size: int = 16
     model_lr: float = 3e-4
-    # Windows ending on a fall drawn this many times as often in the rounds' fine-tuning (train.terminal_repeats).
+    # Windows ending an episode (a fall, a reach) drawn this many times as often in the rounds' fine-tuning (train.terminal_repeats).
     # 1 keeps more of the shipped CartPole model's fidelity through the rounds, but its agents learned less
     # in the RL benchmark than with train's 8 (benchmarks/results/stability/recipes.md).
     model_terminal_repeats: int = 8

@@ -246,7 +246,7 @@ def test_bench_rl_reports_both_methods_over_seeds(tmp_path):
     assert "| mark | dyna real steps |" in text and (tmp_path / "rl" / "rl.png").is_file()
     assert "Agent (both methods): PPO `CnnPolicy` with worldsim's `FrameCNN`, 2 envs, 4 stacked frames, rewards normalised" in text
     assert "n_steps=128, batch_size=256, n_epochs=4, learning_rate=0.00025" in text
-    assert "(lr 0.0003, batch 16, windows ending on a fall drawn 8x)" in text
+    assert "(lr 0.0003, batch 16, windows ending an episode drawn 8x)" in text
 
 
 def test_runs_of_neighbouring_seeds_collect_from_disjoint_episode_seeds():

@@ -155,7 +155,7 @@ def fine_tuning(settings: dict) -> str:
     """The rounds' world-model training settings, as the header states them (reports from before
     ``model_terminal_repeats`` existed ran with train's 8)."""
     repeats = settings.get("model_terminal_repeats", 8)
-    return f"lr {settings['model_lr']:g}, batch {settings['model_batch_size']}, windows ending on a fall drawn {repeats}x"
+    return f"lr {settings['model_lr']:g}, batch {settings['model_batch_size']}, windows ending an episode drawn {repeats}x"
 
 
 def agent_line(report: dict) -> str:
