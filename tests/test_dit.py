@@ -176,6 +176,27 @@ def test_the_step_size_reaches_the_newest_frame_only_and_starts_as_a_no_op():
     assert torch.equal(plain(**x).velocity, plain(**x, step=0.5).velocity)
 
 
+def test_attention_pooled_heads_start_as_the_mean_and_can_single_out_one_token():
+    mean = tiny_dit()
+    attention = tiny_dit(random_weights=False, head_pooling="attention")
+    missing, unexpected = attention.load_state_dict(mean.state_dict(), strict=False)
+    assert {name.split(".")[0] for name in missing} == {"head_pool"} and not unexpected
+    x = inputs(Denoiser(mean))
+    before, after = Denoiser(mean)(**x), Denoiser(attention)(**x)
+    for key in ("velocity", "reward", "termination"):  # a fresh pool (zero query) is the mean: fine-tuning starts as itself
+        torch.testing.assert_close(getattr(before, key), getattr(after, key), rtol=1e-5, atol=1e-5)
+    # A trained query weighs tokens by their keys: one frame's heads then read some tokens more than others.
+    pool = attention.head_pool
+    assert pool is not None
+    with torch.no_grad():
+        pool.query.normal_(std=3.0)
+    tokens = torch.randn(1, 1, 16, 32)
+    weights_differ = not torch.allclose(pool(tokens), tokens.mean(dim=2), atol=1e-3)
+    assert weights_differ
+    with pytest.raises(ValueError, match=r"head_pooling must be one of mean, attention, got 'max'"):
+        tiny_dit(head_pooling="max")
+
+
 def test_fresh_model_repeats_the_frame_before():
     model = Denoiser(tiny_dit(random_weights=False))
     x = inputs(model)

@@ -245,6 +245,29 @@ class DiTBlock(nn.Module):
         return x, kv
 
 
+HEAD_POOLINGS = ("mean", "attention")
+
+
+class AttentionPool(nn.Module):
+    """Multi-head attention of one learned query over a frame's tokens ``[B, T, N, D] -> [B, T, D]``.
+
+    The values are the tokens themselves (each head a slice of them) and the query starts at zero,
+    so a fresh pool is the tokens' mean: a model trained with mean pooling, fine-tuned with this
+    one, starts as itself."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.key = nn.Linear(dim, dim)
+        self.query = nn.Parameter(torch.zeros(num_heads, dim // num_heads))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        keys = rearrange(self.key(tokens), "b t n (h e) -> b t n h e", h=self.num_heads)
+        weights = torch.einsum("btnhe,he->btnh", keys, self.query * keys.shape[-1] ** -0.5).softmax(dim=2)
+        values = rearrange(tokens, "b t n (h e) -> b t n h e", h=self.num_heads)
+        return rearrange(torch.einsum("btnh,btnhe->bthe", weights, values), "b t h e -> b t (h e)")
+
+
 class DiTConfig(FrozenDict):
     """The type of ``SpacetimeDiT.config``: diffusers' frozen dict of the constructor's arguments,
     which it also sets as attributes (diffusers itself types ``config`` as a plain dict)."""
@@ -265,6 +288,7 @@ class DiTConfig(FrozenDict):
     position_bands: int
     residual_std: float
     step_conditioning: bool
+    head_pooling: str
 
 
 class SpacetimeDiT(ModelMixin, ConfigMixin):
@@ -298,8 +322,11 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         position_bands: int = 6,
         residual_std: float = 0.1,
         step_conditioning: bool = False,
+        head_pooling: str = "mean",
     ) -> None:
         super().__init__()
+        if head_pooling not in HEAD_POOLINGS:
+            raise ValueError(f"head_pooling must be one of {', '.join(HEAD_POOLINGS)}, got {head_pooling!r}")
         if (num_actions > 0) == (action_dim > 0):
             raise ValueError(f"give exactly one of num_actions (discrete) or action_dim (continuous), got {num_actions} and {action_dim}")
         if hidden_size % num_heads:
@@ -324,6 +351,9 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
         self.final_linear = nn.Linear(d, pt * p * p * in_channels)
+        # A frame's tokens -> one feature vector for the heads: their mean, or a learned query's
+        # attention over them (which can single out the few tokens where a small event happens).
+        self.head_pool = AttentionPool(d, num_heads) if head_pooling == "attention" else None
         self.heads = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 2 * pt))  # reward, termination per frame
         self.initialize_weights()
 
@@ -472,6 +502,7 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
             p2=p,
             c=channels,
         )
-        pooled = rearrange(hidden, "b (t n) d -> b t n d", t=grid[0]).mean(dim=2)
+        frames = rearrange(hidden, "b (t n) d -> b t n d", t=grid[0])
+        pooled = frames.mean(dim=2) if self.head_pool is None else self.head_pool(frames)
         heads = rearrange(self.heads(pooled), "b t (pt two) -> two b (t pt)", two=2)
         return NetworkOutput(prediction, reward=heads[0], termination=heads[1], keys_values=keys_values)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from worldsim.errors import UserError, accepted_number, is_integer, is_number
+from worldsim.model.dit import HEAD_POOLINGS
 from worldsim.model.flow import NoiseSchedule
 
 
@@ -28,10 +29,13 @@ class ModelConfig:
     text_depth: int = 2
     text_heads: int = 4
     step_conditioning: bool = False  # the DiT is told the sampler step size (shortcut models: train.shortcut_prob)
+    head_pooling: str = "mean"  # how the reward and termination heads read a frame's tokens: mean | attention
 
     def __post_init__(self):
         if self.codec not in ("pixels", "vae"):
             raise UserError(f"model.codec must be pixels or vae, got {self.codec!r}")
+        if self.head_pooling not in HEAD_POOLINGS:
+            raise UserError(f"model.head_pooling must be mean or attention, got {self.head_pooling!r}")
         if self.vae is not None and not isinstance(self.vae, str):
             raise UserError(f"model.vae must be a run folder's path or null, got {self.vae!r}")
         check_fields(self, "model", MODEL_RULES)
@@ -61,9 +65,13 @@ class TrainConfig:
     action_dropout: float = 0.1  # samples whose actions are all nulled (guidance on actions)
     noise: NoiseSchedule = field(default_factory=NoiseSchedule)  # how noise levels are drawn (train.noise.*)
     terminal_repeats: int = 8  # windows ending on a terminated episode's last frame are drawn this many times as often
+    # ... and count 1 / terminal_repeats in the flow loss: the repeats then teach the heads the ends
+    # without teaching the dynamics that episodes end (a pole falls) more often than the data show.
+    terminal_flow_reweight: bool = False
     rollout_prob: float = 0.0  # share of windows whose context ends in frames the model generated itself (self-forcing)
     rollout_frames: int = 2  # frames generated for such a window (at most its length - 2), just before its last
     rollout_steps: int = 4  # sampler steps per generated frame (match the inference sampler)
+    head_rollout_prob: float = 0.0  # share of the heads' windows whose last frame the model makes (heads that read dreamed frames)
     # Shortcut models (Frans et al. 2024; Dreamer 4's shortcut forcing): that share of the windows has
     # its last frame at a level on the grid of a step size d from 1, 1/2, ... 1/shortcut_steps and
     # learns to take the step d in one pass as two passes of d / 2 of the model itself take it (no
@@ -141,7 +149,10 @@ TRAIN_RULES = {
         )
     },
     **{name: (int, 0, None, False) for name in ("warmup_steps", "num_workers", "seed")},
-    **{name: FRACTION for name in ("min_lr_ratio", "ema_decay", "text_dropout", "action_dropout", "rollout_prob", "shortcut_prob")},
+    **{
+        name: FRACTION
+        for name in ("min_lr_ratio", "ema_decay", "text_dropout", "action_dropout", "rollout_prob", "shortcut_prob", "head_rollout_prob")
+    },
     **{
         name: (float, 0, None, False)
         for name in ("weight_decay", "reward_weight", "termination_weight", "shortcut_weight", "motion_weight")
@@ -149,6 +160,7 @@ TRAIN_RULES = {
     **{name: (float, 0, None, True) for name in ("lr", "grad_clip")},
     "images": (bool, None, None, False),
     "bf16": (bool, None, None, False),
+    "terminal_flow_reweight": (bool, None, None, False),
 }
 NOISE_RULES = {
     **{name: FRACTION for name in ("context_prob", "context_noise_max", "uniform_prob", "clean_prob")},

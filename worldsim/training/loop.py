@@ -94,6 +94,7 @@ def build_world_model(model: ModelConfig, world: WorldModelConfig, text_encoder:
         data_std=1.0 if model.codec == "vae" else 0.5,  # VAE latents are normalised; frames in [-1, 1] are not
         residual_std=0.2 if model.codec == "vae" else 0.1,
         step_conditioning=model.step_conditioning,
+        head_pooling=model.head_pooling,
     )
     return WorldModel(replace(world, codec=model.codec), codec, dit, text_encoder)
 
@@ -120,6 +121,7 @@ def sizes_of(model: str) -> tuple[ModelConfig, tuple[int, int]]:
         text_depth=getattr(text.config, "depth", 2),
         text_heads=getattr(text.config, "num_heads", 4),
         step_conditioning=dit.step_conditioning,
+        head_pooling=dit.head_pooling,
     )
     return sizes, tuple(world.config.frame_size)
 
@@ -165,20 +167,27 @@ class FlowMatchingLoss(nn.Module):
         target, step = velocity_target(x0, noise), torch.zeros(b, device=device)
         if self.cfg.shortcut_prob > 0:  # drawn only when used, as above
             sigmas, step, target = self.shortcut(x0, noise, sigmas, target, actions, action_mask, text, generator)
-        out = Denoiser(self.dit)(add_noise(x0, noise, sigmas), sigmas, actions, action_mask, text, step=step)
-        # A shortcut frame (step > 0) counts as shortcut_weight frames (0: its whole window, T), so
-        # that one frame in T is heard.
-        counts = torch.ones_like(out.loss_weight)
-        counts[:, -1] = torch.where(step > 0, float(self.cfg.shortcut_weight or t), 1.0)
-        weight = (out.loss_weight * counts)[:, :, None, None, None]
-        if self.cfg.motion_weight > 0:
-            weight = weight * motion_weights(x0, self.cfg.motion_weight)
-        diffusion = (weight * (out.velocity.float() - target) ** 2).mean()
         # The heads are read on the simulator's newest frame, the last of its window, so they learn
         # there only: at earlier positions they would learn the position (an episode's end is
         # always a window's last frame) instead of what the frame shows.
         heads = (sigmas <= self.cfg.noise.context_noise_max) & ~batch["is_image"].to(device)[:, None]
         heads[:, :-1] = False
+        generated = torch.zeros(b, dtype=torch.bool, device=device)
+        if self.cfg.head_rollout_prob > 0 and t > 1:  # drawn only when used, as above
+            x0, generated = self.head_rollout(x0, sigmas, noise, actions, action_mask, text, heads[:, -1], generator)
+        out = Denoiser(self.dit)(add_noise(x0, noise, sigmas), sigmas, actions, action_mask, text, step=step)
+        # A shortcut frame (step > 0) counts as shortcut_weight frames (0: its whole window, T), so
+        # that one frame in T is heard; a generated last frame (head_rollout) teaches the heads only.
+        counts = torch.ones_like(out.loss_weight)
+        counts[:, -1] = torch.where(step > 0, float(self.cfg.shortcut_weight or t), 1.0)
+        counts[:, -1] = torch.where(generated, 0.0, counts[:, -1])
+        weight = (out.loss_weight * counts)[:, :, None, None, None]
+        if self.cfg.motion_weight > 0:
+            weight = weight * motion_weights(x0, self.cfg.motion_weight)
+        if self.cfg.terminal_flow_reweight:  # a window drawn terminal_repeats times counts once in all
+            ends = batch["terminated"][:, -1].to(device)
+            weight = weight * torch.where(ends, 1.0 / self.cfg.terminal_repeats, 1.0)[:, None, None, None, None]
+        diffusion = (weight * (out.velocity.float() - target) ** 2).mean()
         reward = masked_mean((out.reward.float() - batch["rewards"].to(device)) ** 2, heads)
         termination = masked_mean(
             F.binary_cross_entropy_with_logits(out.termination.float(), batch["terminated"].to(device).float(), reduction="none"), heads
@@ -187,6 +196,62 @@ class FlowMatchingLoss(nn.Module):
         return {"loss": loss, "diffusion": diffusion, "reward": reward, "termination": termination}
 
     @torch.no_grad()
+    @torch.no_grad()
+    def generate_next(
+        self,
+        context: torch.Tensor,
+        levels: torch.Tensor,
+        actions: torch.Tensor,
+        action_mask: torch.Tensor,
+        text: TextContext,
+        start: torch.Tensor,
+    ) -> torch.Tensor:
+        """The frame ``[n, 1, C, h, w]`` the model makes after the noisy ``context`` ``[n, i, ...]``
+        at noise levels ``levels`` ``[n, i]``, as the simulator makes one: the sampler's
+        ``rollout_steps`` steps from the noise ``start``; ``actions`` and ``action_mask`` cover the
+        context and the new frame. No gradient."""
+        n, i = context.shape[:2]
+        denoiser = Denoiser(self.dit)
+
+        def velocity(x: torch.Tensor, sigma: float, step: float, conditioned: bool) -> torch.Tensor:
+            frame_sigmas = torch.cat([levels, torch.full((n, 1), sigma, device=x.device)], dim=1)
+            return denoiser(torch.cat([context, x], dim=1), frame_sigmas, actions, action_mask, text, step=step).velocity[:, -1:]
+
+        return Sampler(self.cfg.rollout_steps).sample(velocity, start)
+
+    def head_rollout(
+        self,
+        x0: torch.Tensor,
+        sigmas: torch.Tensor,
+        noise: torch.Tensor,
+        actions: torch.Tensor,
+        action_mask: torch.Tensor,
+        text: TextContext,
+        learns: torch.Tensor,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heads that read generated frames: a share ``head_rollout_prob`` of the windows whose heads
+        learn (``learns`` ``[B]``: the last frame at a context level) gets as its last frame the one
+        the model makes itself from the window's real context (:meth:`generate_next`), with the real
+        frame's reward and termination as the heads' targets. The heads otherwise only see real
+        frames, and a generated frame (a few grey levels off across the background) can read as
+        another world to them: a push model whose heads found 94% of the reaches on real frames
+        found none of the same reaches in its dream. That frame's flow error is not counted (its
+        target would be the model's own frame). Returns the latents with those frames replaced and
+        which windows got one ``[B]``."""
+        b = x0.shape[0]
+        chosen = ((torch.rand(b, generator=generator).to(x0.device) < self.cfg.head_rollout_prob) & learns).nonzero().flatten()
+        starts = torch.randn((b, 1, *x0.shape[2:]), generator=generator).to(x0.device)
+        generated = torch.zeros(b, dtype=torch.bool, device=x0.device)
+        if len(chosen) == 0:
+            return x0, generated
+        context = add_noise(x0[chosen, :-1], noise[chosen, :-1], sigmas[chosen, :-1])
+        frames = self.generate_next(context, sigmas[chosen, :-1], actions[chosen], action_mask[chosen], text[chosen], starts[chosen])
+        x0 = x0.clone()
+        x0[chosen, -1:] = frames
+        generated[chosen] = True
+        return x0, generated
+
     def rollout(
         self,
         x0: torch.Tensor,
@@ -211,22 +276,14 @@ class FlowMatchingLoss(nn.Module):
         starts = torch.randn((b, t - 1 - first, *x0.shape[2:]), generator=generator).to(x0.device)
         if len(chosen) == 0:
             return x0, sigmas
-        n, denoiser, sampler = len(chosen), Denoiser(self.dit), Sampler(self.cfg.rollout_steps)
+        n = len(chosen)
         latents, level = x0[chosen].clone(), levels[chosen, None]
         rows_actions, rows_mask, rows_text = actions[chosen], action_mask[chosen], text[chosen]
         for i in range(first, t - 1):
             context = add_noise(latents[:, :i], noise[chosen, :i], level.expand(n, i))
-
-            def velocity(
-                x: torch.Tensor, sigma: float, step: float, conditioned: bool, i: int = i, context: torch.Tensor = context
-            ) -> torch.Tensor:
-                frame_sigmas = torch.cat([level.expand(n, i), torch.full((n, 1), sigma, device=x.device)], dim=1)
-                out = denoiser(
-                    torch.cat([context, x], dim=1), frame_sigmas, rows_actions[:, : i + 1], rows_mask[:, : i + 1], rows_text, step=step
-                )
-                return out.velocity[:, -1:]
-
-            latents[:, i : i + 1] = sampler.sample(velocity, starts[chosen, i - first : i - first + 1])
+            start, seen = starts[chosen, i - first : i - first + 1], slice(0, i + 1)
+            made = self.generate_next(context, level.expand(n, i), rows_actions[:, seen], rows_mask[:, seen], rows_text, start)
+            latents[:, i : i + 1] = made
         x0, sigmas = x0.clone(), sigmas.clone()
         x0[chosen] = latents
         sigmas[chosen, :-1] = level
@@ -403,13 +460,14 @@ def train(
 def start_from(model: WorldModel, trained: WorldModel, init: str | Path) -> None:
     """Loads the weights (and ``residual_std``) of the ``trained`` model (from ``init``) into ``model``.
     A flow model fine-tuned as a step-conditioned one keeps its fresh step embedding, whose zero
-    output layer leaves the model as it was."""
+    output layer leaves the model as it was; one fine-tuned with attention-pooled heads keeps its
+    fresh pool, which starts as the mean pooling it had."""
     try:
         missing, unexpected = model.load_state_dict(trained.state_dict(), strict=False)
     except RuntimeError as error:
         first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
         raise UserError(f"init={init} has other sizes than model= ({first}); fine-tune with its own sizes") from None
-    missing = [name for name in missing if not name.startswith("dit.step_embed.")]
+    missing = [name for name in missing if not name.startswith(("dit.step_embed.", "dit.head_pool."))]
     if missing or unexpected:
         names = ", ".join((missing + unexpected)[:3])
         raise UserError(f"init={init} has other parts than model= (missing or unexpected: {names}); fine-tune with its own sizes")

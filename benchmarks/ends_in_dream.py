@@ -1,0 +1,182 @@
+"""Does the dream end an episode where the real one ends? Open loop from real frames, near each end.
+
+    python benchmarks/ends_in_dream.py --model LABEL=PATH [--model ...] --data COLLECTION \
+        [--episodes 32] [--before 1 2 4 8 15] [--late 3] [--out FOLDER]
+
+An agent trained in imagination (DIAMOND's protocol, ``worldsim agent dyna``) starts its dream
+episodes from real frames and dreams a short horizon (15 steps), so what it learns about an
+episode's end is what the dream does in the few steps before one. For each of the first
+``--episodes`` episodes of ``--data`` that end by termination (a fall, a reach) and each ``K`` of
+``--before``, the dream starts from the real frames up to ``K`` steps before the end (the model's
+context) and replays the ``K`` recorded actions, then holds the last one ``--late`` steps more.
+Per ``K`` it reports the share of branches whose dream ends on time (within one step of the real
+end), early, late (up to ``--late`` steps after) or not at all, and the return the dream and the
+real episode give over those ``K`` steps. A control row starts one branch per episode at least
+``max(K) + late`` steps before its end (or in an episode that does not end) and reports the share
+the dream ends within the ``max(K)`` steps it replays: false ends. Teacher-forced heads
+(``benchmarks/heads_on_data.py``) say whether the heads read real frames right; this says whether
+the dream's own frames get there and are read right. Prints a markdown table; ``--out`` writes
+``ends_in_dream.md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from worldsim.atomic import write_table
+from worldsim.data.collection import Collection
+from worldsim.data.episode import Episode
+from worldsim.model.world_model import WorldModel
+
+ON_TIME = 1  # steps of slack either side of the real end
+
+
+@dataclass
+class Branch:
+    """A dream branch: its table ``row``, the real ``context`` it starts from, the recorded
+    ``actions`` it replays, the step the real episode ends at (None: a control branch) and the
+    real return over those steps."""
+
+    row: str
+    context: Episode
+    actions: np.ndarray
+    real_end: int | None
+    real_return: float
+
+
+def branches(episodes: list[Episode], before: list[int], late: int) -> list[Branch]:
+    """A branch ``K`` steps before each terminal episode's end for each ``K`` of ``before``, and a
+    control branch far from any end in each episode that has room for one."""
+    longest = max(before)
+    found = []
+    for k in before:
+        for episode in episodes:
+            n = len(episode.actions)  # steps; the episode's frames are n + 1
+            if episode.terminated[-1] and n >= k:
+                found.append(branch(f"{k} before", episode, n - k, k, k))
+    for episode in episodes:
+        n = len(episode.actions)
+        room = n - (longest + late) if episode.terminated[-1] else n - longest
+        if room >= 1:  # mid-way through the starts that leave room, as a start drawn by Dyna could be
+            found.append(branch("control", episode, (room + 1) // 2, longest, None))
+    return found
+
+
+def branch(row: str, episode: Episode, start: int, steps: int, real_end: int | None) -> Branch:
+    """The branch from step ``start`` of ``episode`` replaying its next ``steps`` actions."""
+    context = Episode(
+        frames=episode.frames[: start + 1],
+        actions=episode.actions[:start],
+        rewards=episode.rewards[:start],
+        terminated=np.zeros(start, dtype=bool),
+        truncated=np.zeros(start, dtype=bool),
+        caption=episode.caption,
+    )
+    span = slice(start, start + steps)
+    return Branch(row, context, np.asarray(episode.actions[span]), real_end, float(np.sum(episode.rewards[span])))
+
+
+def dream_ends(model: str | WorldModel, found: list[Branch], late: int, seed: int) -> list[tuple[int | None, float]]:
+    """Each branch's first dream end (steps from its start; None: none) and dream return over its
+    replayed steps (up to that end), all branches stepped as one batch."""
+    from worldsim.envs.dream import DreamVectorEnv
+
+    steps = max(len(b.actions) for b in found) + late
+    env = DreamVectorEnv(num_envs=len(found), model=model, horizon=steps + 1, autoreset_mode="Disabled")
+    env.reset(seed=seed, options={"context": [b.context for b in found]})
+    lengths = np.array([len(b.actions) for b in found])
+    ended = np.zeros(len(found), dtype=np.int64)  # 0: not yet
+    returns = np.zeros(len(found))
+    for t in range(steps):
+        actions = np.stack([b.actions[min(t, len(b.actions) - 1)] for b in found])  # then the last one held
+        _, rewards, terminated, _, _ = env.step(actions)
+        returns += np.where((ended == 0) & (t < lengths), rewards, 0.0)
+        ended = np.where((ended == 0) & terminated, t + 1, ended)
+    env.close()
+    return [(int(e) if e else None, float(r)) for e, r in zip(ended, returns)]
+
+
+def summarise(found: list[Branch], results: list[tuple[int | None, float]]) -> list[dict]:
+    """Per table row: the shares of branches ending on time / early / late / never (false ends for
+    the control row) and the mean dream and real returns."""
+    table = []
+    for name in dict.fromkeys(b.row for b in found):
+        members = [(b, result) for b, result in zip(found, results) if b.row == name]
+        ends = [end for _, (end, _) in members]
+        k = members[0][0].real_end
+        summary: dict = {"row": name, "branches": len(members)}
+        if k is None:
+            # within the replayed steps: the held action after them is not what the real episode did
+            summary["false_ends"] = float(np.mean([e is not None and e <= len(b.actions) for (b, _), e in zip(members, ends)]))
+        else:
+            summary |= {
+                "on_time": float(np.mean([e is not None and abs(e - k) <= ON_TIME for e in ends])),
+                "early": float(np.mean([e is not None and e < k - ON_TIME for e in ends])),
+                "late": float(np.mean([e is not None and e > k + ON_TIME for e in ends])),
+                "never": float(np.mean([e is None for e in ends])),
+            }
+        summary["dream_return"] = float(np.mean([r for _, (_, r) in members]))
+        summary["real_return"] = float(np.mean([b.real_return for b, _ in members]))
+        table.append(summary)
+    return table
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"Dream branches from the real frames of the first {report['episodes']} episodes of `{report['data']}`, "
+        f"replaying the recorded actions (then holding the last {report['late']} steps more). `{report['command']}`",
+        "",
+        "| model | branch start | branches | ends on time (+-1) | early | late | never | false ends (control) "
+        "| dream return | real return |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, table in report["models"].items():
+        for r in table:
+            cells = [f"{r[key]:.2f}" if key in r else "-" for key in ("on_time", "early", "late", "never", "false_ends")]
+            returns = f"{r['dream_return']:.3f} | {r['real_return']:.3f}"
+            lines.append(f"| {label} | {r['row']} | {r['branches']} | {' | '.join(cells)} | {returns} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", required=True, help="LABEL=PATH (a shipped name, model or run folder)")
+    parser.add_argument("--data", required=True, help="a collection of real episodes of the model's world")
+    parser.add_argument("--episodes", type=int, default=32)
+    parser.add_argument("--before", type=int, nargs="+", default=[1, 2, 4, 8, 15], help="steps before an end at which branches start")
+    parser.add_argument("--late", type=int, default=3, help="steps after the real end the dream may still end (late)")
+    parser.add_argument("--seed", type=int, default=0, help="the dream's noise seed")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    models = [m.partition("=") for m in args.model]
+    if any(not (label and sep and path) for label, sep, path in models):
+        parser.error("--model takes LABEL=PATH")
+    if args.episodes < 1 or min(args.before) < 1 or args.late < 0:
+        given = f"{args.episodes}, {args.before}, {args.late}"
+        parser.error(f"--episodes and every --before must be at least 1 and --late at least 0, got {given}")
+    episodes = Collection(args.data).load()[: args.episodes]
+    found = branches(episodes, sorted(set(args.before)), args.late)
+    if not any(b.real_end is not None for b in found):
+        parser.error(f"no episode among the first {args.episodes} of {args.data} ends by termination")
+    report = {
+        "command": f"python benchmarks/ends_in_dream.py {shlex.join(sys.argv[1:] if argv is None else argv)}",
+        "data": args.data,
+        "episodes": len(episodes),
+        "late": args.late,
+        "models": {label: summarise(found, dream_ends(path, found, args.late, args.seed)) for label, _, path in models},
+    }
+    text = markdown(report)
+    print(text, end="")
+    if args.out is not None:
+        write_table(args.out, "ends_in_dream", text, report)
+    return report
+
+
+if __name__ == "__main__":
+    main()
