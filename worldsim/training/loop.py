@@ -196,7 +196,6 @@ class FlowMatchingLoss(nn.Module):
         return {"loss": loss, "diffusion": diffusion, "reward": reward, "termination": termination}
 
     @torch.no_grad()
-    @torch.no_grad()
     def generate_next(
         self,
         context: torch.Tensor,
@@ -219,6 +218,7 @@ class FlowMatchingLoss(nn.Module):
 
         return Sampler(self.cfg.rollout_steps).sample(velocity, start)
 
+    @torch.no_grad()
     def head_rollout(
         self,
         x0: torch.Tensor,
@@ -252,6 +252,7 @@ class FlowMatchingLoss(nn.Module):
         generated[chosen] = True
         return x0, generated
 
+    @torch.no_grad()
     def rollout(
         self,
         x0: torch.Tensor,
