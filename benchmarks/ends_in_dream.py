@@ -113,7 +113,7 @@ def summarise(found: list[Branch], results: list[tuple[int | None, float]]) -> l
         summary: dict = {"row": name, "branches": len(members)}
         if k is None:
             # within the replayed steps: the held action after them is not what the real episode did
-            summary["false_ends"] = float(np.mean([e is not None and e <= len(b.actions) for (b, _), e in zip(members, ends)]))
+            summary["false_ends"] = float(np.mean([end is not None and end <= len(b.actions) for b, (end, _) in members]))
         else:
             summary |= {
                 "on_time": float(np.mean([e is not None and abs(e - k) <= ON_TIME for e in ends])),
