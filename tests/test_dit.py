@@ -157,6 +157,27 @@ def test_actions_and_text_reach_the_output():
     assert not torch.allclose(base, model(**dict(x, text=x["text"][torch.tensor([1, 0])])).velocity)
 
 
+def test_a_one_token_text_skips_the_scores_and_gives_what_attention_gives():
+    """An empty caption is one token: cross-attention to it is its projected value for every video
+    token, computed without the query or the scores (what it saves: the action-only worlds' text)."""
+    torch.manual_seed(0)
+    block = next(iter(tiny_dit().typed_blocks))
+    x = torch.randn(2, 12, block.cross.q.in_features)
+    keys, values = block.cross.keys_values(torch.randn(2, 1, block.cross.q.in_features))
+    mask = torch.zeros(2, 1, 1, 1)
+    full = block.cross(block.norm2(x), keys, values, mask)
+    short = block.cross.one_token(values)
+    assert short.shape == (2, 1, x.shape[-1])
+    torch.testing.assert_close(full, short.expand_as(full), rtol=1e-6, atol=1e-6)
+    model = tiny()
+    text, text_mask = ByteTextEncoder(dim=32, depth=1, num_heads=2)(["", ""])
+    assert text.shape[1] == 1
+    one = model.network.text_context(text.detach(), text_mask)
+    x = inputs(model)
+    padded = model(**dict(x, text=one.padded(2))).velocity  # two tokens, one of them padding: the scores' path
+    torch.testing.assert_close(model(**dict(x, text=one)).velocity, padded, rtol=1e-5, atol=1e-5)
+
+
 def test_the_step_size_reaches_the_newest_frame_only_and_starts_as_a_no_op():
     model = tiny(step_conditioning=True)
     x = inputs(model)

@@ -204,6 +204,13 @@ class CrossAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=text_mask.to(q.dtype))
         return self.proj(rearrange(out, "b h s d -> b s (h d)"))
 
+    def one_token(self, values: torch.Tensor) -> torch.Tensor:
+        """Cross-attention to a text of one token per row (every row holds at least one real token,
+        so that one is real): the softmax over one key is 1 whatever the query, so every video
+        token's output is the projected value, ``[B, 1, D]``. What an empty caption costs (the
+        worlds that take actions and no text), without the query, the scores or the norm before them."""
+        return self.proj(rearrange(values, "b h l d -> b l (h d)"))
+
 
 class DiTBlock(nn.Module):
     """Self-attention, cross-attention to text and an MLP; self-attention and MLP under adaLN-Zero."""
@@ -239,7 +246,8 @@ class DiTBlock(nn.Module):
         modulated = modulate(per_block(self.norm1(x), n), shift_a, scale_a).flatten(1, 2)
         attended, kv = self.attn(modulated, rotation, mask, cache, write)
         x = x + (gate_a * per_block(attended, n)).flatten(1, 2)
-        x = x + self.cross(self.norm2(x), *text)
+        keys, values, text_mask = text
+        x = x + (self.cross.one_token(values) if keys.shape[2] == 1 else self.cross(self.norm2(x), keys, values, text_mask))
         mlp = self.mlp(modulate(per_block(self.norm3(x), n), shift_m, scale_m))
         x = x + (gate_m * mlp).flatten(1, 2)
         return x, kv
