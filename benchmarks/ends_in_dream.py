@@ -17,6 +17,13 @@ the dream ends within the ``max(K)`` steps it replays: false ends. Teacher-force
 (``benchmarks/heads_on_data.py``) say whether the heads read real frames right; this says whether
 the dream's own frames get there and are read right. Prints a markdown table; ``--out`` writes
 ``ends_in_dream.md`` and ``.json``.
+
+The physics floor (``--physics-floor POS,VEL``, CartPole only: its episodes record the state, which
+CartPole-v1 can be set to): the same branches replayed in the real dynamics from the recorded state
+at each branch's start plus Gaussian noise of std POS on the cart position (m) and pole angle
+(rad) and VEL on their velocities (per second), ``--floor-samples`` times per branch. A model that
+knew the state only that well would score this, so it tells how much of a dream's misses is its
+own error and how much a state its frames cannot pin down (an inverted pole amplifies small errors).
 """
 
 from __future__ import annotations
@@ -26,15 +33,18 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
 from worldsim.atomic import write_table
 from worldsim.data.collection import Collection
 from worldsim.data.episode import Episode
+from worldsim.envs.cartpole import STATE_KEYS
 from worldsim.model.world_model import WorldModel
 
 ON_TIME = 1  # steps of slack either side of the real end
+Ends = list[tuple[int | None, float]]  # per branch: its first end (steps from its start; None: none) and its return
 
 
 @dataclass
@@ -48,6 +58,7 @@ class Branch:
     actions: np.ndarray
     real_end: int | None
     real_return: float
+    state: dict[str, float] | None = None  # the episode's recorded true state at the branch start
 
 
 def branches(episodes: list[Episode], before: list[int], late: int) -> list[Branch]:
@@ -79,10 +90,11 @@ def branch(row: str, episode: Episode, start: int, steps: int, real_end: int | N
         caption=episode.caption,
     )
     span = slice(start, start + steps)
-    return Branch(row, context, np.asarray(episode.actions[span]), real_end, float(np.sum(episode.rewards[span])))
+    state = {key: float(value[start]) for key, value in episode.states.items()} or None
+    return Branch(row, context, np.asarray(episode.actions[span]), real_end, float(np.sum(episode.rewards[span])), state)
 
 
-def dream_ends(model: str | WorldModel, found: list[Branch], late: int, seed: int) -> list[tuple[int | None, float]]:
+def dream_ends(model: str | WorldModel, found: list[Branch], late: int, seed: int) -> Ends:
     """Each branch's first dream end (steps from its start; None: none) and dream return over its
     replayed steps (up to that end), all branches stepped as one batch."""
     from worldsim.envs.dream import DreamVectorEnv
@@ -102,7 +114,35 @@ def dream_ends(model: str | WorldModel, found: list[Branch], late: int, seed: in
     return [(int(e) if e else None, float(r)) for e, r in zip(ended, returns)]
 
 
-def summarise(found: list[Branch], results: list[tuple[int | None, float]]) -> list[dict]:
+def physics_ends(found: list[Branch], late: int, noise: tuple[float, float], samples: int, seed: int) -> tuple[list[Branch], Ends]:
+    """The branches ``samples`` times each, with each replay's first end and return in CartPole-v1's
+    own dynamics, started from the branch's recorded state plus Gaussian ``noise`` (std of the
+    position and angle, std of their velocities); steps as :func:`dream_ends` counts them."""
+    import gymnasium as gym
+
+    env = cast(Any, gym.make("CartPole-v1").unwrapped)
+    rng = np.random.default_rng(seed)
+    std = np.array([noise[0], noise[1], noise[0], noise[1]])  # STATE_KEYS: x, x_dot, theta, theta_dot
+    repeated, results = [], []
+    for b in found:
+        assert b.state is not None
+        for _ in range(samples):
+            env.reset(seed=seed)  # forgets the last replay's end; its start state is then replaced
+            env.state = np.array([b.state[key] for key in STATE_KEYS]) + rng.normal(size=4) * std
+            end, total = None, 0.0
+            for t in range(len(b.actions) + late):
+                _, reward, terminated, _, _ = env.step(int(b.actions[min(t, len(b.actions) - 1)]))
+                total += float(reward) if t < len(b.actions) else 0.0
+                if terminated:
+                    end = t + 1
+                    break
+            repeated.append(b)
+            results.append((end, total))
+    env.close()
+    return repeated, results
+
+
+def summarise(found: list[Branch], results: Ends) -> list[dict]:
     """Per table row: the shares of branches ending on time / early / late / never (false ends for
     the control row) and the mean dream and real returns."""
     table = []
@@ -144,6 +184,17 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def floor_noise(parser: argparse.ArgumentParser, text: str) -> tuple[float, float]:
+    """``POS,VEL`` as two finite numbers >= 0, or the parser's one-line error."""
+    try:
+        pos, vel = (float(x) for x in text.split(","))
+    except ValueError:
+        parser.error(f"--physics-floor takes POS,VEL (two numbers: std of position and angle, of their velocities), got {text!r}")
+    if not (np.isfinite([pos, vel]).all() and pos >= 0 and vel >= 0):
+        parser.error(f"--physics-floor's stds must be finite and >= 0, got {text!r}")
+    return pos, vel
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", required=True, help="LABEL=PATH (a shipped name, model or run folder)")
@@ -152,6 +203,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--before", type=int, nargs="+", default=[1, 2, 4, 8, 15], help="steps before an end at which branches start")
     parser.add_argument("--late", type=int, default=3, help="steps after the real end the dream may still end (late)")
     parser.add_argument("--seed", type=int, default=0, help="the dream's noise seed")
+    parser.add_argument(
+        "--physics-floor",
+        action="append",
+        default=[],
+        metavar="POS,VEL",
+        help="CartPole: replay in its dynamics from the noisy recorded state (repeatable)",
+    )
+    parser.add_argument("--floor-samples", type=int, default=16, help="replays per branch of each physics floor")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     models = [m.partition("=") for m in args.model]
@@ -160,10 +219,15 @@ def main(argv: list[str] | None = None) -> dict:
     if args.episodes < 1 or min(args.before) < 1 or args.late < 0:
         given = f"{args.episodes}, {args.before}, {args.late}"
         parser.error(f"--episodes and every --before must be at least 1 and --late at least 0, got {given}")
+    floors = [floor_noise(parser, text) for text in args.physics_floor]
+    if args.floor_samples < 1:
+        parser.error(f"--floor-samples must be at least 1, got {args.floor_samples}")
     episodes = Collection(args.data).load()[: args.episodes]
     found = branches(episodes, sorted(set(args.before)), args.late)
     if not any(b.real_end is not None for b in found):
         parser.error(f"no episode among the first {args.episodes} of {args.data} ends by termination")
+    if floors and not all(b.state is not None and set(b.state) == set(STATE_KEYS) for b in found):
+        parser.error(f"--physics-floor needs CartPole episodes, which record its state {', '.join(STATE_KEYS)}; {args.data} does not")
     report = {
         "command": f"python benchmarks/ends_in_dream.py {shlex.join(sys.argv[1:] if argv is None else argv)}",
         "data": args.data,
@@ -171,6 +235,9 @@ def main(argv: list[str] | None = None) -> dict:
         "late": args.late,
         "models": {label: summarise(found, dream_ends(path, found, args.late, args.seed)) for label, _, path in models},
     }
+    for noise in floors:
+        label = f"physics, noise {noise[0]:g} / {noise[1]:g}"
+        report["models"][label] = summarise(*physics_ends(found, args.late, noise, args.floor_samples, args.seed))
     text = markdown(report)
     print(text, end="")
     if args.out is not None:

@@ -51,3 +51,28 @@ def test_a_dream_that_always_ends_ends_early_and_one_that_never_does_never(tmp_p
     with pytest.raises(SystemExit):
         ends_in_dream.main(["--model", f"never={never}", "--data", str(truncated)])
     assert "ends by termination" in capsys.readouterr().err
+
+
+def test_the_physics_floor_replays_cartpole_from_its_recorded_state(tmp_path, capsys):
+    from worldsim.data.collect import collect
+
+    data = tmp_path / "cartpole"
+    collect("worldsim/CartPole-v0", data, episodes=12, env_kwargs={"frame_size": (16, 16)}, policy="random", seed=3, progress=False)
+    found = ends_in_dream.branches(Collection(data).load(), [1, 4], late=2)
+    assert found and all(b.state is not None for b in found)
+    # Without noise the replay is the recorded episode: every end on time, no false end, the same return.
+    exact = ends_in_dream.summarise(*ends_in_dream.physics_ends(found, 2, (0.0, 0.0), 2, seed=0))
+    for row in exact:
+        assert row.get("on_time", 1.0) == 1.0 and row.get("false_ends", 0.0) == 0.0
+        assert row["dream_return"] == pytest.approx(row["real_return"])
+    # A state known only to 0.05 rad / 0.5 rad/s misses some of the ends four steps ahead.
+    noisy = {r["row"]: r for r in ends_in_dream.summarise(*ends_in_dream.physics_ends(found, 2, (0.05, 0.5), 8, seed=0))}
+    assert noisy["4 before"]["on_time"] < 1.0
+    never = save_tiny_world_model(tmp_path / "never")
+    synthetic = ending_collection(tmp_path / "synthetic")
+    with pytest.raises(SystemExit):
+        ends_in_dream.main(["--model", f"never={never}", "--data", str(synthetic), "--physics-floor", "0.01,0.1"])
+    assert "needs CartPole episodes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ends_in_dream.main(["--model", f"never={never}", "--data", str(synthetic), "--physics-floor", "0.01"])
+    assert "takes POS,VEL" in capsys.readouterr().err
