@@ -276,3 +276,20 @@ def test_noise_schedule_mixes_clean_windows_and_keeps_old_draws_without_them():
     assert 0.35 < clean.float().mean() < 0.65 and (mixed[clean] <= 0.1).all()
     assert torch.equal(mixed[~clean], plain[~clean])  # the clean draw comes last: the other windows keep their levels
     assert (NoiseSchedule(clean_prob=1.0).sample(8, 4, torch.Generator().manual_seed(0)) <= 0.1).all()
+
+
+@pytest.mark.slow  # compiles (inductor): about 90 s on a cold cache
+def test_compiled_blocks_give_the_eager_outputs_with_and_without_a_cache():
+    """SpacetimeDiT.compile_blocks compiles the blocks around the cache's write; the outputs stay
+    the eager ones (to float rounding: fused kernels add in another order)."""
+    eager, compiled = tiny(), tiny()
+    compiled.network.load_state_dict(eager.network.state_dict())
+    compiled.network.compile_blocks()
+    x = inputs(eager, t=4)
+    full = eager(**x)
+    torch.testing.assert_close(compiled(**x).velocity, full.velocity, rtol=1e-4, atol=1e-4)
+    head, tail = split(x, 3)
+    kvs = compiled(**head).keys_values
+    cache = with_room(kvs, 16, filled=[True] * 3 + [False], tokens_per_frame=16, head=3)
+    cached = compiled(**tail, before=(x["latents"][:, 2], x["sigmas"][:, 2]), block_offset=3, cache=cache)
+    torch.testing.assert_close(cached.velocity, full.velocity[:, 3:], rtol=1e-4, atol=1e-4)

@@ -244,3 +244,18 @@ def test_a_model_without_a_commit_pass_is_timed_so_beside_the_4_step_sampler_wit
     text = (tmp_path / "out" / "speed.md").read_text()
     assert "| cpu | 2, no commit pass (own) | 2 | 1 |" in text and "| cpu | 4 | 5 | 1 |" in text
     assert f"python benchmarks/stability.py --model model-k2-nc={folder} --sampler-steps 2 --no-commit-pass" in text
+
+
+@pytest.mark.slow  # compiles (inductor): about 90 s on a cold cache
+def test_compile_adds_the_models_own_k_with_compiled_blocks_beside_the_eager_one(tmp_path):
+    grid = SpeedGrid(batch_sizes=[1], sampler_steps=[1], windows=[], compile=True, **FAST)
+    report = run_speed(preset("tiny"), (8, 8), ["cpu"], grid, log=quiet)
+    write_report(report, tmp_path, "python benchmarks/speed.py --test")
+    own = report["model"]["sampler_steps"]
+    rows = sorted((r["steps"], r["compiled"]) for r in report["throughput"])
+    assert rows == [(1, False), (own, False), (own, True)]
+    compiled = next(r for r in report["throughput"] if r["compiled"])
+    assert compiled["passes"] == own + 1 and compiled["frames_per_s"] > 0
+    assert f"| cpu | {own} (own), compiled | {own + 1} | 1 |" in (tmp_path / "speed.md").read_text()
+    with pytest.raises(UserError, match="compile must be true or false"):
+        SpeedGrid(compile="yes")

@@ -51,3 +51,10 @@ def check_integer(name: str, value: object, low: int = 1, note: str = "") -> int
     if not is_integer(value, low):
         raise UserError(f"{name} must be {accepted_number(low, integer=True)}{f' ({note})' if note else ''}, got {value!r}")
     return int(cast(numbers.Integral, value))  # is_integer made sure
+
+
+def check_bool(name: str, value: object) -> bool:
+    """``value`` if it is true or false; else a UserError naming ``name`` (a config's ``yes`` is a string)."""
+    if not isinstance(value, bool):
+        raise UserError(f"{name} must be true or false, got {value!r}")
+    return value

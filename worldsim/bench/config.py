@@ -39,6 +39,7 @@ class SpeedConfig(BenchConfig):
     repeats: int | None = None
     max_seconds: float | None = None
     seed: int | None = 0
+    compile: bool = False
 
     def grid(self):
         """The :class:`~worldsim.bench.speed.SpeedGrid` to time: the full or quick one, with the keys given here."""

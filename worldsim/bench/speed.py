@@ -42,6 +42,7 @@ Fidelity is not measured here: the report names the commands that measure it for
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import platform
@@ -59,7 +60,7 @@ import torch
 from omegaconf import OmegaConf
 
 from worldsim.atomic import atomic_write, write_table
-from worldsim.errors import UserError, check_integer, is_integer, is_number
+from worldsim.errors import UserError, check_bool, check_integer, is_integer, is_number
 from worldsim.model.action_space import ActionSpace
 from worldsim.model.codec import VAECodec, small_vae
 from worldsim.model.denoiser import Denoiser
@@ -97,6 +98,7 @@ class SpeedGrid:
     min_seconds: float = 0.5  # a round runs a case for at least this long (whole steps)
     max_seconds: float = 120.0  # a case estimated (or, after warmup, measured) to need longer is skipped
     seed: int = 0
+    compile: bool = False  # throughput: also time the model's own k with its blocks compiled (SpacetimeDiT.compile_blocks)
 
     def __post_init__(self) -> None:
         self.batch_sizes = counts("batch_sizes", self.batch_sizes, "[1, 16, 64]")
@@ -108,6 +110,7 @@ class SpeedGrid:
         check_integer("repeats", self.repeats)
         check_integer("warmup", self.warmup, note="its last step sets the round length")
         check_integer("seed", self.seed, low=0)
+        check_bool("compile", self.compile)
         if not is_number(self.min_seconds, 0):
             raise UserError(f"min_seconds must be a finite number >= 0, got {self.min_seconds!r}")
         if not is_number(self.max_seconds, 0, open_low=True):
@@ -350,10 +353,22 @@ def passes_per_frame(
 def forward_flops(batch: int, queries: int, keys: int, text_tokens: int, hidden: int, depth: int, mlp_ratio: float) -> float:
     """Approximate FLOPs of one DiT pass: ``queries`` tokens per env attending to ``keys`` tokens
     and ``text_tokens`` text tokens. The text's keys and values are not counted: every engine here
-    makes them once per prompt, not per pass."""
-    linear = (4 + 2 + 2 * mlp_ratio) * hidden**2 * queries  # qkv and proj, cross-attention q and proj, mlp
-    attention = 2 * queries * (keys + text_tokens) * hidden  # scores and weighted sums, self and cross
-    return 2 * batch * depth * (linear + attention)
+    makes them once per prompt, not per pass. A one-token text (the empty prompt) costs one
+    projection per env, as the network computes it (``CrossAttention.one_token``)."""
+    linear = (4 + 2 * mlp_ratio) * hidden**2 * queries  # qkv and proj, mlp
+    if text_tokens == 1:
+        cross = hidden**2  # the projected value, once
+    else:
+        cross = 2 * hidden**2 * queries + 2 * queries * text_tokens * hidden  # q and proj; scores and weighted sums
+    attention = 2 * queries * keys * hidden  # self-attention's scores and weighted sums
+    return 2 * batch * depth * (linear + cross + attention)
+
+
+def always_timed(own_steps: int) -> str:
+    """The sentence naming the sampler settings every run times: the model's own and the reference."""
+    if own_steps == REFERENCE_STEPS:
+        return f"The model's own k = {own_steps} (the reference) is always timed."
+    return f"The model's own k = {own_steps} and k = {REFERENCE_STEPS} are always timed."
 
 
 def step_flops(mode: str, batch: int, window: int, passes: int, tokens: int, model: WorldModel) -> float:
@@ -437,6 +452,7 @@ class Case:
     steps: int  # sampler steps k; 0 for the matmul
     guidance: float = 1.0
     commit_pass: bool = True  # False: the sampler's last pass commits the frame (k passes, not k + 1)
+    compiled: bool = False  # the model's blocks compiled (SpacetimeDiT.compile_blocks)
     passes: int = 0  # DiT passes per step, counted (passes_per_frame); 0 for the matmul
     flops: float = 0.0  # estimated FLOPs per call
     estimated_s: float = 0.0  # estimated seconds for warmup and rounds
@@ -472,13 +488,29 @@ def plan(cases: list[Case], model: WorldModel, grid: SpeedGrid, flops_per_s: flo
 
 
 def runner(case: Case, model: WorldModel, seed: int) -> Callable[[], object]:
-    """One call of a case: an engine's step of every env, or the matmul."""
+    """One call of a case: an engine's step of every env, or the matmul. A ``compiled`` case runs
+    a copy of ``model`` whose blocks are compiled, made once per model."""
     if case.mode == "matmul":
         dit = model.dit.config
         return matmul(case.batch * frame_tokens(model), dit.hidden_size, dit.mlp_ratio, case.device)
+    if case.compiled:
+        model = compiled_copy(model)
     engine = make_engine(case.mode, model, case.batch, case.window, case.steps, case.device, seed, case.guidance, case.commit_pass)
     actions = torch.randint(0, 5, (case.batch,), generator=torch.Generator().manual_seed(seed)).to(case.device)
     return partial(engine.step, actions)
+
+
+COMPILED: dict[int, WorldModel] = {}  # id of an eager model -> its compiled copy
+
+
+def compiled_copy(model: WorldModel) -> WorldModel:
+    """A copy of ``model`` with its DiT's blocks compiled (:meth:`SpacetimeDiT.compile_blocks`), kept for the run."""
+    if id(model) not in COMPILED:
+        COMPILED.clear()  # one model per run: an earlier run's copy is not needed again
+        twin = copy.deepcopy(model)
+        twin.dit.compile_blocks()
+        COMPILED[id(model)] = twin
+    return COMPILED[id(model)]
 
 
 def measure_group(cases: list[Case], model: WorldModel, grid: SpeedGrid, log: Callable[[str], None]) -> None:
@@ -509,7 +541,8 @@ def describe(case: Case) -> str:
         return f"{case.device} matmul    B={case.batch:<3d}"
     guidance = f" g={case.guidance:g}" if case.guidance != 1 else ""
     commit = "" if case.commit_pass else " no-commit-pass"
-    return f"{case.device} {case.mode:9s} B={case.batch:<3d} W={case.window:<3d} k={case.steps}{guidance}{commit}"
+    compiled = " compiled" if case.compiled else ""
+    return f"{case.device} {case.mode:9s} B={case.batch:<3d} W={case.window:<3d} k={case.steps}{guidance}{commit}{compiled}"
 
 
 def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str], grid: SpeedGrid, log=print) -> dict:
@@ -533,6 +566,8 @@ def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str
         log(f"{device}: the DiT runs at {throughputs[device] / 1e9:.1f} GFLOP/s (calibration)")
         for batch in grid.batch_sizes:
             group = [Case(device, "cache", batch, window, k, grid.guidance, commit) for k, commit in settings]
+            if grid.compile:
+                group.append(Case(device, "cache", batch, window, own_steps, grid.guidance, commits(own_commit, own_steps), compiled=True))
             group.append(Case(device, "matmul", batch, 0, 0))
             time_group(f"{device} throughput B={batch}", group, model, grid, throughputs[device], counted, log)
             fast += group
@@ -581,7 +616,7 @@ def time_group(label: str, cases: list[Case], model: WorldModel, grid: SpeedGrid
 
 def row(case: Case) -> dict:
     """An engine case as a JSON row; a timed one carries steps/s, frames/s per env and in total, ms/step."""
-    keys = ("device", "mode", "batch", "window", "steps", "guidance", "commit_pass", "passes", "skipped", "steps_per_round")
+    keys = ("device", "mode", "batch", "window", "steps", "guidance", "commit_pass", "compiled", "passes", "skipped", "steps_per_round")
     out = {key: getattr(case, key) for key in keys}
     out["estimated_s"] = round(case.estimated_s, 2)
     if case.skipped:
@@ -686,7 +721,8 @@ def throughput_targets(cases: list[Case], own_steps: int, own_commit: bool = Tru
     timed = {(c.device, c.mode, c.batch, c.steps, c.commit_pass): c for c in cases if not c.skipped}
     results = []
     for device in sorted({c.device for c in cases}):
-        engines = sorted((c for c in cases if (c.device, c.mode, c.batch) == (device, "cache", TARGET_BATCH)), key=lambda c: c.steps)
+        at_target = [c for c in cases if (c.device, c.mode, c.batch) == (device, "cache", TARGET_BATCH)]
+        engines = sorted((c for c in at_target if not c.compiled), key=lambda c: c.steps)  # the steps target compares samplers
         reference = timed.get((device, "cache", TARGET_BATCH, REFERENCE_STEPS, True))
         fast = next((c for c in engines if (c.steps, c.commit_pass) == (own_steps, commits(own_commit, own_steps))), None)
         if own_steps >= REFERENCE_STEPS and own_commit:  # the fewest timed
@@ -701,10 +737,11 @@ def throughput_targets(cases: list[Case], own_steps: int, own_commit: bool = Tru
                 )
             )
         matmul = timed.get((device, "matmul", TARGET_BATCH, 0, True))
-        for case in engines:
+        for case in sorted(at_target, key=lambda c: (c.steps, c.compiled)):
             if matmul and not case.skipped:
+                ratio = roofline(case, matmul)
                 results.append(
-                    result("roofline", device, TARGET_BATCH, case.steps, roofline(case, matmul), None, commit_pass=case.commit_pass)
+                    result("roofline", device, TARGET_BATCH, case.steps, ratio, None, commit_pass=case.commit_pass, compiled=case.compiled)
                 )
     return results
 
@@ -828,17 +865,18 @@ def throughput_lines(report: dict) -> list[str]:
             "FLOPs of those passes (`forward_flops`) over the whole step's time. Matmul GFLOP/s: a plain float32 `torch.mm` "
             "of the DiT's widest layer over the step's tokens, [B x tokens, hidden] x [hidden, mlp_ratio x hidden], at the "
             "run's thread count, timed in the same rounds: the machine's peak for those shapes. Roofline: DiT GFLOP/s over "
-            f"matmul GFLOP/s (median of per-round ratios). The model's own k = {report['model']['sampler_steps']} and "
-            f"k = {REFERENCE_STEPS} are always timed."
+            f"matmul GFLOP/s (median of per-round ratios). {always_timed(report['model']['sampler_steps'])}"
         ),
         "",
         "| device | k | passes/frame | B | W | ms/step | frames/s per env | frames/s total | DiT GFLOP/s | matmul GFLOP/s | roofline |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     own = report["model"]["sampler_steps"], report["model"].get("commit_pass", True)
-    for r in sorted(report["throughput"], key=lambda r: (r["device"], r["steps"], -r.get("commit_pass", True), r["batch"])):
+    order = lambda r: (r["device"], r["steps"], -r.get("commit_pass", True), r.get("compiled", False), r["batch"])  # noqa: E731
+    for r in sorted(report["throughput"], key=order):
         commit = r.get("commit_pass", True)
         steps = f"{r['steps']}{'' if commit else ', no commit pass'}" + (" (own)" if (r["steps"], commit) == own else "")
+        steps += ", compiled" if r.get("compiled") else ""
         head = f"| {r['device']} | {steps} | {r['passes']} | {r['batch']} | {r['window']} |"
         if r["skipped"]:
             lines.append(f"{head} skipped: {r['skipped']} | | | | | |")
@@ -951,6 +989,7 @@ def target_lines(results: list[dict]) -> list[str]:
 
 def target_row(r: dict) -> str:
     own = f"{r['steps']}{'' if r.get('commit_pass', True) else ', no commit pass'}"  # reports from before: a commit pass
+    own += ", compiled" if r.get("compiled") else ""
     steps = f"{own} vs {r['reference_steps']}" if "reference_steps" in r else own
     ratio = f"{r['ratio']:.0%}" if r["target"] == "roofline" else f"{r['ratio']:.2f}x"
     flops = "-" if r["flops_ratio"] is None else f"{r['flops_ratio']:.2f}x"

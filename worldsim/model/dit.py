@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -113,19 +113,36 @@ class Attention(nn.Module):
         length S) this call first writes its own, in place, so that nothing is concatenated.
         Returns the output ``[B, S, D]`` and this call's rotated ``(keys, values)``.
         """
+        q, k, v = self.project(x, rotation)
+        keys, values = self.cached(k, v, cache, write)
+        return self.attend(q, keys, values, mask), (k, v)
+
+    def project(self, x: torch.Tensor, rotation: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x [B, S, D]`` -> normalised, rotated queries and keys and the values, ``[B, heads, S, head_dim]``."""
         # Normalised and rotated as [B, S, heads, head_dim], where a head's channels are contiguous
         # (RMSNorm runs twice as fast there as on the heads-first view, with the same result).
         q, k, v = self.qkv(x).unflatten(-1, (3, self.num_heads, -1)).unbind(2)
         q = apply_rotary(self.q_norm(q), rotation).transpose(1, 2)
         k = apply_rotary(self.k_norm(k), rotation).transpose(1, 2)
-        v = v.transpose(1, 2)
-        keys, values = k, v
-        if cache is not None:
-            keys, values = cache
-            keys[:, :, write] = k
-            values[:, :, write] = v
+        return q, k, v.transpose(1, 2)
+
+    @staticmethod
+    def cached(
+        k: torch.Tensor, v: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None, write: slice | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The keys and values to attend over: ``k``, ``v`` themselves, or with a ``cache`` its whole
+        buffers, into which they are first written at ``write``, in place."""
+        if cache is None:
+            return k, v
+        keys, values = cache
+        keys[:, :, write] = k
+        values[:, :, write] = v
+        return keys, values
+
+    def attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention of the queries over ``keys``, ``values`` (all ``[B, heads, S, head_dim]``) -> ``[B, S, D]``."""
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask.to(q.dtype))  # bf16 under autocast
-        return self.proj(rearrange(out, "b h s d -> b s (h d)")), (k, v)
+        return self.proj(rearrange(out, "b h s d -> b s (h d)"))
 
 
 def attention_mask(positions: torch.Tensor, cache: KVCache | None = None, window: int | None = None) -> torch.Tensor:
@@ -240,17 +257,47 @@ class DiTBlock(nn.Module):
         """``x [B, S, D]``; ``cond [B, S / tokens_per_block, D]``: one conditioning vector per block;
         ``text``: this layer's ``(keys, values, mask)`` for cross-attention; ``rotation``, ``mask``,
         ``cache``, ``write``: as :meth:`Attention.forward`."""
-        n = tokens_per_block
+        q, k, v, mod = self.before_attention(x, cond, tokens_per_block, rotation)
+        keys, values = Attention.cached(k, v, cache, write)
+        return self.after_attention(x, q, keys, values, mask, mod, tokens_per_block, text), (k, v)
+
+    # The block on either side of the cache's write, in two parts whose inputs keep their shapes
+    # from pass to pass, which :meth:`SpacetimeDiT.compile_blocks` compiles: the write, whose place
+    # moves as the window slides, stays eager, so nothing recompiles.
+
+    def before_attention(
+        self, x: torch.Tensor, cond: torch.Tensor, tokens_per_block: int, rotation: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The queries, keys and values of ``x`` (:meth:`Attention.project`) and the block's modulation ``[B, T, 1, 6D]``."""
         mod = self.adaLN_modulation(cond)[:, :, None]  # [B, T, 1, 6D]: broadcast over a block's tokens
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)
-        modulated = modulate(per_block(self.norm1(x), n), shift_a, scale_a).flatten(1, 2)
-        attended, kv = self.attn(modulated, rotation, mask, cache, write)
-        x = x + (gate_a * per_block(attended, n)).flatten(1, 2)
-        keys, values, text_mask = text
-        x = x + (self.cross.one_token(values) if keys.shape[2] == 1 else self.cross(self.norm2(x), keys, values, text_mask))
+        shift_a, scale_a = mod[..., : 2 * x.shape[-1]].chunk(2, dim=-1)
+        modulated = modulate(per_block(self.norm1(x), tokens_per_block), shift_a, scale_a).flatten(1, 2)
+        q, k, v = self.attn.project(modulated, rotation)
+        return q, k, v, mod
+
+    def after_attention(
+        self,
+        x: torch.Tensor,
+        q: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        mod: torch.Tensor,
+        tokens_per_block: int,
+        text: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        """The block's output: ``x`` plus the gated self-attention of ``q`` over ``keys``, ``values``
+        (:meth:`Attention.attend`), the cross-attention to text and the gated MLP."""
+        n = tokens_per_block
+        _, _, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)
+        x = x + (gate_a * per_block(self.attn.attend(q, keys, values, mask), n)).flatten(1, 2)
+        text_keys, text_values, text_mask = text
+        if text_keys.shape[2] == 1:
+            x = x + self.cross.one_token(text_values)
+        else:
+            x = x + self.cross(self.norm2(x), text_keys, text_values, text_mask)
         mlp = self.mlp(modulate(per_block(self.norm3(x), n), shift_m, scale_m))
-        x = x + (gate_m * mlp).flatten(1, 2)
-        return x, kv
+        return x + (gate_m * mlp).flatten(1, 2)
 
 
 HEAD_POOLINGS = ("mean", "attention")
@@ -384,6 +431,18 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         for layer in cast("list[nn.Linear]", last_layers):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+
+    def compile_blocks(self, **options: Any) -> None:
+        """Compiles each block's two parts on either side of the cache's write (``before_attention``,
+        ``after_attention``) with ``torch.compile(**options)``: their elementwise work (norms,
+        modulation, rotary positions, gates, GELU) fuses into few kernels. The write stays eager,
+        so a sliding window never recompiles. The weights are the same; the outputs match the eager
+        ones to float rounding."""
+        for block in self.typed_blocks:
+            if "before_attention" in vars(block):  # compiled already
+                continue
+            block.before_attention = torch.compile(block.before_attention, **options)  # type: ignore[method-assign]
+            block.after_attention = torch.compile(block.after_attention, **options)  # type: ignore[method-assign]
 
     @property
     def typed_blocks(self) -> Iterable[DiTBlock]:
