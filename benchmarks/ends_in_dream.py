@@ -51,7 +51,8 @@ Ends = list[tuple[int | None, float]]  # per branch: its first end (steps from i
 class Branch:
     """A dream branch: its table ``row``, the real ``context`` it starts from, the recorded
     ``actions`` it replays, the step the real episode ends at (None: a control branch) and the
-    real return over those steps."""
+    real return over those steps; with its world's recorded ``state`` at the start, the real
+    frames after each replayed step (``future``)."""
 
     row: str
     context: Episode
@@ -59,6 +60,7 @@ class Branch:
     real_end: int | None
     real_return: float
     state: dict[str, float] | None = None  # the episode's recorded true state at the branch start
+    future: np.ndarray | None = None  # uint8 [steps, H, W, 3]: the real frames after each replayed action
 
 
 def branches(episodes: list[Episode], before: list[int], late: int) -> list[Branch]:
@@ -91,12 +93,14 @@ def branch(row: str, episode: Episode, start: int, steps: int, real_end: int | N
     )
     span = slice(start, start + steps)
     state = {key: float(value[start]) for key, value in episode.states.items()} or None
-    return Branch(row, context, np.asarray(episode.actions[span]), real_end, float(np.sum(episode.rewards[span])), state)
+    future = episode.frames[start + 1 : start + 1 + steps]
+    return Branch(row, context, np.asarray(episode.actions[span]), real_end, float(np.sum(episode.rewards[span])), state, future)
 
 
-def dream_ends(model: str | WorldModel, found: list[Branch], late: int, seed: int) -> Ends:
+def dream_ends(model: str | WorldModel, found: list[Branch], late: int, seed: int) -> tuple[Ends, np.ndarray]:
     """Each branch's first dream end (steps from its start; None: none) and dream return over its
-    replayed steps (up to that end), all branches stepped as one batch."""
+    replayed steps (up to that end), all branches stepped as one batch; and the dream's frames,
+    uint8 ``[branches, steps, H, W, 3]``."""
     from worldsim.envs.dream import DreamVectorEnv
 
     steps = max(len(b.actions) for b in found) + late
@@ -105,13 +109,48 @@ def dream_ends(model: str | WorldModel, found: list[Branch], late: int, seed: in
     lengths = np.array([len(b.actions) for b in found])
     ended = np.zeros(len(found), dtype=np.int64)  # 0: not yet
     returns = np.zeros(len(found))
+    frames = []
     for t in range(steps):
         actions = np.stack([b.actions[min(t, len(b.actions) - 1)] for b in found])  # then the last one held
-        _, rewards, terminated, _, _ = env.step(actions)
+        observations, rewards, terminated, _, _ = env.step(actions)
+        frames.append(np.asarray(observations))
         returns += np.where((ended == 0) & (t < lengths), rewards, 0.0)
         ended = np.where((ended == 0) & terminated, t + 1, ended)
     env.close()
-    return [(int(e) if e else None, float(r)) for e, r in zip(ended, returns)]
+    return [(int(e) if e else None, float(r)) for e, r in zip(ended, returns)], np.stack(frames, axis=1)
+
+
+ANGLE_STEPS = (1, 2, 4, 8)  # steps after a branch's start at which --pole-angles compares the poles
+
+
+def pole_angles(found: list[Branch], dreamed: np.ndarray) -> list[dict]:
+    """Per table row and step t of :data:`ANGLE_STEPS`: the dream's pole angle against the real
+    one, both read off the frames (:func:`worldsim.envs.cartpole.parse`), over the branches with
+    a real frame t steps on: the mean absolute difference (rad) and its mean signed toward the
+    side the real pole leaned at the start (positive: the dream's pole leans further that way)."""
+    from worldsim.envs.cartpole import parse
+
+    table = []
+    for name in dict.fromkeys(b.row for b in found):
+        for t in ANGLE_STEPS:
+            pairs = []
+            for b, dream in zip(found, dreamed):
+                if b.row == name and b.future is not None and len(b.future) >= t and b.state is not None:
+                    lean = 1.0 if b.state["pole_angle"] >= 0 else -1.0
+                    pairs.append((parse(dream[t - 1])[1] - parse(b.future[t - 1])[1], lean))
+            if pairs:
+                error = np.array([d for d, _ in pairs])
+                toward = np.array([d * lean for d, lean in pairs])
+                table.append(
+                    {
+                        "row": name,
+                        "t": t,
+                        "branches": len(pairs),
+                        "abs_error": float(np.abs(error).mean()),
+                        "toward_lean": float(toward.mean()),
+                    }
+                )
+    return table
 
 
 def physics_ends(found: list[Branch], late: int, noise: tuple[float, float], samples: int, seed: int) -> tuple[list[Branch], Ends]:
@@ -181,6 +220,20 @@ def markdown(report: dict) -> str:
             cells = [f"{r[key]:.2f}" if key in r else "-" for key in ("on_time", "early", "late", "never", "false_ends")]
             returns = f"{r['dream_return']:.3f} | {r['real_return']:.3f}"
             lines.append(f"| {label} | {r['row']} | {r['branches']} | {' | '.join(cells)} | {returns} |")
+    for label, table in report.get("pole_angles", {}).items():
+        lines += [
+            "",
+            f"Pole angle of `{label}`'s dream against the real one, both read off the frames (`worldsim.envs.cartpole.parse`), "
+            "t steps after the branch start: mean absolute difference (rad) / mean difference toward the side the real pole "
+            "leaned at the start (positive: the dream's leans further).",
+            "",
+            "| branch start | branches (t = 1) | " + " | ".join(f"t = {t}" for t in ANGLE_STEPS) + " |",
+            "| --- | --- | " + " | ".join("---" for _ in ANGLE_STEPS) + " |",
+        ]
+        for name in dict.fromkeys(r["row"] for r in table):
+            rows = {r["t"]: r for r in table if r["row"] == name}
+            cells = [f"{rows[t]['abs_error']:.4f} / {rows[t]['toward_lean']:+.4f}" if t in rows else "-" for t in ANGLE_STEPS]
+            lines.append(f"| {name} | {rows[min(rows)]['branches']} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -211,6 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="CartPole: replay in its dynamics from the noisy recorded state (repeatable)",
     )
     parser.add_argument("--floor-samples", type=int, default=16, help="replays per branch of each physics floor")
+    parser.add_argument("--pole-angles", action="store_true", help="CartPole: compare the dream's pole angle with the real one's")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     models = [m.partition("=") for m in args.model]
@@ -226,15 +280,23 @@ def main(argv: list[str] | None = None) -> dict:
     found = branches(episodes, sorted(set(args.before)), args.late)
     if not any(b.real_end is not None for b in found):
         parser.error(f"no episode among the first {args.episodes} of {args.data} ends by termination")
-    if floors and not all(b.state is not None and set(b.state) == set(STATE_KEYS) for b in found):
-        parser.error(f"--physics-floor needs CartPole episodes, which record its state {', '.join(STATE_KEYS)}; {args.data} does not")
-    report = {
+    if (floors or args.pole_angles) and not all(b.state is not None and set(b.state) == set(STATE_KEYS) for b in found):
+        parser.error(
+            f"--physics-floor and --pole-angles need CartPole episodes, which record its state "
+            f"{', '.join(STATE_KEYS)}; {args.data} does not"
+        )
+    report: dict = {
         "command": f"python benchmarks/ends_in_dream.py {shlex.join(sys.argv[1:] if argv is None else argv)}",
         "data": args.data,
         "episodes": len(episodes),
         "late": args.late,
-        "models": {label: summarise(found, dream_ends(path, found, args.late, args.seed)) for label, _, path in models},
+        "models": {},
     }
+    for label, _, path in models:
+        ends, dreamed = dream_ends(path, found, args.late, args.seed)
+        report["models"][label] = summarise(found, ends)
+        if args.pole_angles:
+            report.setdefault("pole_angles", {})[label] = pole_angles(found, dreamed)
     for noise in floors:
         label = f"physics, noise {noise[0]:g} / {noise[1]:g}"
         report["models"][label] = summarise(*physics_ends(found, args.late, noise, args.floor_samples, args.seed))

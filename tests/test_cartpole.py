@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import worldsim  # noqa: F401  (registers the ids)
-from worldsim.envs.cartpole import STATE_KEYS, draw
+from worldsim.envs.cartpole import STATE_KEYS, draw, parse
 
 
 def make(**kwargs) -> gym.Env:
@@ -144,3 +144,10 @@ def test_the_pole_leans_the_way_its_angle_says_and_stays_legible(frame_size):
     assert top > 0  # the whole pole is in the frame
     tilted = draw(frame_size, 0.0, 0.19).astype(int) - draw(frame_size, 0.0, 0.21).astype(int)
     assert np.abs(tilted).max() > 10  # one degree of tilt changes some pixels by more than 10 levels
+
+
+@pytest.mark.parametrize("state", [(0.0, 0.0), (0.31, 0.047), (-1.2, -0.16), (1.9, 0.2)])
+def test_parse_reads_back_the_drawn_cart_and_pole(state):
+    # Over 60 random states the errors were at most 0.0010 m and 0.0021 rad: twice that as the margin.
+    x, angle = parse(draw((32, 32), *state))
+    assert x == pytest.approx(state[0], abs=0.002) and angle == pytest.approx(state[1], abs=0.0042)

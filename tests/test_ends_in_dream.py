@@ -72,7 +72,26 @@ def test_the_physics_floor_replays_cartpole_from_its_recorded_state(tmp_path, ca
     synthetic = ending_collection(tmp_path / "synthetic")
     with pytest.raises(SystemExit):
         ends_in_dream.main(["--model", f"never={never}", "--data", str(synthetic), "--physics-floor", "0.01,0.1"])
-    assert "needs CartPole episodes" in capsys.readouterr().err
+    assert "need CartPole episodes" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         ends_in_dream.main(["--model", f"never={never}", "--data", str(synthetic), "--physics-floor", "0.01"])
     assert "takes POS,VEL" in capsys.readouterr().err
+
+
+def test_pole_angles_read_how_far_the_dreams_pole_leans_beyond_the_real_one():
+    from worldsim.envs.cartpole import draw
+
+    def frames(start: float, offset: float) -> np.ndarray:
+        return np.stack([draw((32, 32), 0.0, start + np.sign(start) * (0.01 * t + offset)) for t in range(1, 9)])
+
+    found = [
+        ends_in_dream.Branch("control", None, np.zeros(8, int), None, 8.0, {"pole_angle": lean}, frames(lean, 0.0))
+        for lean in (0.03, -0.03)
+    ]
+    same = ends_in_dream.pole_angles(found, np.stack([b.future for b in found]))
+    assert [r["t"] for r in same] == list(ends_in_dream.ANGLE_STEPS) and all(r["abs_error"] == 0.0 for r in same)
+    # The dream's pole 0.05 rad further over, each on its own side: +0.05 toward the lean (parse: within 0.002 each).
+    further = ends_in_dream.pole_angles(found, np.stack([frames(lean, 0.05) for lean in (0.03, -0.03)]))
+    for r in further:
+        assert r["branches"] == 2
+        assert r["abs_error"] == pytest.approx(0.05, abs=0.005) and r["toward_lean"] == pytest.approx(0.05, abs=0.005)
