@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -37,7 +38,16 @@ from worldsim.atomic import atomic_write
 from worldsim.errors import UserError, accepted_number, check_integer, is_integer, is_number
 from worldsim.training.checkpoint import MetricsWriter, newest
 
+if TYPE_CHECKING:
+    from worldsim.training.config import TrainConfig
+
 COLUMNS = ("step", "real_steps", "mean_return", "std_return", "dream_steps", "model", "seconds")
+
+
+# train.* keys that Dyna sets from its own settings (and the model's window) in every round.
+DYNA_TRAIN_KEYS = frozenset(
+    {"batch_size", "window_lengths", "lr", "terminal_repeats", "warmup_steps", "checkpoint_every", "keep_checkpoints", "seed"}
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,9 @@ class DynaSettings:
     # 1 keeps more of the shipped CartPole model's fidelity through the rounds, but its agents learned less
     # in the RL benchmark than with train's 8 (benchmarks/results/stability/recipes.md).
     model_terminal_repeats: int = 8
+    # Any other train.* key for the rounds' fine-tuning, e.g. the head settings that taught push's heads
+    # to end a dream at a reach: {head_rollout_prob: 0.5, reward_weight: 10, noise: {clean_prob: 0.5}}.
+    model_train: dict[str, Any] = field(default_factory=dict)
     dream_steps: int = 20_000  # agent steps in the dream per round (all envs together)
     num_envs: int = 16  # dream envs, and the model-free agent's real envs
     eval_episodes: int = 10
@@ -92,6 +105,39 @@ class DynaSettings:
                 f"imagination_horizon must be an integer >= 1 or null (the real episode length), got {self.imagination_horizon!r}"
             )
         check_wrappers(self.frame_stack, self.normalize_reward)
+        self.train_config(0, 1)  # model_train's keys and values are checked as train checks them
+
+    def train_config(self, k: int, window: int) -> TrainConfig:
+        """The world model's fine-tuning config in round ``k`` on windows of ``window`` frames:
+        Dyna's own settings, then ``model_train``'s keys."""
+        from worldsim.training.config import TrainConfig
+
+        if not isinstance(self.model_train, dict):
+            raise UserError(f"model_train must be a mapping of train.* keys to values, got {self.model_train!r}")
+        own = DYNA_TRAIN_KEYS.intersection(self.model_train)
+        if own:
+            raise UserError(
+                f"model_train cannot set {', '.join(sorted(own))}: Dyna sets those itself (use model_batch_size, model_lr, "
+                "model_terminal_repeats, model_steps)"
+            )
+        known = {f.name for f in fields(TrainConfig)}
+        unknown = sorted(set(self.model_train) - known)
+        if unknown:
+            takes = ", ".join(sorted(known - DYNA_TRAIN_KEYS))
+            raise UserError(f"model_train has no train key {', '.join(map(repr, unknown))}; it takes {takes}")
+        return TrainConfig(
+            **{
+                "batch_size": self.model_batch_size,
+                "window_lengths": [window],
+                "lr": self.model_lr,
+                "terminal_repeats": self.model_terminal_repeats,
+                "warmup_steps": min(50, self.model_steps),
+                "checkpoint_every": self.model_steps,
+                "keep_checkpoints": 1,
+                "seed": self.seed + k,
+                **self.model_train,
+            }
+        )
 
     def quota(self, k: int) -> int:
         """The real steps that may be used by the end of round (mark) ``k``, counting from 0."""
@@ -138,7 +184,6 @@ def dyna(
     from worldsim.agents.vec_env import DreamVecEnv
     from worldsim.envs.dream import DreamVectorEnv
     from worldsim.model.world_model import load
-    from worldsim.training.config import TrainConfig
     from worldsim.training.loop import sizes_of, train
 
     out = Path(out)
@@ -162,16 +207,7 @@ def dyna(
             )
         collections = sorted(str(p) for p in (out / "real").glob("iter_*"))
         sizes, _ = sizes_of(current)
-        train_cfg = TrainConfig(
-            batch_size=settings.model_batch_size,
-            window_lengths=[context],
-            lr=settings.model_lr,
-            terminal_repeats=settings.model_terminal_repeats,
-            warmup_steps=min(50, settings.model_steps),
-            checkpoint_every=settings.model_steps,
-            keep_checkpoints=1,
-            seed=settings.seed + k,
-        )
+        train_cfg = settings.train_config(k, context)
         run = out / "world" / f"iter_{k:03d}"
         trained = newest(run)  # the round's only checkpoint is its last step's
         if trained is not None:  # killed after this round's training: its model stands

@@ -191,10 +191,15 @@ def test_dyna_fresh_trains_a_new_world_model_in_its_first_round(tmp_path):
 
     folder = str(save_tiny_world_model(tmp_path / "model"))
     world = dict(scenario="push", frame_size=(16, 16), max_steps=10)
-    rows = dyna(folder, "ppo", tmp_path / "a", DynaSettings(**DYNA, fresh=True, model_terminal_repeats=3), progress=False, **world)
+    heads = {"reward_weight": 2.0, "noise": {"clean_prob": 0.5}}  # any other train key, through model_train
+    settings = DynaSettings(**DYNA, fresh=True, model_terminal_repeats=3, model_train=heads)
+    rows = dyna(folder, "ppo", tmp_path / "a", settings, progress=False, **world)
     runs = [json.loads((tmp_path / "a" / "world" / f"iter_{k:03d}" / "config.json").read_text()) for k in (0, 1)]
     assert runs[0]["init"] is None and runs[1]["init"] == rows[0]["model"]  # round 2 fine-tunes round 1's model
     assert [run["train"]["terminal_repeats"] for run in runs] == [3, 3]  # the rounds' own, not train's default
+    assert [(run["train"]["reward_weight"], run["train"]["noise"]["clean_prob"]) for run in runs] == [(2.0, 0.5)] * 2
+    with pytest.raises(UserError, match="model_train cannot set batch_size: Dyna sets those itself"):
+        DynaSettings(model_train={"batch_size": 4})
     with pytest.raises(ValueError, match="fresh must be true or false"):
         DynaSettings(fresh="yes")
 

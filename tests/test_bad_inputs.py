@@ -127,6 +127,9 @@ CLI = [
     (["bench", "rl", "real_steps=abc"], "real_steps must be an integer >= 1, got 'abc'"),
     (["bench", "rl", "imagination_horizon=0"], "imagination_horizon must be an integer >= 1 or null"),
     (["bench", "rl", "model_free_budget=0"], "model_free_budget must be an integer >= 1, got 0"),
+    (["bench", "rl", "+model_train.lr=0.1"], "model_train cannot set lr: Dyna sets those itself"),
+    (["bench", "rl", "+model_train.head_rollout_prob=2"], "train.head_rollout_prob must be a finite number in [0, 1], got 2"),
+    (["bench", "rl", "model_train={lr:0.1}"], "Could not override 'model_train'. To append to your config use +model_train={lr:0.1}"),
     (["bench", "rl", f"work={FILE}"], f"work must be a folder path ({FILE} is a file)"),
     # agent
     (["agent"], "`worldsim agent` needs one of train, dyna first; got nothing"),
@@ -139,6 +142,7 @@ CLI = [
     (["agent", "dyna", "model=balls", "real_steps=0"], "real_steps must be an integer >= 1, got 0"),
     (["agent", "dyna", "model=balls", "model_lr=abc"], "model_lr must be a finite number > 0, got 'abc'"),
     (["agent", "dyna", "model=balls", "model_steps=0"], "model_steps must be an integer >= 1, got 0"),
+    (["agent", "dyna", "model=balls", "+model_train.heads=1"], "model_train has no train key 'heads'; it takes action_dropout,"),
     (["agent", "train", "model=balls", "frame_stack=0"], "frame_stack must be an integer >= 1 (frames the policy sees at once), got 0"),
     (["agent", "train", "model=balls", "eval_seed=-1"], "eval_seed must be an integer >= 0, got -1"),
     # demo

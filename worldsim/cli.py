@@ -667,8 +667,10 @@ def compose(config: str, overrides: list[str], choices: Sequence[str] = ()) -> D
         key = str(error).split("'")[1] if str(error).startswith("Could not override '") else None
         if key is None:
             raise UsageError(first_line(error)) from None
-        valid = ", ".join(config_keys(config, [*choices, *(o for o in overrides if o.split("=")[0] in config_groups())]))
-        raise UsageError(f"unknown config key {key!r} for `{config}`; valid keys: {valid}") from None
+        keys = config_keys(config, [*choices, *(o for o in overrides if o.split("=")[0] in config_groups())])
+        if key in keys:  # a known mapping (e.g. model_train) given keys it does not hold yet: Hydra says how
+            raise UsageError(" ".join(str(error).split("\n")[:2])) from None
+        raise UsageError(f"unknown config key {key!r} for `{config}`; valid keys: {', '.join(keys)}") from None
     except HydraException as error:
         raise UsageError(first_line(error)) from None
 

@@ -6,7 +6,7 @@ fields' names, so that a key added to both sides needs no copying."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, get_args, get_type_hints
 
 from worldsim.errors import check_integer
@@ -85,6 +85,7 @@ class RLConfig(BenchConfig):
     model_steps: int = 500
     model_lr: float = 3e-4
     model_terminal_repeats: int = 8
+    model_train: dict[str, Any] = field(default_factory=dict)
     fresh: bool = False
     dream_steps: int = 20_000
     num_envs: int = 16

@@ -155,7 +155,8 @@ def fine_tuning(settings: dict) -> str:
     """The rounds' world-model training settings, as the header states them (reports from before
     ``model_terminal_repeats`` existed ran with train's 8)."""
     repeats = settings.get("model_terminal_repeats", 8)
-    return f"lr {settings['model_lr']:g}, batch {settings['model_batch_size']}, windows ending an episode drawn {repeats}x"
+    extra = "".join(f", {key} {value}" for key, value in settings.get("model_train", {}).items())
+    return f"lr {settings['model_lr']:g}, batch {settings['model_batch_size']}, windows ending an episode drawn {repeats}x{extra}"
 
 
 def agent_line(report: dict) -> str:
