@@ -500,17 +500,18 @@ def runner(case: Case, model: WorldModel, seed: int) -> Callable[[], object]:
     return partial(engine.step, actions)
 
 
-COMPILED: dict[int, WorldModel] = {}  # id of an eager model -> its compiled copy
+COMPILED: dict[str, WorldModel] = {}  # the run's eager model ("eager") and its compiled copy ("compiled")
 
 
 def compiled_copy(model: WorldModel) -> WorldModel:
-    """A copy of ``model`` with its DiT's blocks compiled (:meth:`SpacetimeDiT.compile_blocks`), kept for the run."""
-    if id(model) not in COMPILED:
-        COMPILED.clear()  # one model per run: an earlier run's copy is not needed again
+    """A copy of ``model`` with its DiT's blocks compiled (:meth:`SpacetimeDiT.compile_blocks`),
+    made once per run: held beside the model it copies, so that another run's model, even one
+    at the same address, gets its own."""
+    if COMPILED.get("eager") is not model:
         twin = copy.deepcopy(model)
         twin.dit.compile_blocks()
-        COMPILED[id(model)] = twin
-    return COMPILED[id(model)]
+        COMPILED.update(eager=model, compiled=twin)
+    return COMPILED["compiled"]
 
 
 def measure_group(cases: list[Case], model: WorldModel, grid: SpeedGrid, log: Callable[[str], None]) -> None:
