@@ -35,7 +35,7 @@ import numpy as np
 
 from worldsim.agents.imagination import FRAME_STACK, NORMALIZE_REWARD, check_wrappers, evaluate_real, load_weights, make_agent, move_agent
 from worldsim.atomic import atomic_write
-from worldsim.errors import UserError, accepted_number, check_integer, is_integer, is_number
+from worldsim.errors import UserError, accepted_number, check_bool, check_integer, is_integer, is_number
 from worldsim.training.checkpoint import MetricsWriter, newest
 
 if TYPE_CHECKING:
@@ -98,18 +98,16 @@ class DynaSettings:
         if not is_number(self.model_lr, 0, open_low=True):
             raise UserError(f"model_lr must be {accepted_number(0, open_low=True)}, got {self.model_lr!r}")
         for name in ("fresh", "replay_starts"):
-            if not isinstance(getattr(self, name), bool):
-                raise UserError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            check_bool(name, getattr(self, name))
         if self.imagination_horizon is not None and not is_integer(self.imagination_horizon, 1):
             raise UserError(
                 f"imagination_horizon must be an integer >= 1 or null (the real episode length), got {self.imagination_horizon!r}"
             )
         check_wrappers(self.frame_stack, self.normalize_reward)
-        self.train_config(0, 1)  # model_train's keys and values are checked as train checks them
+        self.check_model_train()
 
-    def train_config(self, k: int, window: int) -> TrainConfig:
-        """The world model's fine-tuning config in round ``k`` on windows of ``window`` frames:
-        Dyna's own settings, then ``model_train``'s keys."""
+    def check_model_train(self) -> None:
+        """``model_train`` holds train keys that Dyna does not set itself, with values train accepts."""
         from worldsim.training.config import TrainConfig
 
         if not isinstance(self.model_train, dict):
@@ -125,6 +123,13 @@ class DynaSettings:
         if unknown:
             takes = ", ".join(sorted(known - DYNA_TRAIN_KEYS))
             raise UserError(f"model_train has no train key {', '.join(map(repr, unknown))}; it takes {takes}")
+        self.train_config(0, 1)  # its values, checked as train checks them
+
+    def train_config(self, k: int, window: int) -> TrainConfig:
+        """The world model's fine-tuning config in round ``k`` on windows of ``window`` frames:
+        Dyna's own settings, then ``model_train``'s keys."""
+        from worldsim.training.config import TrainConfig
+
         return TrainConfig(
             **{
                 "batch_size": self.model_batch_size,

@@ -32,7 +32,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack,
 from worldsim.atomic import atomic_write
 from worldsim.data.image_policy import FrameCNN, FrameStacker, policy_kwargs  # noqa: F401 (FrameCNN: its documented home too)
 from worldsim.data.policies import saved_spaces
-from worldsim.errors import UserError, check_integer
+from worldsim.errors import UserError, check_bool, check_integer
 
 ALGOS = ("ppo", "dqn")
 
@@ -70,8 +70,7 @@ NORMALIZE_REWARD = True  # scale rewards by the running std of the discounted re
 def check_wrappers(frame_stack, normalize_reward) -> None:
     """Validates the ``frame_stack`` and ``normalize_reward`` settings (the ``worldsim agent`` keys)."""
     check_integer("frame_stack", frame_stack, note="frames the policy sees at once")
-    if not isinstance(normalize_reward, bool):
-        raise UserError(f"normalize_reward must be true or false, got {normalize_reward!r}")
+    check_bool("normalize_reward", normalize_reward)
 
 
 def wrap(env, frame_stack: int, normalize_reward: bool, gamma: float = 0.99, statistics: VecNormalize | None = None) -> VecEnv:

@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from worldsim.atomic import atomic_folder, atomic_write, open_permissions
-from worldsim.errors import MissingFileError, UserError
+from worldsim.errors import MissingFileError, UserError, check_bool
 from worldsim.model import manifest
 from worldsim.model.action_space import ActionSpace
 from worldsim.model.codec import PixelCodec, VAECodec, load_codec
@@ -65,8 +65,7 @@ class WorldModelConfig:
     commit_pass: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.commit_pass, bool):
-            raise UserError(f"commit_pass must be true or false, got {self.commit_pass!r}")
+        check_bool("commit_pass", self.commit_pass)
         space: object = self.action_space
         if not isinstance(space, ActionSpace):  # the dict of a worldsim.json
             self.action_space = ActionSpace.from_dict(space)

@@ -35,7 +35,7 @@ class ModelConfig:
         if self.codec not in ("pixels", "vae"):
             raise UserError(f"model.codec must be pixels or vae, got {self.codec!r}")
         if self.head_pooling not in HEAD_POOLINGS:
-            raise UserError(f"model.head_pooling must be mean or attention, got {self.head_pooling!r}")
+            raise UserError(f"model.head_pooling must be {' or '.join(HEAD_POOLINGS)}, got {self.head_pooling!r}")
         if self.vae is not None and not isinstance(self.vae, str):
             raise UserError(f"model.vae must be a run folder's path or null, got {self.vae!r}")
         check_fields(self, "model", MODEL_RULES)
