@@ -34,7 +34,7 @@ def measure(path: str, episodes: list[Episode]) -> dict:
     rewards, terminations = teacher_forced_heads(model, episodes, own_window(model))
     ended = np.concatenate([e.terminated for e in episodes]).astype(bool)
     real_rewards = np.concatenate([e.rewards for e in episodes])
-    alarms = terminations > 0.5
+    alarms = terminations > model.config.termination_threshold  # as the dream decides
     return {
         "model": path,
         "steps": int(len(ended)),
@@ -50,7 +50,8 @@ def markdown(report: dict) -> str:
         f"Teacher-forced heads on the first {report['episodes']} episodes of `{report['data']}` ({report['steps']} steps, "
         f"{report['terminal_steps']} of them terminal). `{report['command']}`",
         "",
-        "| model | false alarms (P(term) > 0.5 on a step that did not end) | recall on terminal steps | reward RMS error |",
+        "| model | false alarms (P(term) above the model's `termination_threshold` on a step that did not end) "
+        "| recall on terminal steps | reward RMS error |",
         "| --- | --- | --- | --- |",
     ]
     for label, r in report["models"].items():

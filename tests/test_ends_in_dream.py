@@ -61,13 +61,29 @@ def test_the_physics_floor_replays_cartpole_from_its_recorded_state(tmp_path, ca
     found = ends_in_dream.branches(Collection(data).load(), [1, 4], late=2)
     assert found and all(b.state is not None for b in found)
     # Without noise the replay is the recorded episode: every end on time, no false end, the same return.
-    exact = ends_in_dream.summarise(*ends_in_dream.physics_ends(found, 2, (0.0, 0.0), 2, seed=0))
-    for row in exact:
+    repeated, ends, angles = ends_in_dream.physics_ends(found, 2, (0.0, 0.0), 2, seed=0)
+    for row in ends_in_dream.summarise(repeated, ends):
         assert row.get("on_time", 1.0) == 1.0 and row.get("false_ends", 0.0) == 0.0
         assert row["dream_return"] == pytest.approx(row["real_return"])
+    # ... and its pole is the recorded one at every step compared.
+    assert all(r["abs_error"] < 1e-9 for r in ends_in_dream.physics_angles(repeated, angles))
     # A state known only to 0.05 rad / 0.5 rad/s misses some of the ends four steps ahead.
-    noisy = {r["row"]: r for r in ends_in_dream.summarise(*ends_in_dream.physics_ends(found, 2, (0.05, 0.5), 8, seed=0))}
+    noisy = {r["row"]: r for r in ends_in_dream.summarise(*ends_in_dream.physics_ends(found, 2, (0.05, 0.5), 8, seed=0)[:2])}
     assert noisy["4 before"]["on_time"] < 1.0
+    # Noise added after every step (a model's error on each frame it makes) moves the pole further
+    # from the recorded one the longer the replay runs.
+    repeated, ends, angles = ends_in_dream.physics_ends(found, 2, (0.0, 0.0), 8, seed=0, drift=(0.002, 0.1))
+    drifting = {(r["row"], r["t"]): r["abs_error"] for r in ends_in_dream.physics_angles(repeated, angles)}
+    assert 0.0 < drifting[("4 before", 1)] < drifting[("4 before", 4)]
+    # The whole report: a dream that ends every step, read where it ended, beside a drifting replay.
+    always = save_tiny_world_model(tmp_path / "always", env_id="worldsim/CartPole-v0", num_actions=2, terminates=True)
+    argv = ["--model", f"always={always}", "--data", str(data), "--before", "1", "4", "--late", "2", "--floor-samples", "2"]
+    report = ends_in_dream.main([*argv, "--physics-drift", "0.002,0.2", "--pole-angles", "--out", str(tmp_path / "out")])
+    assert report["end_angles_real"][0]["upright"] == 0.0  # the world ends past 0.2094 rad; its last frames say so
+    assert {r["row"] for r in report["end_angles"]["always"]} == {"1 before", "4 before", "control"}
+    assert "physics, noise 0.002 / 0.2 every step" in report["models"] and "physics, noise 0.002 / 0.2 every step" in report["pole_angles"]
+    text = (tmp_path / "out" / "ends_in_dream.md").read_text()
+    assert "The pole on the dream's frame where it ended the episode" in text and "| always | control |" in text
     never = save_tiny_world_model(tmp_path / "never")
     synthetic = ending_collection(tmp_path / "synthetic")
     with pytest.raises(SystemExit):
@@ -76,6 +92,9 @@ def test_the_physics_floor_replays_cartpole_from_its_recorded_state(tmp_path, ca
     with pytest.raises(SystemExit):
         ends_in_dream.main(["--model", f"never={never}", "--data", str(synthetic), "--physics-floor", "0.01"])
     assert "takes POS,VEL" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ends_in_dream.main(["--model", f"never={never}", "--data", str(data), "--physics-drift", "0.01,-1"])
+    assert "--physics-drift's stds must be finite and >= 0" in capsys.readouterr().err
 
 
 def test_pole_angles_read_how_far_the_dreams_pole_leans_beyond_the_real_one():
@@ -95,3 +114,14 @@ def test_pole_angles_read_how_far_the_dreams_pole_leans_beyond_the_real_one():
     for r in further:
         assert r["branches"] == 2
         assert r["abs_error"] == pytest.approx(0.05, abs=0.005) and r["toward_lean"] == pytest.approx(0.05, abs=0.005)
+
+
+def test_end_angles_tell_an_end_on_an_upright_pole_from_a_fallen_one():
+    from worldsim.envs.cartpole import draw
+
+    # Three replays of one row: two end (on a pole at 0.05 rad and on one fallen past 0.2094), one does not.
+    frames = [np.stack([draw((32, 32), 0.0, a) for a in angles]) for angles in ([0.01, 0.05], [0.15, -0.22], [0.0, 0.0])]
+    (row,) = ends_in_dream.end_angles(["8 before"] * 3, [2, 2, None], frames)
+    assert row["row"] == "8 before" and row["ends"] == 2 and row["upright"] == 0.5
+    assert row["median"] == pytest.approx((0.05 + 0.22) / 2, abs=0.004)  # parse: within 0.002 each
+    assert ends_in_dream.end_angles(["control"], [None], frames[:1]) == []

@@ -1,5 +1,7 @@
 """WorldSimulator: cached generation equals full recomputation; resets, forks, seeds, errors."""
 
+import dataclasses
+
 import pytest
 import torch
 from tiny_world_model import tiny_dit
@@ -278,3 +280,21 @@ def test_no_commit_pass_errors(model):
         clean.predict_next(frames(1, 2, seed=0), torch.zeros(1, 2, dtype=torch.long), [""])
     with pytest.raises(UserError, match="commit_pass must be true or false, got 1"):
         WorldModelConfig(commit_pass=1)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("threshold, ended", [(1e-6, True), (1 - 1e-6, False)])
+def test_an_episode_ends_where_the_termination_probability_passes_the_models_threshold(model, threshold, ended):
+    # A head trained with terminal_repeats r sees r times the ends its data hold; the model's
+    # termination_threshold (r / (r + 1) undoes that prior) is what the dream compares its probability with.
+    config = dataclasses.replace(model.config, termination_threshold=threshold)
+    strict = WorldModel(config, model.codec, model.dit, model.text_encoder).eval()
+    sim = WorldSimulator(strict, 2, seed=0)
+    sim.reset([True, True], frames(2, 2, seed=3))
+    assert sim.step(torch.tensor([0, 1])).terminated.tolist() == [ended, ended]
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, 1.5, True, "0.9"])
+def test_a_termination_threshold_outside_0_1_is_refused(threshold):
+    with pytest.raises(UserError, match=r"termination_threshold must be a probability in \(0, 1\)"):
+        WorldModelConfig(termination_threshold=threshold)

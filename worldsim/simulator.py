@@ -33,6 +33,7 @@ initial noise ``[n, 1, C, h, w]`` then its commit noise.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -51,7 +52,7 @@ from worldsim.model.text import TextEncoder
 class Model(Protocol):
     """What the simulator reads of a :class:`~worldsim.model.world_model.WorldModel`: its
     ``config`` (``context_frames``, ``sampler_steps``, ``frame_size``, ``context_noise``,
-    ``action_space``) and its parts."""
+    ``action_space``, ``commit_pass``, ``termination_threshold``) and its parts."""
 
     config: Any
     dit: SpacetimeDiT
@@ -66,7 +67,8 @@ class Model(Protocol):
 @dataclass
 class StepResult:
     """What one step gives every env: ``frames`` uint8 ``[B, H, W, 3]``, ``rewards`` float
-    ``[B]``, ``terminated`` bool ``[B]`` (termination logit > 0), all on the simulator's device."""
+    ``[B]``, ``terminated`` bool ``[B]`` (the termination head's probability above the model's
+    ``termination_threshold``), all on the simulator's device."""
 
     frames: torch.Tensor
     rewards: torch.Tensor
@@ -122,6 +124,8 @@ class WorldSimulator:
                 "commit_pass=False needs a network without step conditioning: its last pass sees a step size that a context frame does not"
             )
         self.sampler = Sampler(self.sampler_steps, guidance, end)
+        threshold = model.config.termination_threshold
+        self.termination_logit = math.log(threshold / (1 - threshold))  # the head's probability above the threshold
         self.denoiser = Denoiser(model.dit)
         self.frame_size = tuple(frame_size or model.config.frame_size)
         dit, codec = model.dit.config, model.codec
@@ -182,7 +186,7 @@ class WorldSimulator:
         self.time += 1
         self.latents = x  # [B, 1, C, h, w]: the new frames before decoding
         self.frames = self.model.codec.decode(x)[:, 0]
-        return StepResult(self.frames, out.reward[:, 0], out.termination[:, 0] > 0)
+        return StepResult(self.frames, out.reward[:, 0], out.termination[:, 0] > self.termination_logit)
 
     @torch.no_grad()
     def reset(

@@ -386,7 +386,7 @@ def heads_report(model: WorldModel, settings: Settings) -> dict:
         rewards, terminations = teacher_forced_heads(model, episodes, window)
         true_rewards = np.concatenate([e.rewards for e in episodes])
         ended = np.concatenate([e.terminated for e in episodes])
-        said = terminations > 0.5
+        said = terminations > model.config.termination_threshold  # as the dream decides
         out[scenario or "all"] = {
             "steps": int(len(rewards)),
             "reward_mae": float(np.abs(rewards - true_rewards).mean()),

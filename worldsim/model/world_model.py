@@ -63,9 +63,15 @@ class WorldModelConfig:
     # False: no commit pass; the sampler's last pass, run at context_noise, writes the frame's keys
     # and values (one DiT pass fewer per frame; needs context_noise > 0 and sampler_steps >= 2).
     commit_pass: bool = True
+    # The termination head's probability above which a dream episode ends. A head trained with
+    # train.terminal_repeats r saw r times the ends its data hold; r / (r + 1) undoes that prior.
+    termination_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         check_bool("commit_pass", self.commit_pass)
+        threshold = self.termination_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+            raise UserError(f"termination_threshold must be a probability in (0, 1), got {threshold!r}")
         space: object = self.action_space
         if not isinstance(space, ActionSpace):  # the dict of a worldsim.json
             self.action_space = ActionSpace.from_dict(space)
