@@ -300,7 +300,7 @@ def markdown(report: dict) -> str:
             lines += [f"| {label} | {r['row']} | {r['ends']} | {r['median']:.3f} | {r['upright']:.2f} |" for r in table]
     for label, table in report.get("pole_angles", {}).items():
         read = (
-            "the replay's against the recorded one, both exact"
+            f"the replays of `{label}` against the recorded one, both exact"
             if label.startswith("physics")
             else f"`{label}`'s dream against the real one, both read off the frames (`worldsim.envs.cartpole.parse`)"
         )
