@@ -5,9 +5,10 @@
 For the first ``--episodes`` episodes of ``--data`` (e.g. episodes of a competent agent, which a
 dream cuts short) each model's heads are read on every real frame behind its own window of real
 frames (:func:`worldsim.bench.fidelity.teacher_forced_heads`). It reports, per model, the share of
-the steps that did not end an episode where the termination probability exceeds 0.5 (false
-alarms), the share of the terminal steps where it does (recall; '-' where none ends), and the
-reward head's RMS error. If a dream ends episodes that the heads do not end on real frames, the
+the steps that did not end an episode where the termination probability exceeds the model's
+``termination_threshold`` (false alarms), the share of the terminal steps where it does (recall;
+'-' where none ends), the share of the steps 1, 2, 3 and 4 before a terminal one where it does
+(a head that ends episodes early), and the reward head's RMS error. If a dream ends episodes that the heads do not end on real frames, the
 dream's frames, not its heads, went wrong. Prints a markdown table; ``--out`` writes
 ``heads_on_data.md`` and ``.json``.
 """
@@ -28,6 +29,8 @@ from worldsim.data.collection import Collection
 from worldsim.data.episode import Episode
 from worldsim.model.world_model import load
 
+EARLY = (1, 2, 3, 4)  # steps before a terminal step at which the report counts the head's firing
+
 
 def measure(path: str, episodes: list[Episode]) -> dict:
     model = load(path)
@@ -35,6 +38,15 @@ def measure(path: str, episodes: list[Episode]) -> dict:
     ended = np.concatenate([e.terminated for e in episodes]).astype(bool)
     real_rewards = np.concatenate([e.rewards for e in episodes])
     alarms = terminations > model.config.termination_threshold  # as the dream decides
+    before: dict[int, list[bool]] = {k: [] for k in EARLY}
+    start = 0
+    for episode in episodes:
+        n = len(episode.actions)
+        if n and episode.terminated[-1]:
+            for k in EARLY:
+                if k < n:
+                    before[k].append(bool(alarms[start + n - 1 - k]))
+        start += n
     return {
         "model": path,
         "steps": int(len(ended)),
@@ -42,6 +54,7 @@ def measure(path: str, episodes: list[Episode]) -> dict:
         "false_alarms": float(alarms[~ended].mean()) if (~ended).any() else None,
         "recall": float(alarms[ended].mean()) if ended.any() else None,
         "reward_rmse": float(np.sqrt(np.mean((rewards - real_rewards) ** 2))),
+        "fires_before": {str(k): float(np.mean(said)) if said else None for k, said in before.items()},
     }
 
 
@@ -51,13 +64,14 @@ def markdown(report: dict) -> str:
         f"{report['terminal_steps']} of them terminal). `{report['command']}`",
         "",
         "| model | false alarms (P(term) above the model's `termination_threshold` on a step that did not end) "
-        "| recall on terminal steps | reward RMS error |",
-        "| --- | --- | --- | --- |",
+        "| recall on terminal steps | fires " + " / ".join(map(str, EARLY)) + " steps before one | reward RMS error |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for label, r in report["models"].items():
         recall = "-" if r["recall"] is None else f"{r['recall']:.3f}"
         alarms = "-" if r["false_alarms"] is None else f"{r['false_alarms']:.4f}"
-        lines.append(f"| {label} | {alarms} | {recall} | {r['reward_rmse']:.4f} |")
+        early = " / ".join("-" if r["fires_before"][str(k)] is None else f"{r['fires_before'][str(k)]:.2f}" for k in EARLY)
+        lines.append(f"| {label} | {alarms} | {recall} | {early} | {r['reward_rmse']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
