@@ -223,6 +223,7 @@ def physics_ends(
                 env.state = state
                 env.steps_beyond_terminated = None  # a replay steps on past its end without gymnasium's warning
                 _, reward, terminated, _, _ = env.step(int(b.actions[min(t, len(b.actions) - 1)]))
+                # no draw without drift: a floor's replays keep the noise stream they always had
                 state = np.asarray(env.state) + (rng.normal(size=4) * step_std if drift != (0.0, 0.0) else 0.0)
                 angles[len(repeated), t] = state[STATE_KEYS.index("pole_angle")]
                 if t < len(b.actions) + late and end is None:
@@ -293,7 +294,7 @@ def markdown(report: dict) -> str:
             f"The pole on the dream's frame where it ended the episode, read off the frame: median absolute angle (rad) and the "
             f"share under {UPRIGHT} rad, a pole the world would not end on (CartPole-v1 ends past 0.2094){said}.",
             "",
-            "| model | branch start | dream ends | median angle | share under " + f"{UPRIGHT} |",
+            f"| model | branch start | dream ends | median angle | share under {UPRIGHT} |",
             "| --- | --- | --- | --- | --- |",
         ]
         for label, table in report["end_angles"].items():

@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from worldsim.atomic import atomic_folder, atomic_write, open_permissions
-from worldsim.errors import MissingFileError, UserError, check_bool
+from worldsim.errors import MissingFileError, UserError, check_bool, is_number
 from worldsim.model import manifest
 from worldsim.model.action_space import ActionSpace
 from worldsim.model.codec import PixelCodec, VAECodec, load_codec
@@ -70,7 +70,7 @@ class WorldModelConfig:
     def __post_init__(self) -> None:
         check_bool("commit_pass", self.commit_pass)
         threshold = self.termination_threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+        if not (is_number(threshold, 0, 1, open_low=True) and threshold != 1):  # in (0, 1)
             raise UserError(f"termination_threshold must be a probability in (0, 1), got {threshold!r}")
         space: object = self.action_space
         if not isinstance(space, ActionSpace):  # the dict of a worldsim.json
