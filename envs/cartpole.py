@@ -110,23 +110,45 @@ def parse(frame: np.ndarray) -> tuple[float, float]:
     coarse search over the track and a few angles, then alternating line searches and two joint
     refinements. On 32x32 frames that :func:`draw` made it recovers the position to 0.001 m and the
     angle to 0.002 rad (``tests/test_cartpole.py``); on a dreamed frame it reads the pole as drawn."""
-    size = (int(frame.shape[0]), int(frame.shape[1]))
-    target = frame.astype(np.float32)
-
-    def error(x: float, angle: float) -> float:
-        return float(((draw(size, x, angle).astype(np.float32) - target) ** 2).sum())
-
-    def best(candidates: list[tuple[float, float]]) -> tuple[float, float]:
-        return min(candidates, key=lambda c: error(*c))
-
+    fit = DrawingFit(frame)
     half = TRACK_WIDTH / 2
-    x, angle = best([(float(x), a) for a in (-0.15, 0.0, 0.15) for x in np.arange(-half, half + 1e-9, 0.04)])
+    x, angle = fit.best([(float(x), a) for a in (-0.15, 0.0, 0.15) for x in np.arange(-half, half + 1e-9, 0.04)])
     for _ in range(4):  # position and angle trade off (both move the pole's tip): alternate
-        angle = best([(x, float(a)) for a in np.arange(angle - 0.06, angle + 0.0601, 0.003)])[1]
-        x = best([(float(v), angle) for v in np.arange(x - 0.06, x + 0.0601, 0.003)])[0]
-    for step in (0.002, 0.0005):
-        x, angle = best([(x + i * step, angle + j * step) for i in range(-8, 9) for j in range(-8, 9)])
-    return x, angle
+        angle = fit.best([(x, float(a)) for a in np.arange(angle - 0.06, angle + 0.0601, 0.003)])[1]
+        x = fit.best([(float(v), angle) for v in np.arange(x - 0.06, x + 0.0601, 0.003)])[0]
+    return fit.refine(x, angle, (0.002, 0.0005))
+
+
+def drawing_error(frame: np.ndarray) -> float:
+    """How far ``frame`` (uint8 ``[H, W, 3]``) is from every frame :func:`draw` can make: the RMS
+    difference (uint8 levels, over pixels and channels) between it and the nearest drawing found,
+    :func:`parse`'s refined by three more joint searches (its own can stop 0.01 rad off on one frame
+    in about 15). The world's own 32x32 frames score under 0.15 (at most 0.122 over 150 random
+    states; ``tests/test_cartpole.py``); a frame whose pole smears, darkens or breaks scores more (a
+    pole at half its brightness: 4.2), however far it leans."""
+    fit = DrawingFit(frame)
+    x, angle = fit.refine(*parse(frame), (0.004, 0.001, 0.00025))
+    return math.sqrt(fit.error(x, angle) / frame.size)
+
+
+class DrawingFit:
+    """Squared error between ``frame`` and :func:`draw`'s drawing of a state (analysis by synthesis)."""
+
+    def __init__(self, frame: np.ndarray):
+        self.size = (int(frame.shape[0]), int(frame.shape[1]))
+        self.target = frame.astype(np.float32)
+
+    def error(self, x: float, angle: float) -> float:
+        return float(((draw(self.size, x, angle).astype(np.float32) - self.target) ** 2).sum())
+
+    def best(self, candidates: list[tuple[float, float]]) -> tuple[float, float]:
+        return min(candidates, key=lambda c: self.error(*c))
+
+    def refine(self, x: float, angle: float, steps: Sequence[float]) -> tuple[float, float]:
+        """Joint searches on 17x17 grids of each step around the best so far (the grid holds it)."""
+        for step in steps:
+            x, angle = self.best([(x + i * step, angle + j * step) for i in range(-8, 9) for j in range(-8, 9)])
+        return x, angle
 
 
 class PixelCartPole(gym.Wrapper):
