@@ -71,7 +71,8 @@ def dream_errors(path: str, policy: str, episodes: int, steps: int, every: int, 
 
 def real_errors(path: str, policy: str, episodes: int, steps: int, every: int, seed: int) -> dict:
     """The same policy's real episodes (seeds ``seed, seed + 1, ...``, cut at ``steps``): drawing
-    errors at the checked steps each reached (NaN after its end) and each episode's length."""
+    errors at the checked steps each reached (NaN after its end) and the step where the world ended
+    each (None: it did not)."""
     from worldsim.envs.cartpole import drawing_error
 
     model = load(path)
@@ -80,20 +81,20 @@ def real_errors(path: str, policy: str, episodes: int, steps: int, every: int, s
     assert nets is not None, "main() checks that the policy is a .zip"
     checked = checked_steps(steps, every)
     errors = np.full((episodes, len(checked)), np.nan)
-    lengths = []
+    ends: list[int | None] = [None] * episodes
     for i in range(episodes):
         observation, _ = env.reset(seed=seed + i)
         nets[0].reset(seed + i)
-        t = 0
         for t in range(1, steps + 1):
             observation, _, terminated, truncated, _ = env.step(nets[0](observation, {}))
             if t in checked:
                 errors[i, checked.index(t)] = drawing_error(observation)
+            if terminated:
+                ends[i] = t
             if terminated or truncated:
                 break
-        lengths.append(t)
     env.close()
-    return {"errors": errors.tolist(), "lengths": lengths}
+    return {"errors": errors.tolist(), "ends": ends}
 
 
 def checked_steps(steps: int, every: int) -> list[int]:
@@ -123,9 +124,10 @@ def markdown(report: dict) -> str:
         "from the real twin's context; the termination head's ends are noted, not obeyed. Drawing error: the RMS "
         "difference (uint8 levels) between a frame and CartPole's drawing of the state it shows "
         "(`worldsim.envs.cartpole.drawing_error`; the world's own frames score under 0.15). Median (90th percentile) "
-        "over the envs at each step; the real row is the same policy in the real world (episodes that ended drop out).",
+        "over the envs at each step; the real row is the same policy in the real world, where the world's ends are obeyed "
+        "(an episode that ended drops out).",
         "",
-        "| model | " + " | ".join(f"t = {m}" for m in marks) + " | head ended (of envs) | its end step, median | "
+        "| model | " + " | ".join(f"t = {m}" for m in marks) + " | ended (real: the world; dream: the head) | end step, median | "
         "error on the ending frame, median |",
         "| --- | " + " | ".join("---" for _ in marks) + " | --- | --- | --- |",
     ]
@@ -133,14 +135,17 @@ def markdown(report: dict) -> str:
     def cells(s: dict) -> list[str]:
         return [f"{s[str(m)]['median']:.2f} ({s[str(m)]['p90']:.2f})" if str(m) in s else "-" for m in marks]
 
-    real = report["real"]
-    lines.append(f"| real | {' | '.join(cells(real['summary']))} | {sum(n < report['steps'] for n in real['lengths'])} | - | - |")
-    for label, r in report["models"].items():
-        ended = [(e, x) for e, x in zip(r["ends"], r["end_errors"]) if e is not None]
-        head = [f"{len(ended)} of {report['episodes']}", "-", "-"]
+    def ends(r: dict) -> list[str]:
+        ended = [(e, x) for e, x in zip(r["ends"], r.get("end_errors", [None] * len(r["ends"]))) if e is not None]
+        out = [f"{len(ended)} of {report['episodes']}", "-", "-"]
         if ended:
-            head[1:] = [f"{np.median([e for e, _ in ended]):.0f}", f"{np.median([x for _, x in ended]):.2f}"]
-        lines.append(f"| {label} | {' | '.join(cells(r['summary']))} | {' | '.join(head)} |")
+            out[1] = f"{np.median([e for e, _ in ended]):.0f}"
+            if "end_errors" in r:
+                out[2] = f"{np.median([x for _, x in ended]):.2f}"
+        return out
+
+    for label, r in [("real", report["real"]), *report["models"].items()]:
+        lines.append(f"| {label} | {' | '.join([*cells(r['summary']), *ends(r)])} |")
     lines.append("")
     return "\n".join(lines)
 
