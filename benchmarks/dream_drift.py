@@ -29,24 +29,19 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from worldsim.atomic import atomic_write, write_table
-from worldsim.bench.rl import real_world, saved_policies
-from worldsim.model.world_model import load
+from worldsim.bench.rl import real_episodes, real_world, saved_policies
+from worldsim.model.world_model import WorldModel, load
 
 MARKS = (1, 10, 25, 50, 100, 200, 500)
 
 
-def dream_errors(path: str, policy: str, episodes: int, steps: int, every: int, seed: int, sampler_steps: int | None) -> dict:
+def dream_errors(model: WorldModel, policy: str, episodes: int, steps: int, every: int, seed: int) -> dict:
     """One model's closed-loop dreams: drawing errors ``[episodes, len(checked)]`` at the checked
     steps (``every``, ``2 * every``, ... and step 1), each env's first head end (None: none), and
     the drawing error of the frame it ended on."""
     from worldsim.envs.cartpole import drawing_error
     from worldsim.envs.dream import DreamVectorEnv
 
-    model = load(path)
-    if model.config.env_id != "worldsim/CartPole-v0":
-        raise SystemExit(f"dream_drift.py measures CartPole models (worldsim/CartPole-v0); {path} is a model of {model.config.env_id}")
-    if sampler_steps is not None:
-        model.config.sampler_steps = sampler_steps
     envs = DreamVectorEnv(episodes, model, "cpu", horizon=steps, autoreset_mode=AutoresetMode.DISABLED)
     observations, _ = envs.reset(seed=seed)
     spaces = real_world(model, {})  # the saved policy is rebuilt for the real env's spaces, the dream's too
@@ -69,31 +64,23 @@ def dream_errors(path: str, policy: str, episodes: int, steps: int, every: int, 
     return {"errors": errors.tolist(), "ends": ends, "end_errors": end_errors}
 
 
-def real_errors(path: str, policy: str, episodes: int, steps: int, every: int, seed: int) -> dict:
-    """The same policy's real episodes (seeds ``seed, seed + 1, ...``, cut at ``steps``): drawing
-    errors at the checked steps each reached (NaN after its end) and the step where the world ended
-    each (None: it did not)."""
+def real_errors(model: WorldModel, policy: str, episodes: int, steps: int, every: int, seed: int) -> dict:
+    """The same policy's real episodes (:func:`worldsim.bench.rl.real_episodes`: seeds ``seed,
+    seed + 1, ...``, cut at ``steps``): drawing errors at the checked steps each reached (NaN after
+    its end) and the step where the world ended each (None: it did not)."""
     from worldsim.envs.cartpole import drawing_error
 
-    model = load(path)
-    env = real_world(model, {})
-    nets = saved_policies(policy, 1, env, seed)
-    assert nets is not None, "main() checks that the policy is a .zip"
     checked = checked_steps(steps, every)
     errors = np.full((episodes, len(checked)), np.nan)
     ends: list[int | None] = [None] * episodes
-    for i in range(episodes):
-        observation, _ = env.reset(seed=seed + i)
-        nets[0].reset(seed + i)
-        for t in range(1, steps + 1):
-            observation, _, terminated, truncated, _ = env.step(nets[0](observation, {}))
-            if t in checked:
-                errors[i, checked.index(t)] = drawing_error(observation)
-            if terminated:
-                ends[i] = t
-            if terminated or truncated:
-                break
-    env.close()
+
+    def watch(i: int, t: int, observation: np.ndarray, terminated: bool) -> None:
+        if t in checked:
+            errors[i, checked.index(t)] = drawing_error(observation)
+        if terminated:
+            ends[i] = t
+
+    real_episodes(model, policy, episodes, seed, steps, watch=watch)
     return {"errors": errors.tolist(), "ends": ends}
 
 
@@ -197,10 +184,19 @@ def main(argv: list[str] | None = None) -> dict:
         "checked": checked,
         "models": {},
     }
+    first: WorldModel | None = None
     for label, _, path in models:
-        r = dream_errors(path, args.policy, args.episodes, args.steps, args.every, args.seed, args.sampler_steps)
+        model = load(path)
+        if model.config.env_id != "worldsim/CartPole-v0":
+            raise SystemExit(f"dream_drift.py measures CartPole models (worldsim/CartPole-v0); {path} is a model of {model.config.env_id}")
+        if args.sampler_steps is not None:
+            model.config.sampler_steps = args.sampler_steps
+        r = dream_errors(model, args.policy, args.episodes, args.steps, args.every, args.seed)
         report["models"][label] = {**r, "summary": summary(np.array(r["errors"]), checked)}
-    real = real_errors(models[0][2], args.policy, args.episodes, args.steps, args.every, args.seed)
+        if first is None:
+            first = model
+    assert first is not None, "argparse requires a --model"
+    real = real_errors(first, args.policy, args.episodes, args.steps, args.every, args.seed)
     report["real"] = {**real, "summary": summary(np.array(real["errors"]), checked)}
     text = markdown(report)
     print(text, end="")

@@ -23,7 +23,7 @@ the length and return of real and dream episodes under simple fixed policies
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -229,9 +229,18 @@ def saved_policies(policy: str, n: int, env, seed: int) -> list | None:
     return nets
 
 
-def real_episodes(model, policy: str, episodes: int, seed: int, max_steps: int, **world_kwargs) -> tuple[np.ndarray, np.ndarray]:
+def real_episodes(
+    model,
+    policy: str,
+    episodes: int,
+    seed: int,
+    max_steps: int,
+    watch: Callable[[int, int, np.ndarray, bool], None] | None = None,
+    **world_kwargs,
+) -> tuple[np.ndarray, np.ndarray]:
     """Lengths and returns of ``episodes`` real episodes of ``policy`` (seeds ``seed, seed + 1, ...``),
-    cut at ``max_steps``."""
+    cut at ``max_steps``; ``watch(episode, step, observation, terminated)``, if given, sees every
+    step (``step`` from 1)."""
     env = real_world(model, world_kwargs)
     nets = saved_policies(policy, 1, env, seed)
     lengths, returns = np.zeros(episodes), np.zeros(episodes)
@@ -245,6 +254,8 @@ def real_episodes(model, policy: str, episodes: int, seed: int, max_steps: int, 
             observation, reward, terminated, truncated, _ = env.step(action)
             lengths[i] += 1
             returns[i] += reward
+            if watch is not None:
+                watch(i, int(lengths[i]), observation, bool(terminated))
             if terminated or truncated:
                 break
     env.close()
