@@ -9,8 +9,8 @@ the steps that did not end an episode where the termination probability exceeds 
 ``termination_threshold`` (false alarms), the share of the terminal steps where it does (recall;
 '-' where none ends), the share of the steps 1, 2, 3 and 4 before a terminal one where it does
 (a head that ends episodes early), and the reward head's RMS error. If a dream ends episodes
-that the heads do not end on real frames, the dream's frames, not its heads, went wrong. Prints a markdown table; ``--out`` writes
-``heads_on_data.md`` and ``.json``.
+that the heads do not end on real frames, the dream's frames, not its heads, went wrong. Prints a
+markdown table; ``--out`` writes ``heads_on_data.md`` and ``.json``.
 """
 
 from __future__ import annotations
