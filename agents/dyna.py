@@ -2,9 +2,10 @@
 
 :func:`dyna` repeats, ``iterations`` times: collect real episodes with the current policy (uniformly
 random at first) until its share of the ``real_steps`` budget is used -> fine-tune the world model
-on all real data so far (``worldsim train`` with ``init=``) -> train the agent in the new model's
-dream (:func:`~worldsim.agents.imagination.train_in_dream`'s pieces; the same SB3 agent learns on)
--> evaluate it in the real world. In the dream, episodes start from real frames drawn from all the
+on all real data so far (``worldsim train`` with ``init=``; with ``model_steps=0`` the given model
+dreams every round as it is) -> train the agent in the new model's dream
+(:func:`~worldsim.agents.imagination.train_in_dream`'s pieces; the same SB3 agent learns on) ->
+evaluate it in the real world. In the dream, episodes start from real frames drawn from all the
 rounds' collections (``replay_starts``) and are truncated after ``imagination_horizon`` steps (15;
 SB3 bootstraps the value there), as DIAMOND, IRIS and Dreamer train in imagination: the agent
 learns from the dream where it is accurate, from states its real experience reached.
@@ -58,7 +59,7 @@ class DynaSettings:
 
     real_steps: int = 20_000  # real env steps in all
     iterations: int = 5  # collect / fine-tune / dream rounds; each uses real_steps / iterations
-    model_steps: int = 500  # world-model fine-tuning steps per round
+    model_steps: int = 500  # world-model fine-tuning steps per round; 0: the given model dreams every round as it is
     model_batch_size: int = 16
     model_lr: float = 3e-4
     # Windows ending an episode (a fall, a reach) drawn this many times as often in the rounds' fine-tuning (train.terminal_repeats).
@@ -82,23 +83,17 @@ class DynaSettings:
     imagination_horizon: int | None = 15  # None: the real episode length
 
     def __post_init__(self):
-        for name in (
-            "real_steps",
-            "iterations",
-            "model_steps",
-            "model_batch_size",
-            "model_terminal_repeats",
-            "dream_steps",
-            "num_envs",
-            "eval_episodes",
-        ):
+        for name in ("real_steps", "iterations", "model_batch_size", "model_terminal_repeats", "dream_steps", "num_envs", "eval_episodes"):
             check_integer(name, getattr(self, name))
         for name in ("seed", "eval_seed"):
             check_integer(name, getattr(self, name), low=0)
+        check_integer("model_steps", self.model_steps, low=0, note="0: the given world model is not fine-tuned")
         if not is_number(self.model_lr, 0, open_low=True):
             raise UserError(f"model_lr must be {accepted_number(0, open_low=True)}, got {self.model_lr!r}")
         for name in ("fresh", "replay_starts"):
             check_bool(name, getattr(self, name))
+        if self.fresh and self.model_steps == 0:
+            raise UserError("fresh=true trains a new world model in the first round, so model_steps must be >= 1, got 0")
         if self.imagination_horizon is not None and not is_integer(self.imagination_horizon, 1):
             raise UserError(
                 f"imagination_horizon must be an integer >= 1 or null (the real episode length), got {self.imagination_horizon!r}"
@@ -137,7 +132,7 @@ class DynaSettings:
                 "lr": self.model_lr,
                 "terminal_repeats": self.model_terminal_repeats,
                 "warmup_steps": min(50, self.model_steps),
-                "checkpoint_every": self.model_steps,
+                "checkpoint_every": max(1, self.model_steps),  # model_steps 0 trains nothing; the config stays valid
                 "keep_checkpoints": 1,
                 "seed": self.seed + k,
                 **self.model_train,
@@ -211,17 +206,18 @@ def dyna(
                 env_id, out / "real" / f"iter_{k:03d}", quota - real_used, world, policy, algo, stream_seed(settings.seed, 0, k)
             )
         collections = sorted(str(p) for p in (out / "real").glob("iter_*"))
-        sizes, _ = sizes_of(current)
-        train_cfg = settings.train_config(k, context)
-        run = out / "world" / f"iter_{k:03d}"
-        trained = newest(run)  # the round's only checkpoint is its last step's
-        if trained is not None:  # killed after this round's training: its model stands
-            current = str(trained)
-        else:
-            start_from = None if settings.fresh and k == 0 else current
-            result = train(collections, run, settings.model_steps, sizes, train_cfg, device=device, progress=progress, init=start_from)
-            current = str(result.checkpoint)
-        model = load(current, device)
+        if settings.model_steps > 0:  # else the given model dreams every round as it is
+            sizes, _ = sizes_of(current)
+            train_cfg = settings.train_config(k, context)
+            run = out / "world" / f"iter_{k:03d}"
+            trained = newest(run)  # the round's only checkpoint is its last step's
+            if trained is not None:  # killed after this round's training: its model stands
+                current = str(trained)
+            else:
+                start_from = None if settings.fresh and k == 0 else current
+                result = train(collections, run, settings.model_steps, sizes, train_cfg, device=device, progress=progress, init=start_from)
+                current = str(result.checkpoint)
+            model = load(current, device)
         replay = collections if settings.replay_starts else None
         dream = DreamVectorEnv(settings.num_envs, model, device, horizon=settings.imagination_horizon, replay=replay, **world_kwargs)
         venv = DreamVecEnv(dream)

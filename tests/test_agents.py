@@ -2,7 +2,7 @@
 and the dream-trained and model-free agents built alike."""
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -202,6 +202,24 @@ def test_dyna_fresh_trains_a_new_world_model_in_its_first_round(tmp_path):
         DynaSettings(model_train={"batch_size": 4})
     with pytest.raises(ValueError, match="fresh must be true or false"):
         DynaSettings(fresh="yes")
+
+
+def test_dyna_with_no_model_steps_dreams_in_the_given_model_every_round(tmp_path):
+    from worldsim.agents.dyna import DynaSettings, dyna
+    from worldsim.bench.rl import markdown
+
+    folder = str(save_tiny_world_model(tmp_path / "model"))
+    world = dict(scenario="push", frame_size=(16, 16), max_steps=10)
+    rows = dyna(folder, "ppo", tmp_path / "a", DynaSettings(**{**DYNA, "model_steps": 0}), progress=False, **world)
+    assert [r["model"] for r in rows] == [folder, folder] and [int(r["real_steps"]) for r in rows] == [20, 40]
+    assert not (tmp_path / "a" / "world").exists() and (tmp_path / "a" / "policies" / "iter_001.zip").is_file()
+    settings = asdict(DynaSettings(**{**DYNA, "model_steps": 0}))
+    report = {"world": "worldsim/Balls-v0", "world_kwargs": {}, "command": "c", "seconds": 60.0, "algo": "ppo", "seeds": 1,
+              "settings": settings, "model": "m", "targets": [], "hyperparameters": {},
+              "curves": {"dyna": [], "model-free": []}}  # fmt: skip
+    text = markdown(report)
+    assert "(collect real steps with the policy -> 32 dream steps of the agent), `m` dreaming every round as it is" in text
+    assert "world-model training" not in text
 
 
 def test_model_free_resumes_from_its_last_mark_and_reads_back_a_finished_run(tmp_path):

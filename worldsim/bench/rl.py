@@ -143,12 +143,21 @@ def write_report(report: dict, out: str | Path, command: str) -> list[Path]:
 
 def start_of(report: dict) -> str:
     """Where the Dyna world model starts, and so which real steps the curve counts."""
+    if report["settings"]["model_steps"] == 0:
+        return f"`{report['model']}` dreaming every round as it is: the real steps it was trained on are not counted."
     if report["settings"].get("fresh"):
         return (
             f"the first round training a new world model of `{report['model']}`'s sizes from random weights, so every "
             "real step any world model learned from is counted."
         )
     return f"fine-tuning `{report['model']}` from the first round: the real steps that model was trained on before are not counted."
+
+
+def world_training(settings: dict) -> str:
+    """The rounds' world-model step of the header's loop ("" when the model is not fine-tuned)."""
+    if settings["model_steps"] == 0:
+        return ""
+    return f"{settings['model_steps']} world-model training steps on all real data so far ({fine_tuning(settings)}) -> "
 
 
 def fine_tuning(settings: dict) -> str:
@@ -182,8 +191,8 @@ def markdown(report: dict) -> str:
         f"`{report['command']}` (its runs took {report['seconds'] / 60:.0f} min in all)",
         "",
         f"{report['algo'].upper()}, {report['seeds']} seeds. Dyna: {s['iterations']} rounds of (collect real steps with the "
-        f"policy -> {s['model_steps']} world-model training steps on all real data so far ({fine_tuning(s)}) -> "
-        f"{s['dream_steps']} dream steps of the agent), {start_of(report)} Model-free: the same algorithm on the real env, for "
+        f"policy -> {world_training(s)}{s['dream_steps']} dream steps of the agent), {start_of(report)} "
+        "Model-free: the same algorithm on the real env, for "
         f"{report.get('model_free_budget', 1)}x the real steps. Returns: mean over seeds of "
         f"each seed's mean real return over {s['eval_episodes']} seeded episodes; spread: std over seeds.",
         "",
