@@ -325,6 +325,22 @@ def test_init_fine_tunes_a_trained_model_and_refuses_other_sizes(overfit, data, 
         train([data], tmp_path / "wide", 1, wider, config(), progress=False, init=out)
 
 
+def test_a_fine_tune_samples_as_the_model_it_started_from(data, tmp_path):
+    # Not WorldModelConfig's defaults (4 steps, level 0, threshold 0.5): Dyna's rounds would dream otherwise.
+    start = train([data], tmp_path / "start", 1, TINY, config(), progress=False).model
+    settings = dict(sampler_steps=3, context_noise=0.05, commit_pass=False, termination_threshold=0.8)
+    for name, value in settings.items():
+        setattr(start.config, name, value)
+    start.save_pretrained(tmp_path / "model")
+    tuned = train([data], tmp_path / "tuned", 1, TINY, config(), progress=False, init=tmp_path / "model").model
+    assert {name: getattr(tuned.config, name) for name in settings} == settings
+    assert {name: getattr(load(tmp_path / "tuned").config, name) for name in settings} == settings
+    # A level above the fine-tune's context-noise range is capped there, and a folded commit pass needs a level above 0.
+    narrow = config(noise=NoiseSchedule(context_noise_max=0.0))
+    capped = train([data], tmp_path / "capped", 1, TINY, narrow, progress=False, init=tmp_path / "model").model.config
+    assert (capped.context_noise, capped.commit_pass, capped.sampler_steps) == (0.0, True, 3)
+
+
 def test_a_checkpoint_without_its_training_state_is_ignored_by_load_and_resume_alike(data, tmp_path, monkeypatch):
     from worldsim.model.world_model import model_folder
 

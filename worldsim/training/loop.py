@@ -401,7 +401,8 @@ def train(
     continues from the newest checkpoint exactly: weights, optimizer, schedule, EMA and data
     position (the noise of a step is seeded by the step). ``text_encoder``: see
     :func:`build_world_model`. ``init``: a trained world model (shipped name, model or run folder)
-    of ``model_cfg``'s sizes to start from (fine-tuning; its ``residual_std`` is kept)."""
+    of ``model_cfg``'s sizes to start from (fine-tuning; its ``residual_std`` is kept, and the
+    fine-tune samples as it does: :func:`sample_as`)."""
     check_integer("steps", steps)
     out = Path(out)
     place = setup_distributed(device)
@@ -422,6 +423,7 @@ def train(
         raise UserError(f"train.shortcut_prob={cfg.shortcut_prob} needs a step-conditioned model: add model.step_conditioning=true")
     if trained is not None:
         start_from(model, trained, init)
+        sample_as(model, trained, cfg.noise.context_noise_max)
     else:
         measured = frame_change_std(dataset, model.codec, cfg.seed)
         if measured is not None:
@@ -473,6 +475,19 @@ def start_from(model: WorldModel, trained: WorldModel, init: str | Path) -> None
         names = ", ".join((missing + unexpected)[:3])
         raise UserError(f"init={init} has other parts than model= (missing or unexpected: {names}); fine-tune with its own sizes")
     model.dit.register_to_config(residual_std=trained.dit.config.residual_std)
+
+
+def sample_as(model: WorldModel, trained: WorldModel, context_noise_max: float) -> None:
+    """A fine-tune samples as the ``trained`` model it started from: its ``sampler_steps``,
+    ``commit_pass``, ``termination_threshold`` and ``context_noise`` (chosen for that model, e.g. in
+    its RECIPE), not :class:`WorldModelConfig`'s defaults. The context-noise level is capped at the
+    fine-tune's ``context_noise_max``, the range the model now trains on; a folded commit pass
+    (``commit_pass`` false) needs a level above 0 and a network without step conditioning, so the
+    commit pass comes back where the fine-tune leaves either out."""
+    ours, theirs = model.config, trained.config
+    ours.sampler_steps, ours.termination_threshold = theirs.sampler_steps, theirs.termination_threshold
+    ours.context_noise = min(theirs.context_noise, context_noise_max)
+    ours.commit_pass = theirs.commit_pass or ours.context_noise <= 0 or bool(model.dit.config.step_conditioning)
 
 
 def tokens_in(batch: dict, model: WorldModel) -> int:
