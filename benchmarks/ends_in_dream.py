@@ -67,7 +67,7 @@ class Branch:
     actions: np.ndarray
     real_end: int | None
     real_return: float
-    state: dict[str, float] | None = None  # the episode's recorded true state at the branch start
+    state: dict[str, np.ndarray] | None = None  # the episode's recorded true state at the branch start (push's: arrays)
     future: np.ndarray | None = None  # uint8 [steps, H, W, 3]: the real frames after each replayed action
     future_states: dict[str, np.ndarray] | None = None  # the recorded state after each replayed action
 
@@ -101,7 +101,7 @@ def branch(row: str, episode: Episode, start: int, steps: int, real_end: int | N
         caption=episode.caption,
     )
     span = slice(start, start + steps)
-    state = {key: float(value[start]) for key, value in episode.states.items()} or None
+    state = {key: np.asarray(value[start]) for key, value in episode.states.items()} or None
     future = episode.frames[start + 1 : start + 1 + steps]
     future_states = {key: np.asarray(value[start + 1 : start + 1 + steps]) for key, value in episode.states.items()} or None
     real_return = float(np.sum(episode.rewards[span]))

@@ -125,3 +125,22 @@ def test_end_angles_tell_an_end_on_an_upright_pole_from_a_fallen_one():
     assert row["row"] == "8 before" and row["ends"] == 2 and row["upright"] == 0.5
     assert row["median"] == pytest.approx((0.05 + 0.22) / 2, abs=0.004)  # parse: within 0.002 each
     assert ends_in_dream.end_angles(["control"], [None], frames[:1]) == []
+
+
+def test_branches_keep_a_world_state_that_is_not_scalars(tmp_path):
+    from worldsim.data.collect import collect
+
+    # Balls records each ball's position and velocity as arrays (CartPole: four floats).
+    data = tmp_path / "push"
+    collect(
+        "worldsim/Balls-v0",
+        data,
+        episodes=4,
+        env_kwargs={"frame_size": (16, 16), "scenario": "push"},
+        policy="auto",
+        seed=3,
+        progress=False,
+    )
+    found = ends_in_dream.branches(Collection(data).load(), [1, 4], late=2)
+    assert found and all(b.state is not None for b in found)
+    assert any(np.ndim(value) > 0 for b in found for value in b.state.values())
