@@ -67,7 +67,8 @@ class DynaSettings:
     # in the RL benchmark than with train's 8 (benchmarks/results/stability/recipes.md).
     model_terminal_repeats: int = 8
     # Any other train.* key for the rounds' fine-tuning, e.g. the head settings that taught push's heads
-    # to end a dream at a reach: {head_rollout_prob: 0.5, reward_weight: 10, noise: {clean_prob: 0.5}}.
+    # to end a dream at a reach on scripted push data (with model_terminal_repeats 32): {termination_weight: 10,
+    # reward_weight: 10, head_rollout_prob: 0.5, rollout_steps: 3, noise: {clean_prob: 0.5}}.
     model_train: dict[str, Any] = field(default_factory=dict)
     dream_steps: int = 20_000  # agent steps in the dream per round (all envs together)
     num_envs: int = 16  # dream envs, and the model-free agent's real envs
