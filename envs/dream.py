@@ -28,7 +28,7 @@ from gymnasium.wrappers import TimeLimit
 from worldsim.data.collect import record_episode
 from worldsim.data.episode import Episode
 from worldsim.data.policies import make_policy
-from worldsim.errors import UserError, check_integer
+from worldsim.errors import UserError, check_bool, check_integer
 from worldsim.model.action_space import ActionSpace
 from worldsim.model.world_model import WorldModel, load
 
@@ -155,6 +155,7 @@ class DreamVectorEnv(VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
         env_id: str | None = None,
         replay: str | Path | Sequence[str | Path] | None = None,
+        compile: bool = False,
         **world_kwargs: Any,
     ):
         check_integer("num_envs", num_envs)
@@ -167,6 +168,8 @@ class DreamVectorEnv(VectorEnv):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise UserError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}")
         self.model = resolve_model(model, device, env_id)
+        if check_bool("compile", compile):
+            self.model.dit.compile_passes()
         config = self.model.config
         assert config.env_id is not None, "resolve_model refuses a model that names no world"
         self.env_id = config.env_id
@@ -436,7 +439,9 @@ class DreamEnv(gym.Env):
     model's training window - 1, also the most it takes); ``horizon=None``; ``guidance=1.0``
     (classifier-free guidance on text and actions, a finite number >= 1); ``render_mode`` in
     ``{None, "rgb_array", "human"}`` (a pygame window, frames scaled up by nearest neighbour, paced
-    at the model's fps); ``replay=None`` (see the starting state); and the twin's world arguments
+    at the model's fps); ``replay=None`` (see the starting state); ``compile=False`` (True:
+    :meth:`~worldsim.model.dit.SpacetimeDiT.compile_passes` on the model, in place: on CPU 1.4-1.9x
+    the frames/s, after a first step that compiles for 10-30 s); and the twin's world arguments
     (Balls: ``scenario=``, ``frame_size=``, ``split=``, ...; CartPole: ``frame_size=``).
     ``metadata["render_fps"]`` is the model's fps.
 
@@ -457,6 +462,7 @@ class DreamEnv(gym.Env):
         render_mode: str | None = None,
         env_id: str | None = None,
         replay: str | Path | Sequence[str | Path] | None = None,
+        compile: bool = False,
         **world_kwargs: Any,
     ):
         self.dream = DreamVectorEnv(
@@ -471,6 +477,7 @@ class DreamEnv(gym.Env):
             autoreset_mode=AutoresetMode.DISABLED,
             env_id=env_id,
             replay=replay,
+            compile=compile,
             **world_kwargs,
         )
         self.observation_space = self.dream.single_observation_space

@@ -103,6 +103,7 @@ CLI = [
     (["play", "model=balls", "max_steps=0"], "max_steps must be an integer >= 1 or null, got 0"),
     (["play", "model=balls", "rewind_steps=0"], "rewind_steps must be an integer >= 1, got 0"),
     (["play", "model=balls", "side_by_side=maybe"], "side_by_side must be true or false, got 'maybe'"),
+    (["play", "model=balls", "compile=maybe"], "compile must be true or false, got 'maybe'"),
     (["play", "model=balls", f"record_dir={FILE}"], f"record_dir must be a folder path ({FILE} is a file)"),
     (["play", "model=nothing"], "nothing"),
     # bench

@@ -211,6 +211,7 @@ def test_bad_inputs_give_clear_errors(balls):
         ({"sampler_steps": 0}, r"sampler_steps must be >= 1 \(an integer\), .*got 0"),
         ({"context_frames": 50}, "context_frames must be at most 2, the frames the model keeps as context; got 50"),
         ({"autoreset_mode": "sometimes"}, "autoreset_mode must be an AutoresetMode or one of"),
+        ({"compile": "yes"}, "compile must be true or false, got 'yes'"),
     ],
 )
 def test_bad_settings_are_user_errors(balls, kwargs, message):
@@ -293,3 +294,10 @@ def test_a_vector_snapshot_restores_every_env_and_refuses_another_envs(balls):
         DreamEnv(balls, scenario="push").restore(state)
     with pytest.raises(RuntimeError, match="call reset"):
         DreamEnv(balls).snapshot()
+
+
+def test_compile_compiles_the_models_cached_passes(balls):
+    # What it compiles is tested in test_simulator.py; here that the env asks for it (the first step would compile).
+    env = DreamVectorEnv(1, balls, compile=True)
+    assert env.model.dit.compiled_pass is not None
+    assert DreamVectorEnv(1, balls).model.dit.compiled_pass is None  # a name loads a fresh model

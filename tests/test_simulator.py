@@ -1,5 +1,6 @@
 """WorldSimulator: cached generation equals full recomputation; resets, forks, seeds, errors."""
 
+import copy
 import dataclasses
 
 import pytest
@@ -298,3 +299,31 @@ def test_an_episode_ends_where_the_termination_probability_passes_the_models_thr
 def test_a_termination_threshold_outside_0_1_is_refused(threshold):
     with pytest.raises(UserError, match=r"termination_threshold must be a probability in \(0, 1\)"):
         WorldModelConfig(termination_threshold=threshold)
+
+
+@torch.no_grad()
+def test_compiled_passes_give_the_eager_rollout_and_compile_once(model):
+    """SpacetimeDiT.compile_passes: the cached passes run as one graph whatever the window's place,
+    the frame's position or the sampler step (they enter as data); resets stay eager. Traced by a
+    counting backend that runs the graph as traced (inductor is the slow test in test_dit.py), so
+    the outputs differ from the eager ones only by the compiled GELU's form (sigmoid for tanh)."""
+    from torch._dynamo.testing import CompileCounter
+
+    compiled, counter = copy.deepcopy(model), CompileCounter()
+    compiled.dit.compile_passes(backend=counter)
+
+    def rollout(m):
+        sim = WorldSimulator(m, 2, window=3, seed=4)
+        sim.reset([True, True], frames(2, 2, seed=1), torch.tensor([[1, 2], [3, 4]]))
+        latents = []
+        for step in range(7):  # the window's place moves round the ring twice
+            if step == 3:
+                sim.reset([False, True], frames(1, 1, seed=2))
+            sim.step(torch.tensor([step % 5, (step + 2) % 5]))
+            latents.append(sim.latents)
+        return torch.stack(latents)
+
+    torch._dynamo.reset()
+    eager, fast = rollout(model), rollout(compiled)
+    torch.testing.assert_close(fast, eager, rtol=1e-4, atol=1e-4)
+    assert counter.frame_count == 1, counter.frame_count

@@ -247,7 +247,7 @@ def test_a_model_without_a_commit_pass_is_timed_so_beside_the_4_step_sampler_wit
 
 
 @pytest.mark.slow  # compiles (inductor): about 90 s on a cold cache
-def test_compile_adds_the_models_own_k_with_compiled_blocks_beside_the_eager_one(tmp_path):
+def test_compile_adds_the_models_own_k_with_compiled_passes_beside_the_eager_one(tmp_path):
     grid = SpeedGrid(batch_sizes=[1], sampler_steps=[1], windows=[], compile=True, **FAST)
     report = run_speed(preset("tiny"), (8, 8), ["cpu"], grid, log=quiet)
     write_report(report, tmp_path, "python benchmarks/speed.py --test")

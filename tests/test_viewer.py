@@ -30,6 +30,8 @@ def test_scripted_play_moves_with_actions_and_saves_a_screenshot(balls_model, tm
     play = viewer(balls_model, tmp_path)
     summary = play.run(replay, max_steps=6, screenshot=shot)
     assert summary.steps == 6 and play.actions == [4, 4, 4, 4, 1, 0]  # held keys: the first mapped one acts
+    # The counter leaves out the first step and the drawing: at least the whole run's rate.
+    assert summary.step_frames_per_second >= summary.frames_per_second > 0
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[0] > 100 and image.std() > 5  # a window, not a blank one
 

@@ -191,11 +191,13 @@ def run_play(cfg: DictConfig, mode: str | None) -> None:
     from worldsim.viewer import Viewer
 
     world = {key: to_python(cfg[key]) for key in ("scenario", "frame_size") if cfg[key] is not None}
-    viewer = Viewer(
-        str(cfg.model), cfg.device, cfg.sampler_steps, cfg.seed, cfg.fps, cfg.side_by_side, cfg.record_dir, cfg.rewind_steps, **world
-    )
+    settings = (cfg.device, cfg.sampler_steps, cfg.seed, cfg.fps, cfg.side_by_side, cfg.record_dir, cfg.rewind_steps, cfg.compile)
+    viewer = Viewer(str(cfg.model), *settings, **world)
     summary = viewer.run(cfg.replay, cfg.max_steps, cfg.screenshot)
-    print(f"played {summary.steps} steps in {summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s)")
+    print(
+        f"played {summary.steps} steps in {summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s; "
+        f"a step after the first: {summary.step_frames_per_second:.1f} frames/s, median)"
+    )
 
 
 def run_agent(cfg: DictConfig, mode: str | None) -> None:
@@ -367,6 +369,7 @@ SETTINGS = {
         "rewind_steps": integer(1),
         "record_dir": folder(),
         "max_steps": integer(1, optional=True),
+        "compile": boolean,
     },
     "bench": {
         "device": device(auto=True),

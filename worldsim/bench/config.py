@@ -93,6 +93,7 @@ class RLConfig(BenchConfig):
     normalize_reward: bool = True
     replay_starts: bool = True
     imagination_horizon: int | None = 15
+    compile: bool = False
     eval_episodes: int = 10
     work: str = "runs/bench-rl"
     seed: int | None = None  # null: DynaSettings' (0)

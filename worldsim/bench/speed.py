@@ -98,7 +98,7 @@ class SpeedGrid:
     min_seconds: float = 0.5  # a round runs a case for at least this long (whole steps)
     max_seconds: float = 120.0  # a case estimated (or, after warmup, measured) to need longer is skipped
     seed: int = 0
-    compile: bool = False  # throughput: also time the model's own k with its blocks compiled (SpacetimeDiT.compile_blocks)
+    compile: bool = False  # throughput: also time the model's own k with its cached passes compiled (SpacetimeDiT.compile_passes)
 
     def __post_init__(self) -> None:
         self.batch_sizes = counts("batch_sizes", self.batch_sizes, "[1, 16, 64]")
@@ -452,7 +452,7 @@ class Case:
     steps: int  # sampler steps k; 0 for the matmul
     guidance: float = 1.0
     commit_pass: bool = True  # False: the sampler's last pass commits the frame (k passes, not k + 1)
-    compiled: bool = False  # the model's blocks compiled (SpacetimeDiT.compile_blocks)
+    compiled: bool = False  # the model's cached passes compiled (SpacetimeDiT.compile_passes)
     passes: int = 0  # DiT passes per step, counted (passes_per_frame); 0 for the matmul
     flops: float = 0.0  # estimated FLOPs per call
     estimated_s: float = 0.0  # estimated seconds for warmup and rounds
@@ -489,7 +489,7 @@ def plan(cases: list[Case], model: WorldModel, grid: SpeedGrid, flops_per_s: flo
 
 def runner(case: Case, model: WorldModel, seed: int) -> Callable[[], object]:
     """One call of a case: an engine's step of every env, or the matmul. A ``compiled`` case runs
-    a copy of ``model`` whose blocks are compiled, made once per model."""
+    a copy of ``model`` whose cached passes are compiled, made once per model."""
     if case.mode == "matmul":
         dit = model.dit.config
         return matmul(case.batch * frame_tokens(model), dit.hidden_size, dit.mlp_ratio, case.device)
@@ -504,12 +504,12 @@ COMPILED: dict[str, WorldModel] = {}  # the run's eager model ("eager") and its 
 
 
 def compiled_copy(model: WorldModel) -> WorldModel:
-    """A copy of ``model`` with its DiT's blocks compiled (:meth:`SpacetimeDiT.compile_blocks`),
+    """A copy of ``model`` with its DiT's cached passes compiled (:meth:`SpacetimeDiT.compile_passes`),
     made once per run: held beside the model it copies, so that another run's model, even one
     at the same address, gets its own."""
     if COMPILED.get("eager") is not model:
         twin = copy.deepcopy(model)
-        twin.dit.compile_blocks()
+        twin.dit.compile_passes()
         COMPILED.update(eager=model, compiled=twin)
     return COMPILED["compiled"]
 

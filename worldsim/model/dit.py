@@ -20,7 +20,7 @@ before, which turns ``F`` into a clean estimate and a velocity, is :mod:`worldsi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -46,6 +46,9 @@ class NetworkOutput:
     reward: torch.Tensor
     termination: torch.Tensor
     keys_values: list[tuple[torch.Tensor, torch.Tensor]]
+
+
+Write = slice | torch.Tensor  # where a pass writes its keys and values in a cache: a slice, or its indices
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -84,6 +87,25 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+class TanhGELU(nn.GELU):
+    """GELU's tanh approximation ``0.5 x (1 + tanh(z))``, ``z = sqrt(2 / pi) (x + 0.044715 x^3)``.
+    Eager, it is ``nn.GELU(approximate="tanh")``; compiled, the same function written as
+    ``x * sigmoid(2 z)`` (``0.5 (1 + tanh(z)) = sigmoid(2 z)``), which inductor makes from a
+    vectorised exp: on the CPUs measured its tanh form costs 3x a fused sigmoid's time, more than
+    the MLP's first matmul. No parameters: state dicts are those of ``nn.GELU``."""
+
+    def __init__(self) -> None:
+        super().__init__(approximate="tanh")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():
+            return x * torch.sigmoid(GELU_SCALE * (x + 0.044715 * x * x * x))
+        return super().forward(x)
+
+
+GELU_SCALE = 2 * math.sqrt(2 / math.pi)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with QK-norm and 3-D rotary positions; may attend to cached keys."""
 
@@ -102,7 +124,7 @@ class Attention(nn.Module):
         rotation: tuple[torch.Tensor, torch.Tensor],
         mask: torch.Tensor,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-        write: slice | None = None,
+        write: Write | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Self-attention of ``x [B, S, D]``, over the tokens of ``cache`` when given.
 
@@ -110,7 +132,8 @@ class Attention(nn.Module):
         ``mask``: what each token's scores get added (:func:`additive_mask` of
         :func:`attention_mask`); ``cache``: this layer's buffers of rotated ``(keys, values)``
         ``[B, heads, S_c, head_dim]`` of earlier tokens, into whose positions ``write`` (a slice of
-        length S) this call first writes its own, in place, so that nothing is concatenated.
+        length S, or their S indices: the compiled pass's, so that the place can move without a
+        recompilation) this call first writes its own, in place, so that nothing is concatenated.
         Returns the output ``[B, S, D]`` and this call's rotated ``(keys, values)``.
         """
         q, k, v = self.project(x, rotation)
@@ -128,7 +151,7 @@ class Attention(nn.Module):
 
     @staticmethod
     def cached(
-        k: torch.Tensor, v: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None, write: slice | None
+        k: torch.Tensor, v: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None, write: Write | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The keys and values to attend over: ``k``, ``v`` themselves, or with a ``cache`` its whole
         buffers, into which they are first written at ``write``, in place."""
@@ -240,7 +263,7 @@ class DiTBlock(nn.Module):
         self.cross = CrossAttention(dim, num_heads)
         self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), TanhGELU(), nn.Linear(hidden, dim))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
     def forward(
@@ -252,7 +275,7 @@ class DiTBlock(nn.Module):
         rotation: tuple[torch.Tensor, torch.Tensor],
         mask: torch.Tensor,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-        write: slice | None = None,
+        write: Write | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """``x [B, S, D]``; ``cond [B, S / tokens_per_block, D]``: one conditioning vector per block;
         ``text``: this layer's ``(keys, values, mask)`` for cross-attention; ``rotation``, ``mask``,
@@ -261,9 +284,7 @@ class DiTBlock(nn.Module):
         keys, values = Attention.cached(k, v, cache, write)
         return self.after_attention(x, q, keys, values, mask, mod, tokens_per_block, text), (k, v)
 
-    # The block on either side of the cache's write, in two parts whose inputs keep their shapes
-    # from pass to pass, which :meth:`SpacetimeDiT.compile_blocks` compiles: the write, whose place
-    # moves as the window slides, stays eager, so nothing recompiles.
+    # The block on either side of the cache's write, in two parts (the write between them).
 
     def before_attention(
         self, x: torch.Tensor, cond: torch.Tensor, tokens_per_block: int, rotation: tuple[torch.Tensor, torch.Tensor]
@@ -410,6 +431,7 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         # attention over them (which can single out the few tokens where a small event happens).
         self.head_pool = AttentionPool(d, num_heads) if head_pooling == "attention" else None
         self.heads = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 2 * pt))  # reward, termination per frame
+        self.compiled_pass: Callable[..., Any] | None = None  # compile_passes
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -432,17 +454,17 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def compile_blocks(self, **options: Any) -> None:
-        """Compiles each block's two parts on either side of the cache's write (``before_attention``,
-        ``after_attention``) with ``torch.compile(**options)``: their elementwise work (norms,
-        modulation, rotary positions, gates, GELU) fuses into few kernels. The write stays eager,
-        so a sliding window never recompiles. The weights are the same; the outputs match the eager
-        ones to float rounding."""
-        for block in self.typed_blocks:
-            if "before_attention" in vars(block):  # compiled already
-                continue
-            block.before_attention = torch.compile(block.before_attention, **options)  # type: ignore[method-assign]
-            block.after_attention = torch.compile(block.after_attention, **options)  # type: ignore[method-assign]
+    def compile_passes(self, **options: Any) -> None:
+        """Compiles the passes against a KV cache (the simulator's steps) with
+        ``torch.compile(**options)`` (inductor), each pass one graph: patch embedding, conditioning,
+        every block with its in-place cache write, the final layer and heads. The tokens' places
+        (rotary angles, masks, where the cache is written) are made outside it and enter as data,
+        so a sliding window never recompiles: one graph per batch size and frame size. Passes
+        without a cache (training, resets from real frames) stay eager. Fused, the elementwise work
+        (norms, modulations, rotary positions, gates, GELU) and most per-operation call overhead go;
+        the weights are the same and the outputs match the eager ones to float rounding."""
+        if self.compiled_pass is None:
+            self.compiled_pass = torch.compile(self.run_pass, **options)
 
     @property
     def typed_blocks(self) -> Iterable[DiTBlock]:
@@ -524,23 +546,58 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         p, pt = self.config.patch_size, self.config.temporal_patch_size
         if t % pt or h % p or w % p:
             raise ValueError(f"latents [B, T, C, h, w] = {tuple(x.shape)} need T divisible by {pt} and h, w by {p}")
+        # What depends on the tokens' places alone, made on the host side of a compiled pass and
+        # shared by every layer: rotary angles, who sees whom, where the cache is written.
+        positions = grid_positions(t // pt, h // p, w // p, t_offset=block_offset, device=x.device)
+        angles = rotary_angles(positions, self.config.hidden_size // self.config.num_heads, self.config.rope_theta)
+        rotation = angles.cos()[:, None], angles.sin()[:, None]  # [S, 1, head_dim / 2]: over heads
+        mask = additive_mask(attention_mask(positions, cache, window))
+        text_mask = additive_mask(text.mask)[:, None, None, :]
+        inputs = (x, before, sigmas, before_sigmas, actions, action_mask, text.keys, text.values, text_mask, rotation, mask)
+        if cache is None:
+            return self.run_pass(*inputs, step=step)
+        write = cache.write_positions(positions.shape[0])
+        if self.compiled_pass is None:
+            return self.run_pass(*inputs, cache.keys, cache.values, write, step=step)
+        # The write's place and the step size as data, not guards: one graph for every place and step.
+        places = torch.arange(write.start, write.stop, device=x.device)
+        step = torch.as_tensor(step, dtype=torch.float32, device=x.device)
+        return cast("NetworkOutput", self.compiled_pass(*inputs, cache.keys, cache.values, places, step=step))
+
+    def run_pass(
+        self,
+        x: torch.Tensor,
+        before: torch.Tensor,
+        sigmas: torch.Tensor,
+        before_sigmas: torch.Tensor,
+        actions: torch.Tensor,
+        action_mask: torch.Tensor,
+        text_keys: list[torch.Tensor],
+        text_values: list[torch.Tensor],
+        text_mask: torch.Tensor,
+        rotation: tuple[torch.Tensor, torch.Tensor],
+        mask: torch.Tensor,
+        cache_keys: list[torch.Tensor] | None = None,
+        cache_values: list[torch.Tensor] | None = None,
+        write: Write | None = None,
+        *,
+        step: torch.Tensor | float = 0.0,
+    ) -> NetworkOutput:
+        """:meth:`forward` from the tokens on, given what their places make (``rotation``,
+        ``mask``, the additive ``text_mask`` and the cache's ``write``): a function of tensors
+        alone, the one :meth:`compile_passes` compiles."""
+        b, t, c, h, w = x.shape
+        p, pt = self.config.patch_size, self.config.temporal_patch_size
         tokens = rearrange(torch.cat([x, before], dim=2), "b (t pt) c (h p1) (w p2) -> b (t h w) (pt p1 p2 c)", pt=pt, p1=p, p2=p)
         grid = (t // pt, h // p, w // p)
         tokens_per_block = grid[1] * grid[2]
         place = self.position_embed(frame_fourier_features(grid[1], grid[2], self.config.position_bands, x.device))
         tokens = self.patch_embed(tokens) + place.repeat(grid[0], 1)
-        positions = grid_positions(*grid, t_offset=block_offset, device=x.device)
-        # Shared by every layer: rotary angles and who sees whom depend on positions alone.
-        angles = rotary_angles(positions, self.config.hidden_size // self.config.num_heads, self.config.rope_theta)
-        rotation = angles.cos()[:, None], angles.sin()[:, None]  # [S, 1, head_dim / 2]: over heads
-        mask = additive_mask(attention_mask(positions, cache, window))
-        text_mask = additive_mask(text.mask)[:, None, None, :]
-        write = cache.write_positions(tokens.shape[1]) if cache is not None else None
         cond = self.condition(sigmas, before_sigmas, actions, action_mask, step)
         keys_values = []
-        for i, block in enumerate(self.blocks):
-            layer_cache = (cache.keys[i], cache.values[i]) if cache is not None else None
-            layer_text = (text.keys[i], text.values[i], text_mask)
+        for i, block in enumerate(self.typed_blocks):
+            layer_cache = (cache_keys[i], cache_values[i]) if cache_keys is not None and cache_values is not None else None
+            layer_text = (text_keys[i], text_values[i], text_mask)
             tokens, kv = block(tokens, cond, tokens_per_block, layer_text, rotation, mask, layer_cache, write)
             keys_values.append(kv)
         return self.final_layer(tokens, cond, tokens_per_block, grid, c, keys_values)
