@@ -85,6 +85,7 @@ class DynaSettings:
     # The dream envs' world model with its cached passes compiled (SpacetimeDiT.compile_passes):
     # 1.5x the dream's frames/s at 16 envs on CPU, after 10-30 s of compiling a round.
     compile: bool = False
+    precision: str = "float32"  # the dream envs' (WorldSimulator): float32 | bfloat16
 
     def __post_init__(self):
         for name in ("real_steps", "iterations", "model_batch_size", "model_terminal_repeats", "dream_steps", "num_envs", "eval_episodes"):
@@ -96,6 +97,10 @@ class DynaSettings:
             raise UserError(f"model_lr must be {accepted_number(0, open_low=True)}, got {self.model_lr!r}")
         for name in ("fresh", "replay_starts", "compile"):
             check_bool(name, getattr(self, name))
+        from worldsim.simulator import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.fresh and self.model_steps == 0:
             raise UserError("fresh=true trains a new world model in the first round, so model_steps must be >= 1, got 0")
         if self.imagination_horizon is not None and not is_integer(self.imagination_horizon, 1):
@@ -224,7 +229,14 @@ def dyna(
             model = load(current, device)
         replay = collections if settings.replay_starts else None
         dream = DreamVectorEnv(
-            settings.num_envs, model, device, horizon=settings.imagination_horizon, replay=replay, compile=settings.compile, **world_kwargs
+            settings.num_envs,
+            model,
+            device,
+            horizon=settings.imagination_horizon,
+            replay=replay,
+            compile=settings.compile,
+            precision=settings.precision,
+            **world_kwargs,
         )
         venv = DreamVecEnv(dream)
         venv.seed(stream_seed(settings.seed, 1, k))

@@ -1,7 +1,8 @@
 """Do a model's dream episodes end and pay like the real ones? Closed loop, per simple policy.
 
     python benchmarks/dream_episodes.py --model cartpole [--episodes 16] [--max-steps 100] \
-        [--seed 4000000] [--world-kwargs '{"scenario": "push"}'] [--sampler-steps K] [--policies P.zip ...] [--out FOLDER]
+        [--seed 4000000] [--world-kwargs '{"scenario": "push"}'] [--sampler-steps K] [--precision bfloat16] \
+        [--policies P.zip ...] [--out FOLDER]
 
 For the uniformly random policy and for every constant action it runs ``episodes`` real episodes
 (seeds ``seed, seed + 1, ...``) and as many dream episodes (``episodes`` dream envs reset with
@@ -9,7 +10,7 @@ For the uniformly random policy and for every constant action it runs ``episodes
 mean length and return of each (:func:`worldsim.bench.rl.episodes_real_and_dreamed`), then the same
 for each saved SB3 PPO policy of ``--policies`` (deterministic, its own stacked frames; e.g. one trained
 on the real env by ``benchmarks/agent_defaults.py --save``), the dream
-with the model's own sampler steps or ``--sampler-steps``. An agent
+with the model's own sampler steps or ``--sampler-steps``, in ``--precision`` (the simulator's). An agent
 trained in the dream learns what the dream pays. Prints a markdown table and, with ``--out``,
 writes it (``dream_episodes.md``) with a JSON of the figures.
 """
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=4_000_000)
     parser.add_argument("--world-kwargs", type=json.loads, default={}, help='JSON, e.g. \'{"scenario": "push"}\'')
     parser.add_argument("--sampler-steps", type=int, default=None, help="sampler steps per dream frame (default: the model's)")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32", help="the dream simulator's passes")
     parser.add_argument("--policies", nargs="+", default=[], help="saved SB3 PPO policies (.zip) to run in both as well")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -46,7 +48,9 @@ def main() -> None:
     bad = [p for p in args.policies if not (p.endswith(".zip") and Path(p).is_file())]
     if bad:
         parser.error(f"--policies takes saved SB3 policy files (.zip); {bad[0]!r} is not one")
-    rows = episodes_real_and_dreamed(model, args.episodes, args.seed, args.max_steps, policies=args.policies, **args.world_kwargs)
+    rows = episodes_real_and_dreamed(
+        model, args.episodes, args.seed, args.max_steps, policies=args.policies, precision=args.precision, **args.world_kwargs
+    )
     text = episodes_markdown(
         rows,
         f"Model `{args.model}` ({model.config.env_id}, {args.world_kwargs or 'default world'}): "

@@ -79,7 +79,7 @@ ARTEFACTS = [
     Artefact(
         "balls",
         "benchmarks/results/speed-balls/speed.md",
-        "worldsim bench speed model=balls 'sampler_steps=[1,2,4]' 'batch_sizes=[1,16,64]' 'window_batch_sizes=[1]' compile=true "
+        "worldsim bench speed model=balls 'sampler_steps=[1,2,4]' 'batch_sizes=[1,16,64]' 'window_batch_sizes=[1]' compile=true bf16=true "
         "threads=1 device=cpu progress=false out=benchmarks/results/speed-balls",
         200 / 60,
     ),

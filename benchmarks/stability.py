@@ -1,7 +1,8 @@
 """Do a model's dreams stay true? One ablation row per recipe: long-rollout validity, PSNR, physics.
 
     python benchmarks/stability.py --model LABEL=PATH --setting "what the recipe changed" \
-        [--context-noise 0.2] [--sampler-steps 2] [--no-commit-pass] [--episodes 8] [--long-steps 1000] [--long-rollouts 4] \
+        [--context-noise 0.2] [--sampler-steps 2] [--no-commit-pass] [--precision bfloat16] [--episodes 8] \
+        [--long-steps 1000] [--long-rollouts 4] \
         [--seed 1000000] [--out benchmarks/results/stability]
 
 For a Balls world model (a shipped name, model or run folder) it runs the fidelity benchmark
@@ -19,7 +20,8 @@ split) with :mod:`worldsim.bench.fidelity`, and reduces them to one row:
 ``--context-noise`` and ``--sampler-steps`` override the model's inference context noise level and
 sampler steps per frame (``worldsim.json``) for this row; ``--no-commit-pass`` makes the sampler's
 last pass, at the context noise level, commit each frame (``commit_pass`` false: k passes per
-frame instead of k + 1; the sampler-steps column then reads "k, no commit pass"). Rows accumulate in ``OUT/stability.json``
+frame instead of k + 1; the sampler-steps column then reads "k, no commit pass"); ``--precision bfloat16``
+runs the simulator's passes under bfloat16 autocast (the column adds "bf16"). Rows accumulate in ``OUT/stability.json``
 by label (a label measured again replaces its row), each with the command that made it;
 ``OUT/stability.md`` is the table of all of them.
 """
@@ -84,6 +86,7 @@ def measure(label: str, path: str, setting: str, context_noise: float | None, se
         "context_noise": model.config.context_noise,
         "sampler_steps": model.config.sampler_steps,
         "commit_pass": model.config.commit_pass,
+        "precision": settings.precision,
         "train_steps": steps,
         "train_hours": hours,
         "valid": {str(n): {"mean": float(np.mean(v)), "min": float(np.min(v))} for n, v in at.items()},
@@ -114,6 +117,7 @@ def markdown(rows: list[dict]) -> str:
         steps = "-" if r["train_steps"] is None else f"{r['train_steps']:,}"
         hours = "-" if r["train_hours"] is None else f"{r['train_hours']:.2f}"
         sampler = f"{r['sampler_steps']}" + ("" if r.get("commit_pass", True) else ", no commit pass")  # older rows: a commit pass
+        sampler += ", bf16" if r.get("precision") == "bfloat16" else ""  # older rows: float32
         lines.append(
             f"| {r['label']} | {r['setting']} | {r['context_noise']} | {sampler} | {steps} | {hours} | "
             f"{r['valid']['100']['mean']:.2f} ({r['valid']['100']['min']:.2f}) | "
@@ -135,6 +139,7 @@ def main() -> None:
         action="store_true",
         help="the sampler's last pass, at the context noise level, commits each frame (one pass fewer)",
     )
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32", help="the simulator's passes")
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--long-steps", type=int, default=1000)
     parser.add_argument("--long-rollouts", type=int, default=4)
@@ -152,6 +157,7 @@ def main() -> None:
         long_steps=args.long_steps,
         long_rollouts=args.long_rollouts,
         sampler_steps=args.sampler_steps,
+        precision=args.precision,
         videos=0,
         seed=args.seed,
         progress=False,

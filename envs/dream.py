@@ -156,6 +156,7 @@ class DreamVectorEnv(VectorEnv):
         env_id: str | None = None,
         replay: str | Path | Sequence[str | Path] | None = None,
         compile: bool = False,
+        precision: str = "float32",
         **world_kwargs: Any,
     ):
         check_integer("num_envs", num_envs)
@@ -186,7 +187,7 @@ class DreamVectorEnv(VectorEnv):
         assert frame_shape is not None, "a twin's observations are frames"
         self.frame_size = (frame_shape[0], frame_shape[1])
         self.device = torch.device(device)
-        self.simulator_kwargs = {"sampler_steps": sampler_steps, "frame_size": self.frame_size, "guidance": guidance}
+        self.simulator_kwargs = dict(sampler_steps=sampler_steps, frame_size=self.frame_size, guidance=guidance, precision=precision)
         self.simulator = self.model.simulator(self.num_envs, self.device, **self.simulator_kwargs)
         self.context_frames = check_integer("context_frames", self.simulator.window if context_frames is None else context_frames)
         if self.context_frames > self.simulator.window:
@@ -441,7 +442,9 @@ class DreamEnv(gym.Env):
     ``{None, "rgb_array", "human"}`` (a pygame window, frames scaled up by nearest neighbour, paced
     at the model's fps); ``replay=None`` (see the starting state); ``compile=False`` (True:
     :meth:`~worldsim.model.dit.SpacetimeDiT.compile_passes` on the model, in place: on CPU 1.4-1.9x
-    the frames/s, after a first step that compiles for 10-30 s); and the twin's world arguments
+    the frames/s, after a first step that compiles for 10-30 s); ``precision="float32"``
+    (``"bfloat16"``: the passes under bf16 autocast, :class:`~worldsim.simulator.WorldSimulator`);
+    and the twin's world arguments
     (Balls: ``scenario=``, ``frame_size=``, ``split=``, ...; CartPole: ``frame_size=``).
     ``metadata["render_fps"]`` is the model's fps.
 
@@ -463,6 +466,7 @@ class DreamEnv(gym.Env):
         env_id: str | None = None,
         replay: str | Path | Sequence[str | Path] | None = None,
         compile: bool = False,
+        precision: str = "float32",
         **world_kwargs: Any,
     ):
         self.dream = DreamVectorEnv(
@@ -478,6 +482,7 @@ class DreamEnv(gym.Env):
             env_id=env_id,
             replay=replay,
             compile=compile,
+            precision=precision,
             **world_kwargs,
         )
         self.observation_space = self.dream.single_observation_space

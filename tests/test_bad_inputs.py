@@ -104,6 +104,7 @@ CLI = [
     (["play", "model=balls", "rewind_steps=0"], "rewind_steps must be an integer >= 1, got 0"),
     (["play", "model=balls", "side_by_side=maybe"], "side_by_side must be true or false, got 'maybe'"),
     (["play", "model=balls", "compile=maybe"], "compile must be true or false, got 'maybe'"),
+    (["play", "model=balls", "precision=half"], "precision must be float32 or bfloat16, got 'half'"),
     (["play", "model=balls", f"record_dir={FILE}"], f"record_dir must be a folder path ({FILE} is a file)"),
     (["play", "model=nothing"], "nothing"),
     # bench
@@ -120,6 +121,9 @@ CLI = [
     (["bench", "fidelity", "model=balls", "episodes=0"], "episodes must be an integer >= 1, got 0"),
     (["bench", "fidelity", "model=balls", "horizon=2"], "horizon must be at least 3 frames"),
     (["bench", "fidelity", "model=balls", "perturbation=-1"], "perturbation must be a finite number >= 0, got -1"),
+    (["bench", "fidelity", "model=balls", "precision=half"], "precision must be one of float32, bfloat16, got 'half'"),
+    (["bench", "rl", "model=balls", "precision=half"], "precision must be one of float32, bfloat16, got 'half'"),
+    (["bench", "rl", "model=balls", "compile=maybe"], "compile must be true or false, got 'maybe'"),
     (["bench", "fidelity", "model=balls", "long_steps=-1"], "long_steps must be an integer >= 0, got -1"),
     (["bench", "physics", "model=balls", "seed=-1"], "seed must be an integer >= 0 or null, got -1"),
     (["bench", "rl", "seeds=0"], "seeds must be an integer >= 1, got 0"),

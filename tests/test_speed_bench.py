@@ -259,3 +259,19 @@ def test_compile_adds_the_models_own_k_with_compiled_passes_beside_the_eager_one
     assert f"| cpu | {own} (own), compiled | {own + 1} | 1 |" in (tmp_path / "speed.md").read_text()
     with pytest.raises(UserError, match="compile must be true or false"):
         SpeedGrid(compile="yes")
+
+
+def test_bf16_adds_the_models_own_k_in_bfloat16_which_no_target_counts(tmp_path):
+    grid = SpeedGrid(batch_sizes=[1, 64], sampler_steps=[1], windows=[], bf16=True, **FAST)
+    report = run_speed(preset("tiny"), (8, 8), ["cpu"], grid, log=quiet)
+    write_report(report, tmp_path, "python benchmarks/speed.py --test")
+    own = report["model"]["sampler_steps"]
+    rows = sorted((r["batch"], r["steps"], r["precision"]) for r in report["throughput"])
+    assert rows == [(b, k, p) for b in (1, 64) for k, p in ((1, "float32"), (own, "bfloat16"), (own, "float32"))]
+    half = [r for r in report["throughput"] if r["precision"] == "bfloat16"]
+    assert all(r["frames_per_s"] > 0 and "roofline" not in r for r in half)  # the matmul is float32's peak
+    assert f"| cpu | {own} (own), bf16 | {own + 1} | 64 |" in (tmp_path / "speed.md").read_text()
+    # The targets count float32 alone: the steps target's two samplers and one roofline per float32 k.
+    assert sorted((t["target"], t["steps"]) for t in report["targets"]) == [("roofline", 1), ("roofline", own), ("steps", 1)]
+    with pytest.raises(UserError, match="bf16 must be true or false"):
+        SpeedGrid(bf16="yes")

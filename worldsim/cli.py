@@ -191,8 +191,19 @@ def run_play(cfg: DictConfig, mode: str | None) -> None:
     from worldsim.viewer import Viewer
 
     world = {key: to_python(cfg[key]) for key in ("scenario", "frame_size") if cfg[key] is not None}
-    settings = (cfg.device, cfg.sampler_steps, cfg.seed, cfg.fps, cfg.side_by_side, cfg.record_dir, cfg.rewind_steps, cfg.compile)
-    viewer = Viewer(str(cfg.model), *settings, **world)
+    viewer = Viewer(
+        str(cfg.model),
+        cfg.device,
+        cfg.sampler_steps,
+        cfg.seed,
+        cfg.fps,
+        cfg.side_by_side,
+        cfg.record_dir,
+        cfg.rewind_steps,
+        compile=cfg.compile,
+        precision=cfg.precision,
+        **world,
+    )
     summary = viewer.run(cfg.replay, cfg.max_steps, cfg.screenshot)
     print(
         f"played {summary.steps} steps in {summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s; "
@@ -370,6 +381,7 @@ SETTINGS = {
         "record_dir": folder(),
         "max_steps": integer(1, optional=True),
         "compile": boolean,
+        "precision": one_of("float32", "bfloat16"),
     },
     "bench": {
         "device": device(auto=True),

@@ -139,6 +139,7 @@ class Viewer:
         rewind_steps: how far ``Backspace`` goes back.
         compile: compile the model's cached passes (``DreamEnv(compile=True)``): the first step
             compiles for 10-30 s, then frames come 1.5-1.9x faster on CPU.
+        precision: ``"float32"`` or ``"bfloat16"`` (``DreamEnv(precision=...)``).
         world_kwargs: the twin's world arguments (Balls: ``scenario=``, ``frame_size=``, ...).
     """
 
@@ -153,9 +154,10 @@ class Viewer:
         record_dir="runs/play",
         rewind_steps=5,
         compile=False,
+        precision="float32",
         **world_kwargs,
     ):
-        self.env = DreamEnv(model=model, device=device, sampler_steps=sampler_steps, compile=compile, **world_kwargs)
+        self.env = DreamEnv(model=model, device=device, sampler_steps=sampler_steps, compile=compile, precision=precision, **world_kwargs)
         config = self.env.model.config
         self.env_id = config.env_id
         if self.env_id not in BY_ID:

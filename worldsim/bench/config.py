@@ -40,6 +40,7 @@ class SpeedConfig(BenchConfig):
     max_seconds: float | None = None
     seed: int | None = 0
     compile: bool = False
+    bf16: bool = False
 
     def grid(self):
         """The :class:`~worldsim.bench.speed.SpeedGrid` to time: the full or quick one, with the keys given here."""
@@ -57,6 +58,7 @@ class FidelityConfig(BenchConfig):
     horizon: int | None = 64
     context: int | None = None  # null: the model's training window
     sampler_steps: Any = None  # one k (null: the model's); a list is refused with a hint at speed
+    precision: str = "float32"  # the simulator's: float32 | bfloat16
     long_steps: int | None = 1000
     long_rollouts: int | None = 8
     perturbation: float | None = 0.01
@@ -94,6 +96,7 @@ class RLConfig(BenchConfig):
     replay_starts: bool = True
     imagination_horizon: int | None = 15
     compile: bool = False
+    precision: str = "float32"
     eval_episodes: int = 10
     work: str = "runs/bench-rl"
     seed: int | None = None  # null: DynaSettings' (0)

@@ -56,6 +56,7 @@ from worldsim.data.policies import make_policy
 from worldsim.envs.worlds import WORLDS, World, world
 from worldsim.errors import UserError, is_integer, is_number
 from worldsim.model.world_model import WorldModel
+from worldsim.simulator import PRECISIONS
 from worldsim.video import write_video
 
 HORIZON_MARKS = (1, 2, 4, 8, 16, 32, 64, 128)  # the horizons the markdown tables show
@@ -70,6 +71,7 @@ class Settings:
     horizon: int = 64  # dreamed frames per episode
     context: int | None = None  # real frames given (None: the model's training window)
     sampler_steps: int | None = None  # Euler steps per frame (None: the model's)
+    precision: str = "float32"  # the simulator's: float32 or bfloat16 (autocast)
     long_steps: int = 1000  # frames of each long rollout (0: none)
     long_rollouts: int = 8  # long rollouts per scenario
     perturbation: float = 0.01  # physical variance: std of the nudge to positions and velocities
@@ -87,6 +89,8 @@ class Settings:
         for name in ("context", "sampler_steps"):
             if getattr(self, name) is not None and not is_integer(getattr(self, name), 1):
                 raise UserError(f"{name} must be an integer >= 1 or None, got {getattr(self, name)!r}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not is_number(self.perturbation, 0):
             raise UserError(f"perturbation must be a finite number >= 0, got {self.perturbation!r}")
 
@@ -248,7 +252,9 @@ def dream(model: WorldModel, group: Group, actions: np.ndarray, settings: Settin
     """The model's open-loop rollouts from each episode's real context with ``actions [N, T]``:
     uint8 ``[N, context + horizon, H, W, 3]`` (the context frames are the real ones)."""
     c, real = group.context, group.real
-    sim = model.simulator(len(real), settings.device, window=None, sampler_steps=settings.sampler_steps, seed=settings.seed)
+    sim = model.simulator(
+        len(real), settings.device, window=None, sampler_steps=settings.sampler_steps, seed=settings.seed, precision=settings.precision
+    )
     sim.reset(
         torch.ones(len(real), dtype=torch.bool),
         context=torch.from_numpy(real[:, :c]),
@@ -421,7 +427,9 @@ def long_rollouts(model: WorldModel, settings: Settings, context: int) -> tuple[
     )
     env.close()
     actions[:, : context - 1] = np.concatenate([g.actions[:, : context - 1] for g in groups])
-    sim = model.simulator(len(real), settings.device, sampler_steps=settings.sampler_steps, seed=settings.seed)
+    sim = model.simulator(
+        len(real), settings.device, sampler_steps=settings.sampler_steps, seed=settings.seed, precision=settings.precision
+    )
     sim.reset(
         torch.ones(len(real), dtype=torch.bool),
         context=torch.from_numpy(real),

@@ -272,13 +272,14 @@ def real_episodes(
 
 
 def dream_episodes(
-    model, policy: str, episodes: int, seed: int, max_steps: int, device: str = "cpu", **world_kwargs
+    model, policy: str, episodes: int, seed: int, max_steps: int, device: str = "cpu", precision: str = "float32", **world_kwargs
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lengths and returns of the first episode of each of ``episodes`` dream envs (reset with
-    ``seed``: each starts from its real twin's context) under ``policy``, cut at ``max_steps``."""
+    ``seed``: each starts from its real twin's context) under ``policy``, cut at ``max_steps``;
+    ``precision``: the simulator's."""
     from worldsim.envs.dream import DreamVectorEnv
 
-    envs = DreamVectorEnv(episodes, model, device, horizon=max_steps, **world_kwargs)
+    envs = DreamVectorEnv(episodes, model, device, horizon=max_steps, precision=precision, **world_kwargs)
     observations, _ = envs.reset(seed=seed)
     spaces = real_world(model, world_kwargs)  # a saved policy is rebuilt for the real env's spaces, the dream's too
     nets = saved_policies(policy, episodes, spaces, seed)
@@ -300,7 +301,14 @@ def dream_episodes(
 
 
 def episodes_real_and_dreamed(
-    model, episodes: int, seed: int, max_steps: int, device: str = "cpu", policies: Sequence[str] = (), **world_kwargs
+    model,
+    episodes: int,
+    seed: int,
+    max_steps: int,
+    device: str = "cpu",
+    policies: Sequence[str] = (),
+    precision: str = "float32",
+    **world_kwargs,
 ) -> list[dict]:
     """Per policy (uniformly random, every constant action, then each saved SB3 policy of
     ``policies``, e.g. an agent trained on the real env): mean length and return of real and dream
@@ -313,7 +321,7 @@ def episodes_real_and_dreamed(
     rows = []
     for policy in ["random", *map(str, range(space.n)), *policies]:
         real = real_episodes(model, policy, episodes, seed, max_steps, **world_kwargs)
-        dream = dream_episodes(model, policy, episodes, seed, max_steps, device, **world_kwargs)
+        dream = dream_episodes(model, policy, episodes, seed, max_steps, device, precision, **world_kwargs)
         row = {"policy": policy if policy == "random" or policy in policies else f"always {policy}"}
         for side, (lengths, returns) in (("real", real), ("dream", dream)):
             row |= {f"{side}_length": float(lengths.mean()), f"{side}_return": float(returns.mean())}

@@ -99,6 +99,7 @@ class SpeedGrid:
     max_seconds: float = 120.0  # a case estimated (or, after warmup, measured) to need longer is skipped
     seed: int = 0
     compile: bool = False  # throughput: also time the model's own k with its cached passes compiled (SpacetimeDiT.compile_passes)
+    bf16: bool = False  # throughput: also time the model's own k in bfloat16 (WorldSimulator precision), compiled too with compile
 
     def __post_init__(self) -> None:
         self.batch_sizes = counts("batch_sizes", self.batch_sizes, "[1, 16, 64]")
@@ -111,6 +112,7 @@ class SpeedGrid:
         check_integer("warmup", self.warmup, note="its last step sets the round length")
         check_integer("seed", self.seed, low=0)
         check_bool("compile", self.compile)
+        check_bool("bf16", self.bf16)
         if not is_number(self.min_seconds, 0):
             raise UserError(f"min_seconds must be a finite number >= 0, got {self.min_seconds!r}")
         if not is_number(self.max_seconds, 0, open_low=True):
@@ -289,12 +291,21 @@ def make_engine(
     seed: int,
     guidance: float = 1.0,
     commit_pass: bool = True,
+    precision: str = "float32",
 ):
-    """A ``cache`` (WorldSimulator, with ``guidance``) or ``recompute`` engine (none) with a full
-    window of random context, with or without a commit pass."""
+    """A ``cache`` (WorldSimulator, with ``guidance`` and ``precision``) or ``recompute`` engine
+    (neither) with a full window of random context, with or without a commit pass."""
     if mode == "cache":
         engine = WorldSimulator(
-            model, batch, device, window=window, sampler_steps=steps, guidance=guidance, seed=seed, commit_pass=commit_pass
+            model,
+            batch,
+            device,
+            window=window,
+            sampler_steps=steps,
+            guidance=guidance,
+            seed=seed,
+            commit_pass=commit_pass,
+            precision=precision,
         )
     else:
         engine = Recompute(model, batch, device, window=window, sampler_steps=steps, seed=seed, commit_pass=commit_pass)
@@ -453,6 +464,7 @@ class Case:
     guidance: float = 1.0
     commit_pass: bool = True  # False: the sampler's last pass commits the frame (k passes, not k + 1)
     compiled: bool = False  # the model's cached passes compiled (SpacetimeDiT.compile_passes)
+    precision: str = "float32"  # the simulator's (float32 or bfloat16 autocast)
     passes: int = 0  # DiT passes per step, counted (passes_per_frame); 0 for the matmul
     flops: float = 0.0  # estimated FLOPs per call
     estimated_s: float = 0.0  # estimated seconds for warmup and rounds
@@ -495,7 +507,9 @@ def runner(case: Case, model: WorldModel, seed: int) -> Callable[[], object]:
         return matmul(case.batch * frame_tokens(model), dit.hidden_size, dit.mlp_ratio, case.device)
     if case.compiled:
         model = compiled_copy(model)
-    engine = make_engine(case.mode, model, case.batch, case.window, case.steps, case.device, seed, case.guidance, case.commit_pass)
+    engine = make_engine(
+        case.mode, model, case.batch, case.window, case.steps, case.device, seed, case.guidance, case.commit_pass, case.precision
+    )
     actions = torch.randint(0, 5, (case.batch,), generator=torch.Generator().manual_seed(seed)).to(case.device)
     return partial(engine.step, actions)
 
@@ -543,7 +557,8 @@ def describe(case: Case) -> str:
     guidance = f" g={case.guidance:g}" if case.guidance != 1 else ""
     commit = "" if case.commit_pass else " no-commit-pass"
     compiled = " compiled" if case.compiled else ""
-    return f"{case.device} {case.mode:9s} B={case.batch:<3d} W={case.window:<3d} k={case.steps}{guidance}{commit}{compiled}"
+    bf16 = " bf16" if case.precision == "bfloat16" else ""
+    return f"{case.device} {case.mode:9s} B={case.batch:<3d} W={case.window:<3d} k={case.steps}{guidance}{commit}{compiled}{bf16}"
 
 
 def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str], grid: SpeedGrid, log=print) -> dict:
@@ -567,8 +582,13 @@ def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str
         log(f"{device}: the DiT runs at {throughputs[device] / 1e9:.1f} GFLOP/s (calibration)")
         for batch in grid.batch_sizes:
             group = [Case(device, "cache", batch, window, k, grid.guidance, commit) for k, commit in settings]
+            own = (device, "cache", batch, window, own_steps, grid.guidance, commits(own_commit, own_steps))
             if grid.compile:
-                group.append(Case(device, "cache", batch, window, own_steps, grid.guidance, commits(own_commit, own_steps), compiled=True))
+                group.append(Case(*own, compiled=True))
+            if grid.bf16:
+                group.append(Case(*own, precision="bfloat16"))
+            if grid.compile and grid.bf16:
+                group.append(Case(*own, compiled=True, precision="bfloat16"))
             group.append(Case(device, "matmul", batch, 0, 0))
             time_group(f"{device} throughput B={batch}", group, model, grid, throughputs[device], counted, log)
             fast += group
@@ -617,7 +637,8 @@ def time_group(label: str, cases: list[Case], model: WorldModel, grid: SpeedGrid
 
 def row(case: Case) -> dict:
     """An engine case as a JSON row; a timed one carries steps/s, frames/s per env and in total, ms/step."""
-    keys = ("device", "mode", "batch", "window", "steps", "guidance", "commit_pass", "compiled", "passes", "skipped", "steps_per_round")
+    keys = ("device", "mode", "batch", "window", "steps", "guidance", "commit_pass", "compiled", "precision", "passes", "skipped")
+    keys += ("steps_per_round",)
     out = {key: getattr(case, key) for key in keys}
     out["estimated_s"] = round(case.estimated_s, 2)
     if case.skipped:
@@ -636,7 +657,7 @@ def row(case: Case) -> dict:
 def throughput_row(case: Case, matmul: Case) -> dict:
     """A throughput case's row, with its achieved GFLOP/s, the matmul's of its B and their ratio."""
     out = row(case)
-    if case.skipped or matmul.skipped:
+    if case.skipped or matmul.skipped or case.precision != "float32":  # the matmul is float32's peak
         return out
     out.update(
         gflops=round(case.flops / statistics.median(case.rounds) / 1e9, 2),
@@ -723,7 +744,8 @@ def throughput_targets(cases: list[Case], own_steps: int, own_commit: bool = Tru
     results = []
     for device in sorted({c.device for c in cases}):
         at_target = [c for c in cases if (c.device, c.mode, c.batch) == (device, "cache", TARGET_BATCH)]
-        engines = sorted((c for c in at_target if not c.compiled), key=lambda c: c.steps)  # the steps target compares samplers
+        # The steps target compares samplers: the eager float32 ones.
+        engines = sorted((c for c in at_target if not c.compiled and c.precision == "float32"), key=lambda c: c.steps)
         reference = timed.get((device, "cache", TARGET_BATCH, REFERENCE_STEPS, True))
         fast = next((c for c in engines if (c.steps, c.commit_pass) == (own_steps, commits(own_commit, own_steps))), None)
         if own_steps >= REFERENCE_STEPS and own_commit:  # the fewest timed
@@ -739,7 +761,7 @@ def throughput_targets(cases: list[Case], own_steps: int, own_commit: bool = Tru
             )
         matmul = timed.get((device, "matmul", TARGET_BATCH, 0, True))
         for case in sorted(at_target, key=lambda c: (c.steps, c.compiled)):
-            if matmul and not case.skipped:
+            if matmul and not case.skipped and case.precision == "float32":  # the matmul is float32's peak
                 ratio = roofline(case, matmul)
                 results.append(
                     result("roofline", device, TARGET_BATCH, case.steps, ratio, None, commit_pass=case.commit_pass, compiled=case.compiled)
@@ -866,18 +888,31 @@ def throughput_lines(report: dict) -> list[str]:
             "FLOPs of those passes (`forward_flops`) over the whole step's time. Matmul GFLOP/s: a plain float32 `torch.mm` "
             "of the DiT's widest layer over the step's tokens, [B x tokens, hidden] x [hidden, mlp_ratio x hidden], at the "
             "run's thread count, timed in the same rounds: the machine's peak for those shapes. Roofline: DiT GFLOP/s over "
-            f"matmul GFLOP/s (median of per-round ratios). {always_timed(report['model']['sampler_steps'])}"
+            f"matmul GFLOP/s (median of per-round ratios). {always_timed(report['model']['sampler_steps'])} Compiled: "
+            '`SpacetimeDiT.compile_passes`. bf16: the simulator\'s `precision="bfloat16"` (the passes under bfloat16 '
+            "autocast), whose GFLOP/s are not set against the float32 matmul (and which no target counts)."
         ),
         "",
         "| device | k | passes/frame | B | W | ms/step | frames/s per env | frames/s total | DiT GFLOP/s | matmul GFLOP/s | roofline |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     own = report["model"]["sampler_steps"], report["model"].get("commit_pass", True)
-    order = lambda r: (r["device"], r["steps"], -r.get("commit_pass", True), r.get("compiled", False), r["batch"])  # noqa: E731
+
+    def order(r: dict) -> tuple:
+        return (
+            r["device"],
+            r["steps"],
+            -r.get("commit_pass", True),
+            r.get("compiled", False),
+            r.get("precision") == "bfloat16",
+            r["batch"],
+        )
+
     for r in sorted(report["throughput"], key=order):
         commit = r.get("commit_pass", True)
         steps = f"{r['steps']}{'' if commit else ', no commit pass'}" + (" (own)" if (r["steps"], commit) == own else "")
         steps += ", compiled" if r.get("compiled") else ""
+        steps += ", bf16" if r.get("precision") == "bfloat16" else ""
         head = f"| {r['device']} | {steps} | {r['passes']} | {r['batch']} | {r['window']} |"
         if r["skipped"]:
             lines.append(f"{head} skipped: {r['skipped']} | | | | | |")

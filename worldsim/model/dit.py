@@ -158,8 +158,8 @@ class Attention(nn.Module):
         if cache is None:
             return k, v
         keys, values = cache
-        keys[:, :, write] = k
-        values[:, :, write] = v
+        keys[:, :, write] = k.to(keys.dtype)  # in the cache's dtype (bfloat16 for a bf16 simulator)
+        values[:, :, write] = v.to(values.dtype)
         return keys, values
 
     def attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -29,12 +29,20 @@ class KVCache:
 
     @classmethod
     def empty(
-        cls, batch: int, slots: int, tokens_per_frame: int, depth: int, heads: int, head_dim: int, device: torch.device | str | None = None
+        cls,
+        batch: int,
+        slots: int,
+        tokens_per_frame: int,
+        depth: int,
+        heads: int,
+        head_dim: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> KVCache:
         """A cache of ``slots`` empty frame slots for ``batch`` rows, preallocated on ``device``."""
         shape = (batch, heads, slots * tokens_per_frame, head_dim)
-        keys = [torch.zeros(shape, device=device) for _ in range(depth)]
-        values = [torch.zeros(shape, device=device) for _ in range(depth)]
+        keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(depth)]
+        values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(depth)]
         return cls(keys, values, torch.zeros(batch, slots, dtype=torch.bool, device=device), tokens_per_frame)
 
     @property
@@ -61,8 +69,9 @@ class KVCache:
         for j in range(frames):
             target, frame = self.positions((slot + j) % self.slots), slice(j * self.tokens_per_frame, (j + 1) * self.tokens_per_frame)
             for layer, (k, v) in enumerate(keys_values):
-                self.keys[layer][rows, :, target] = k[:, :, frame]
-                self.values[layer][rows, :, target] = v[:, :, frame]
+                # in the cache's dtype (a float32 pass's in a bfloat16 cache, a bfloat16 pass's in a float32 one)
+                self.keys[layer][rows, :, target] = k[:, :, frame].to(self.keys[layer].dtype)
+                self.values[layer][rows, :, target] = v[:, :, frame].to(self.values[layer].dtype)
         self.fill(rows, slot, frames)
 
     def fill(self, rows: Rows, slot: int, frames: int = 1) -> None:
