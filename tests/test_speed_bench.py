@@ -117,7 +117,7 @@ def test_report_has_every_figure_and_both_window_targets(tmp_path):
     assert {(t["target"], t["batch"]) for t in data["targets"]} == {("growth", 1), ("speedup", 1)}
     assert all(isinstance(t["pass"], bool) and t["ratio"] > 0 and t["flops_ratio"] > 1 for t in data["targets"])
     assert text.count("**PASS** (") + text.count("**FAIL** (") == 2 and "| cpu | 1 | 64 | 1 | recompute |" in text
-    assert text.count("**NOT MEASURED**") == 2  # steps and roofline need B=64
+    assert text.count("**NOT MEASURED**") == 3  # steps, fastest and roofline need B=64
     assert "python benchmarks/speed.py --test" in text and "torch" in text
 
 
@@ -143,7 +143,7 @@ def test_throughput_report_has_the_b_list_the_roofline_column_and_the_verdicts(t
         assert sum(text.count(f"**{verdict}** ({name})") for verdict in ("PASS", "FAIL")) == 1
     assert TARGETS["roofline"].text.startswith("achieved GFLOP/s of the DiT step >= 60% of the matmul peak")
     assert TARGETS["roofline"].text in text and TARGETS["steps"].text in text
-    assert text.count("**NOT MEASURED**") == 2 and "Not run (`windows=[]`)" in text  # growth and speedup
+    assert text.count("**NOT MEASURED**") == 3 and "Not run (`windows=[]`)" in text  # fastest, growth and speedup
     assert "no fidelity to measure" in text
 
 
@@ -153,7 +153,7 @@ def test_cases_over_the_budget_are_skipped_with_the_reason(tmp_path):
     write_report(report, tmp_path, "python benchmarks/speed.py --test")
     data, text = check_report(tmp_path, report)
     assert all(r["skipped"].startswith("estimated") and "ms_per_step" not in r for r in data["rows"] + data["throughput"])
-    assert data["targets"] == [] and text.count("**NOT MEASURED**") == 4 and "skipped: estimated" in text
+    assert data["targets"] == [] and text.count("**NOT MEASURED**") == 5 and "skipped: estimated" in text
 
 
 @pytest.mark.parametrize(
@@ -261,7 +261,7 @@ def test_compile_adds_the_models_own_k_with_compiled_passes_beside_the_eager_one
         SpeedGrid(compile="yes")
 
 
-def test_bf16_adds_the_models_own_k_in_bfloat16_which_no_target_counts(tmp_path):
+def test_bf16_adds_the_models_own_k_in_bfloat16_which_only_the_fastest_target_counts(tmp_path):
     grid = SpeedGrid(batch_sizes=[1, 64], sampler_steps=[1], windows=[], bf16=True, **FAST)
     report = run_speed(preset("tiny"), (8, 8), ["cpu"], grid, log=quiet)
     write_report(report, tmp_path, "python benchmarks/speed.py --test")
@@ -271,7 +271,13 @@ def test_bf16_adds_the_models_own_k_in_bfloat16_which_no_target_counts(tmp_path)
     half = [r for r in report["throughput"] if r["precision"] == "bfloat16"]
     assert all(r["frames_per_s"] > 0 and "roofline" not in r for r in half)  # the matmul is float32's peak
     assert f"| cpu | {own} (own), bf16 | {own + 1} | 64 |" in (tmp_path / "speed.md").read_text()
-    # The targets count float32 alone: the steps target's two samplers and one roofline per float32 k.
-    assert sorted((t["target"], t["steps"]) for t in report["targets"]) == [("roofline", 1), ("roofline", own), ("steps", 1)]
+    # The steps target and the rooflines count eager float32 alone; "fastest" sets the own k's fastest
+    # setting (here bf16, the only other one timed) against the eager float32 4-step sampler.
+    targets = sorted((t["target"], t["steps"]) for t in report["targets"])
+    assert targets == [("fastest", own), ("roofline", 1), ("roofline", own), ("steps", 1)]
+    fastest = next(t for t in report["targets"] if t["target"] == "fastest")
+    assert fastest["precision"] == "bfloat16" and fastest["reference_steps"] == 4 and fastest["ratio"] > 0
+    # The own k is the reference k here: a ratio of exactly 1 would be the bf16 case set against itself.
+    assert fastest["ratio"] != 1.0
     with pytest.raises(UserError, match="bf16 must be true or false"):
         SpeedGrid(bf16="yes")
