@@ -219,7 +219,9 @@ def test_dyna_with_no_model_steps_dreams_in_the_given_model_every_round(tmp_path
               "curves": {"dyna": [], "model-free": []}}  # fmt: skip
     text = markdown(report)
     assert "(collect real steps with the policy -> 32 dream steps of the agent), `m` dreaming every round as it is" in text
-    assert "world-model training" not in text
+    assert "world-model training" not in text and "The dream's simulator" not in text  # eager float32: nothing to say
+    report["settings"] = {**settings, "compile": True, "precision": "bfloat16"}
+    assert "The dream's simulator: compiled passes and bfloat16." in markdown(report)
 
 
 def test_model_free_resumes_from_its_last_mark_and_reads_back_a_finished_run(tmp_path):

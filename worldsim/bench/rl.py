@@ -176,10 +176,12 @@ def agent_line(report: dict) -> str:
     settings = ", ".join(f"{key}={value}" for key, value in report["hyperparameters"].items())
     starts = "real frames of its collections" if s.get("replay_starts") else "the real twin's resets"
     horizon = s.get("imagination_horizon") or "the real episode length"
+    fast = [word for word, on in (("compiled passes", s.get("compile")), ("bfloat16", s.get("precision") == "bfloat16")) if on]
+    simulator = f" The dream's simulator: {' and '.join(fast)}." if fast else ""  # reports from before: eager float32
     return (
         f"Agent (both methods): {report['algo'].upper()} `CnnPolicy` with worldsim's `FrameCNN`, {s['num_envs']} envs, "
         f"{stack}, {rewards}; {settings}. Dyna's dream episodes start from {starts} and are truncated "
-        f"after {horizon} steps."
+        f"after {horizon} steps.{simulator}"
     )
 
 
