@@ -441,7 +441,7 @@ class DreamEnv(gym.Env):
     (classifier-free guidance on text and actions, a finite number >= 1); ``render_mode`` in
     ``{None, "rgb_array", "human"}`` (a pygame window, frames scaled up by nearest neighbour, paced
     at the model's fps); ``replay=None`` (see the starting state); ``compile=False`` (True:
-    :meth:`~worldsim.model.dit.SpacetimeDiT.compile_passes` on the model, in place: on CPU 1.4-1.9x
+    :meth:`~worldsim.model.dit.SpacetimeDiT.compile_passes` on the model, in place: on CPU 1.4-1.7x
     the frames/s, after a first step that compiles for 10-30 s); ``precision="float32"``
     (``"bfloat16"``: the passes under bf16 autocast, :class:`~worldsim.simulator.WorldSimulator`);
     and the twin's world arguments

@@ -138,7 +138,7 @@ class Viewer:
         record_dir: where ``V`` writes mp4s.
         rewind_steps: how far ``Backspace`` goes back.
         compile: compile the model's cached passes (``DreamEnv(compile=True)``): the first step
-            compiles for 10-30 s, then frames come 1.5-1.9x faster on CPU.
+            compiles for 10-30 s, then frames come 1.5-1.7x faster on CPU (speed bench, shipped balls).
         precision: ``"float32"`` or ``"bfloat16"`` (``DreamEnv(precision=...)``).
         world_kwargs: the twin's world arguments (Balls: ``scenario=``, ``frame_size=``, ...).
     """

@@ -91,8 +91,8 @@ class TanhGELU(nn.GELU):
     """GELU's tanh approximation ``0.5 x (1 + tanh(z))``, ``z = sqrt(2 / pi) (x + 0.044715 x^3)``.
     Eager, it is ``nn.GELU(approximate="tanh")``; compiled, the same function written as
     ``x * sigmoid(2 z)`` (``0.5 (1 + tanh(z)) = sigmoid(2 z)``), which inductor makes from a
-    vectorised exp: on the CPUs measured its tanh form costs 3x a fused sigmoid's time, more than
-    the MLP's first matmul. No parameters: state dicts are those of ``nn.GELU``."""
+    vectorised exp, where its CPU tanh is slow enough to rival the MLP's matmuls. No parameters:
+    state dicts are those of ``nn.GELU``."""
 
     def __init__(self) -> None:
         super().__init__(approximate="tanh")
@@ -459,7 +459,8 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         ``torch.compile(**options)`` (inductor), each pass one graph: patch embedding, conditioning,
         every block with its in-place cache write, the final layer and heads. The tokens' places
         (rotary angles, masks, where the cache is written) are made outside it and enter as data,
-        so a sliding window never recompiles: one graph per batch size and frame size. Passes
+        so a sliding window never recompiles: one graph per frame size (torch's automatic dynamic
+        shapes make the batch dimension symbolic at the second batch size). Passes
         without a cache (training, resets from real frames) stay eager. Fused, the elementwise work
         (norms, modulations, rotary positions, gates, GELU) and most per-operation call overhead go;
         the weights are the same and the outputs match the eager ones to float rounding."""
