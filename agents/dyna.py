@@ -97,10 +97,9 @@ class DynaSettings:
             raise UserError(f"model_lr must be {accepted_number(0, open_low=True)}, got {self.model_lr!r}")
         for name in ("fresh", "replay_starts", "compile"):
             check_bool(name, getattr(self, name))
-        from worldsim.simulator import PRECISIONS
+        from worldsim.simulator import check_precision
 
-        if self.precision not in PRECISIONS:
-            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision)
         if self.fresh and self.model_steps == 0:
             raise UserError("fresh=true trains a new world model in the first round, so model_steps must be >= 1, got 0")
         if self.imagination_horizon is not None and not is_integer(self.imagination_horizon, 1):

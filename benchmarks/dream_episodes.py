@@ -26,6 +26,7 @@ from pathlib import Path
 from worldsim.atomic import write_table
 from worldsim.bench.rl import episodes_markdown, episodes_real_and_dreamed
 from worldsim.model.world_model import load
+from worldsim.simulator import PRECISIONS
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=4_000_000)
     parser.add_argument("--world-kwargs", type=json.loads, default={}, help='JSON, e.g. \'{"scenario": "push"}\'')
     parser.add_argument("--sampler-steps", type=int, default=None, help="sampler steps per dream frame (default: the model's)")
-    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32", help="the dream simulator's passes")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32", help="the dream simulator's passes")
     parser.add_argument("--policies", nargs="+", default=[], help="saved SB3 PPO policies (.zip) to run in both as well")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

@@ -42,6 +42,7 @@ import numpy as np
 from worldsim.atomic import write_table
 from worldsim.bench.fidelity import Settings, run_fidelity, run_physics
 from worldsim.model.world_model import load, model_folder
+from worldsim.simulator import PRECISIONS
 
 HORIZONS = (1, 8, 16, 32)  # rows measured before h=16 was a column show '-' there
 
@@ -139,7 +140,7 @@ def main() -> None:
         action="store_true",
         help="the sampler's last pass, at the context noise level, commits each frame (one pass fewer)",
     )
-    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32", help="the simulator's passes")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32", help="the simulator's passes")
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--long-steps", type=int, default=1000)
     parser.add_argument("--long-rollouts", type=int, default=4)

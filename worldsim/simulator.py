@@ -67,6 +67,13 @@ class Model(Protocol):
 PRECISIONS = ("float32", "bfloat16")
 
 
+def check_precision(precision: object) -> None:
+    """Raises a UserError unless ``precision`` is one of :data:`PRECISIONS` (the simulator's, and
+    every setting that passes it on)."""
+    if precision not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 @dataclass
 class StepResult:
     """What one step gives every env: ``frames`` uint8 ``[B, H, W, 3]``, ``rewards`` float
@@ -120,8 +127,7 @@ class WorldSimulator:
         check_sampling(sampler_steps, guidance)
         if not (is_integer(seed, 0) and seed < 2**64):
             raise UserError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-        if precision not in PRECISIONS:
-            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_precision(precision)
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.precision = precision

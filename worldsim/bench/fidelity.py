@@ -56,7 +56,7 @@ from worldsim.data.policies import make_policy
 from worldsim.envs.worlds import WORLDS, World, world
 from worldsim.errors import UserError, is_integer, is_number
 from worldsim.model.world_model import WorldModel
-from worldsim.simulator import PRECISIONS
+from worldsim.simulator import check_precision
 from worldsim.video import write_video
 
 HORIZON_MARKS = (1, 2, 4, 8, 16, 32, 64, 128)  # the horizons the markdown tables show
@@ -89,8 +89,7 @@ class Settings:
         for name in ("context", "sampler_steps"):
             if getattr(self, name) is not None and not is_integer(getattr(self, name), 1):
                 raise UserError(f"{name} must be an integer >= 1 or None, got {getattr(self, name)!r}")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision)
         if not is_number(self.perturbation, 0):
             raise UserError(f"perturbation must be a finite number >= 0, got {self.perturbation!r}")
 

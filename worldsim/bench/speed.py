@@ -472,6 +472,11 @@ class Case:
     steps_per_round: int = 0
     rounds: list[float] = field(default_factory=list)
 
+    @property
+    def plain(self) -> bool:
+        """Eager and in float32: the engine as the steps target compares it (and every matmul)."""
+        return not self.compiled and self.precision == "float32"
+
 
 def count(cases: list[Case], model: WorldModel, seed: int, counted: dict[tuple, int]) -> None:
     """Sets each engine case's ``passes``, counted once per (device, mode, k, guidance) in ``counted``."""
@@ -748,14 +753,12 @@ def throughput_targets(cases: list[Case], own_steps: int, own_commit: bool = Tru
     """The steps and roofline targets for every device where their cases at B=64 were timed: the
     steps target compares the model's own sampler (its k, with or without its commit pass) with
     the 4-step sampler and its commit pass."""
-    # The eager float32 engines and the matmuls (a compiled or bf16 case of the same k must not stand for its engine).
-    eager = [c for c in cases if not (c.skipped or c.compiled or c.precision != "float32")]
-    timed = {(c.device, c.mode, c.batch, c.steps, c.commit_pass): c for c in eager}
+    # The plain engines and the matmuls (a compiled or bf16 case of the same k must not stand for its engine).
+    timed = {(c.device, c.mode, c.batch, c.steps, c.commit_pass): c for c in cases if c.plain and not c.skipped}
     results = []
     for device in sorted({c.device for c in cases}):
         at_target = [c for c in cases if (c.device, c.mode, c.batch) == (device, "cache", TARGET_BATCH)]
-        # The steps target compares samplers: the eager float32 ones.
-        engines = sorted((c for c in at_target if not c.compiled and c.precision == "float32"), key=lambda c: c.steps)
+        engines = sorted((c for c in at_target if c.plain), key=lambda c: c.steps)  # the steps target compares samplers
         reference = timed.get((device, "cache", TARGET_BATCH, REFERENCE_STEPS, True))
         fast = next((c for c in engines if (c.steps, c.commit_pass) == (own_steps, commits(own_commit, own_steps))), None)
         if own_steps >= REFERENCE_STEPS and own_commit:  # the fewest timed
@@ -770,7 +773,7 @@ def throughput_targets(cases: list[Case], own_steps: int, own_commit: bool = Tru
                 )
             )
         # The model's own k as fast as this run makes it (compiled, bf16) against the same reference.
-        variants = [c for c in at_target if not c.skipped and (c.compiled or c.precision != "float32") and c.steps == own_steps]
+        variants = [c for c in at_target if not (c.skipped or c.plain) and c.steps == own_steps]
         fastest = min(variants, key=lambda c: statistics.median(c.rounds), default=None)
         if reference and fastest:
             extra = dict(commit_pass=fastest.commit_pass, compiled=fastest.compiled, precision=fastest.precision)
@@ -928,8 +931,7 @@ def throughput_lines(report: dict) -> list[str]:
     for r in sorted(report["throughput"], key=order):
         commit = r.get("commit_pass", True)
         steps = f"{r['steps']}{'' if commit else ', no commit pass'}" + (" (own)" if (r["steps"], commit) == own else "")
-        steps += ", compiled" if r.get("compiled") else ""
-        steps += ", bf16" if r.get("precision") == "bfloat16" else ""
+        steps += how_run(r)
         head = f"| {r['device']} | {steps} | {r['passes']} | {r['batch']} | {r['window']} |"
         if r["skipped"]:
             lines.append(f"{head} skipped: {r['skipped']} | | | | | |")
@@ -1041,10 +1043,13 @@ def target_lines(results: list[dict]) -> list[str]:
     return lines
 
 
+def how_run(r: dict) -> str:
+    """``", compiled"`` and ``", bf16"`` as a row (or a target's) case ran so; "" for a plain one (and reports from before)."""
+    return (", compiled" if r.get("compiled") else "") + (", bf16" if r.get("precision") == "bfloat16" else "")
+
+
 def target_row(r: dict) -> str:
-    own = f"{r['steps']}{'' if r.get('commit_pass', True) else ', no commit pass'}"  # reports from before: a commit pass
-    own += ", compiled" if r.get("compiled") else ""
-    own += ", bf16" if r.get("precision") == "bfloat16" else ""
+    own = f"{r['steps']}{'' if r.get('commit_pass', True) else ', no commit pass'}" + how_run(r)  # before: a commit pass
     steps = f"{own} vs {r['reference_steps']}" if "reference_steps" in r else own
     ratio = f"{r['ratio']:.0%}" if r["target"] == "roofline" else f"{r['ratio']:.2f}x"
     flops = "-" if r["flops_ratio"] is None else f"{r['flops_ratio']:.2f}x"
