@@ -278,17 +278,34 @@ def test_noise_schedule_mixes_clean_windows_and_keeps_old_draws_without_them():
     assert (NoiseSchedule(clean_prob=1.0).sample(8, 4, torch.Generator().manual_seed(0)) <= 0.1).all()
 
 
+def test_compile_passes_leaves_training_eager():
+    """Passes without a cache run compiled (their own graphs) only while no gradient is wanted:
+    an episode's start in the simulator, never a training step."""
+    from torch._dynamo.testing import CompileCounter
+
+    model, counter = tiny(), CompileCounter()
+    model.network.compile_passes(backend=counter)
+    x = inputs(model, t=2)
+    model(**x).velocity.sum().backward()
+    assert counter.frame_count == 0 and model.network.patch_embed.weight.grad is not None
+    with torch.no_grad():
+        model(**x)
+    assert counter.frame_count == 1
+
+
 @pytest.mark.slow  # compiles (inductor): about 90 s on a cold cache
 def test_compiled_passes_give_the_eager_outputs_against_a_cache():
     """SpacetimeDiT.compile_passes compiles the passes against a cache with inductor; the outputs
     stay the eager ones (to float rounding: fused kernels add in another order, and the compiled
-    GELU is the same function written with a sigmoid). Passes without a cache stay eager."""
+    GELU is the same function written with a sigmoid), with and without a cache."""
     eager, compiled = tiny(), tiny()
     compiled.network.load_state_dict(eager.network.state_dict())
     compiled.network.compile_passes()
     x = inputs(eager, t=4)
     full = eager(**x)
-    assert torch.equal(compiled(**x).velocity, full.velocity)
+    assert torch.equal(compiled(**x).velocity, full.velocity)  # gradients on: eager
+    with torch.no_grad():  # an episode start's pass, compiled
+        torch.testing.assert_close(compiled(**x).velocity, full.velocity, rtol=1e-4, atol=1e-4)
     head, tail = split(x, 3)
     kvs = compiled(**head).keys_values
     cache = with_room(kvs, 16, filled=[True] * 3 + [False], tokens_per_frame=16, head=3)

@@ -304,13 +304,15 @@ def test_a_termination_threshold_outside_0_1_is_refused(threshold):
 @torch.no_grad()
 def test_compiled_passes_give_the_eager_rollout_and_compile_once(model):
     """SpacetimeDiT.compile_passes: the cached passes run as one graph whatever the window's place,
-    the frame's position or the sampler step (they enter as data); resets stay eager. Traced by a
-    counting backend that runs the graph as traced (inductor is the slow test in test_dit.py), so
-    the outputs differ from the eager ones only by the compiled GELU's form (sigmoid for tanh)."""
+    the frame's position or the sampler step (they enter as data); resets from real frames run
+    graphs of their own, which leave that one alone. Traced by counting backends that run the
+    graphs as traced (inductor is the slow test in test_dit.py), so the outputs differ from the
+    eager ones only by the compiled GELU's form (sigmoid for tanh)."""
     from torch._dynamo.testing import CompileCounter
 
-    compiled, counter = copy.deepcopy(model), CompileCounter()
+    compiled, counter, starts = copy.deepcopy(model), CompileCounter(), CompileCounter()
     compiled.dit.compile_passes(backend=counter)
+    compiled.dit.compiled_start = torch.compile(compiled.dit.run_start, backend=starts)
 
     def rollout(m):
         sim = WorldSimulator(m, 2, window=3, seed=4)
@@ -327,6 +329,7 @@ def test_compiled_passes_give_the_eager_rollout_and_compile_once(model):
     eager, fast = rollout(model), rollout(compiled)
     torch.testing.assert_close(fast, eager, rtol=1e-4, atol=1e-4)
     assert counter.frame_count == 1, counter.frame_count
+    assert starts.frame_count >= 1  # the resets (2 and 1 frames) ran compiled
 
 
 @torch.no_grad()

@@ -431,7 +431,8 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         # attention over them (which can single out the few tokens where a small event happens).
         self.head_pool = AttentionPool(d, num_heads) if head_pooling == "attention" else None
         self.heads = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 2 * pt))  # reward, termination per frame
-        self.compiled_pass: Callable[..., Any] | None = None  # compile_passes
+        self.compiled_pass: Callable[..., Any] | None = None  # compile_passes: against a cache
+        self.compiled_start: Callable[..., Any] | None = None  # and without one, outside training
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -461,11 +462,14 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         (rotary angles, masks, where the cache is written) are made outside it and enter as data,
         so a sliding window never recompiles: one graph per frame size (torch's automatic dynamic
         shapes make the batch dimension symbolic at the second batch size). Passes
-        without a cache (training, resets from real frames) stay eager. Fused, the elementwise work
+        without a cache outside training (episode starts: resets from real frames or a prompt)
+        are compiled as graphs of their own (:meth:`run_start`); training's stay eager (no graph
+        is made while gradients are on). Fused, the elementwise work
         (norms, modulations, rotary positions, gates, GELU) and most per-operation call overhead go;
         the weights are the same and the outputs match the eager ones to float rounding."""
         if self.compiled_pass is None:
             self.compiled_pass = torch.compile(self.run_pass, **options)
+            self.compiled_start = torch.compile(self.run_start, **options)
 
     @property
     def typed_blocks(self) -> Iterable[DiTBlock]:
@@ -556,7 +560,10 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
         text_mask = additive_mask(text.mask)[:, None, None, :]
         inputs = (x, before, sigmas, before_sigmas, actions, action_mask, text.keys, text.values, text_mask, rotation, mask)
         if cache is None:
-            return self.run_pass(*inputs, step=step)
+            if self.compiled_start is None or torch.is_grad_enabled():  # training stays eager
+                return self.run_pass(*inputs, step=step)
+            step = torch.as_tensor(step, dtype=torch.float32, device=x.device)
+            return cast("NetworkOutput", self.compiled_start(*inputs, step=step))
         write = cache.write_positions(positions.shape[0])
         if self.compiled_pass is None:
             return self.run_pass(*inputs, cache.keys, cache.values, write, step=step)
@@ -602,6 +609,12 @@ class SpacetimeDiT(ModelMixin, ConfigMixin):
             tokens, kv = block(tokens, cond, tokens_per_block, layer_text, rotation, mask, layer_cache, write)
             keys_values.append(kv)
         return self.final_layer(tokens, cond, tokens_per_block, grid, c, keys_values)
+
+    def run_start(self, *inputs: Any, step: torch.Tensor) -> NetworkOutput:
+        """:meth:`run_pass` without a cache (an episode's start from real frames or a prompt),
+        its own function so that :meth:`compile_passes` gives it its own graphs: compiled through
+        ``run_pass`` itself, its other shapes would make that graph's dimensions dynamic (slower)."""
+        return self.run_pass(*inputs, step=step)
 
     def final_layer(
         self,
