@@ -2,7 +2,7 @@
 
     python benchmarks/speed.py [--quick] [--model small|tiny|base|NAME|FOLDER] [--frame-size 32 32] \
         [--batch-sizes 1 16 64] [--sampler-steps 1 2 4] [--guidance 1] [--windows 4 16 64] \
-        [--window-batch-sizes 1 8] [--device auto|cpu|cuda] [--threads N] [--out benchmarks/results/speed]
+        [--window-batch-sizes 1 8] [--compile] [--bf16] [--device auto|cpu|cuda] [--threads N] [--out benchmarks/results/speed]
 
 The same as `worldsim bench speed` (its core is worldsim/bench/speed.py, see its docstring). --model
 is a preset's sizes with random weights (speed does not depend on training; `base` runs on the VAE
@@ -13,7 +13,9 @@ own k) beside a matmul of the same sizes, and the cache against recomputation fo
 W in {4, 16, 64} x the same k, on the CPU and on CUDA where available; cases estimated to take longer
 than --max-seconds are skipped and recorded. --quick times B in {1, 8}, W in {4, 16, 64}, k=4 (the
 window targets in a few minutes on two cores; give --batch-sizes 1 16 64 --sampler-steps 1 2 4 for
-the throughput targets). Writes speed.json, speed.md and speed.png to --out.
+the throughput targets). --compile and --bf16 also time the model's own k at each B, and the cache
+at each W and k, with compiled passes and in bfloat16 (both: also the two together); growth is then
+read for each setting. Writes speed.json, speed.md and speed.png to --out.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, help="throughput's classifier-free guidance (default 1: none)")
     parser.add_argument("--windows", type=int, nargs="*", help="cache vs recompute: W values (none given: not run)")
     parser.add_argument("--window-batch-sizes", type=int, nargs="+", help="cache vs recompute: B values")
+    parser.add_argument("--compile", action="store_true", help="also time the cache with compiled passes (compile=true)")
+    parser.add_argument("--bf16", action="store_true", help="also time the cache in bfloat16 (bf16=true); with --compile, both")
     parser.add_argument("--repeats", type=int, help="timed rounds per case")
     parser.add_argument("--max-seconds", type=float, help="skip cases estimated to take longer")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
@@ -51,6 +55,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     keys = ("batch_sizes", "sampler_steps", "guidance", "windows", "window_batch_sizes", "repeats", "max_seconds")
     overrides = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    overrides.update({key: True for key in ("compile", "bf16") if getattr(args, key)})
     if args.model in PRESETS:
         sizes, frame_size = preset(args.model), (32, 32)
     else:

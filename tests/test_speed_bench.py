@@ -281,3 +281,19 @@ def test_bf16_adds_the_models_own_k_in_bfloat16_which_only_the_fastest_target_co
     assert fastest["ratio"] != 1.0
     with pytest.raises(UserError, match="bf16 must be true or false"):
         SpeedGrid(bf16="yes")
+
+
+def test_bf16_times_the_cache_at_every_window_too_with_its_own_growth_target(tmp_path):
+    grid = SpeedGrid(batch_sizes=[1], sampler_steps=[1], windows=[4, 16, 64], window_batch_sizes=[1], bf16=True, **FAST)
+    report = run_speed(preset("tiny"), (8, 8), ["cpu"], grid, log=quiet)
+    write_report(report, tmp_path, "python benchmarks/speed.py --test")
+    rows = sorted((r["mode"], r["precision"], r["window"]) for r in report["rows"])
+    assert rows == sorted(
+        [("cache", p, w) for p in ("float32", "bfloat16") for w in (4, 16, 64)] + [("recompute", "float32", w) for w in (4, 16, 64)]
+    )
+    growth = {t.get("precision", "float32"): t for t in report["targets"] if t["target"] == "growth"}
+    assert set(growth) == {"float32", "bfloat16"} and all(t["ratio"] > 0 for t in growth.values())
+    # Recomputation runs eager in float32 only: the speedup target sets it against that cache alone.
+    assert [t.get("precision", "float32") for t in report["targets"] if t["target"] == "speedup"] == ["float32"]
+    text = (tmp_path / "speed.md").read_text()
+    assert "| cpu | 1 | 64 | 1 | cache, bf16 |" in text and "| growth | cpu | 1 | 1, bf16 |" in text

@@ -15,7 +15,8 @@ trained model). It has two sections:
   what the machine does at best with such shapes at the run's thread count. The roofline ratio is
   the step's achieved FLOP/s over the matmul's.
 - ``window``: for each ``B`` of ``window_batch_sizes``, ``k`` of ``sampler_steps`` and ``W`` of
-  ``windows`` (``[]``: none), two engines without guidance:
+  ``windows`` (``[]``: none), two engines without guidance (and with ``compile`` / ``bf16`` the
+  cache also compiled and in bfloat16, each setting its own growth target):
 
   - ``cache``: :class:`~worldsim.simulator.WorldSimulator`. A step denoises only the new frame's
     tokens against the cached keys and values of the last ``W`` frames (``k`` passes), then commits
@@ -36,7 +37,7 @@ Targets, reported as PASS/FAIL and never asserted (:data:`TARGETS`): at ``B=64``
 sampler steps (the fewest timed, for a model whose own are 4) make at least 3x the frames/s of the
 4-step sampler; at ``B=64`` the step
 achieves at least 60% of the matmul's FLOP/s; with the cache, step time grows at most 2x from
-``W=4`` to ``W=64`` (same ``B``, ``k``); the cache is at least 4x faster than recomputation at ``W=16``.
+``W=4`` to ``W=64`` (same ``B``, ``k`` and setting); the cache is at least 4x faster than recomputation at ``W=16``.
 Fidelity is not measured here: the report names the commands that measure it for each setting.
 """
 
@@ -98,8 +99,11 @@ class SpeedGrid:
     min_seconds: float = 0.5  # a round runs a case for at least this long (whole steps)
     max_seconds: float = 120.0  # a case estimated (or, after warmup, measured) to need longer is skipped
     seed: int = 0
-    compile: bool = False  # throughput: also time the model's own k with its cached passes compiled (SpacetimeDiT.compile_passes)
-    bf16: bool = False  # throughput: also time the model's own k in bfloat16 (WorldSimulator precision), compiled too with compile
+    # Throughput: also time the model's own k with its cached passes compiled (SpacetimeDiT.compile_passes);
+    # window: the cache at every W and k so too.
+    compile: bool = False
+    # The same in bfloat16 (WorldSimulator precision), compiled too with compile.
+    bf16: bool = False
 
     def __post_init__(self) -> None:
         self.batch_sizes = counts("batch_sizes", self.batch_sizes, "[1, 16, 64]")
@@ -588,19 +592,18 @@ def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str
         for batch in grid.batch_sizes:
             group = [Case(device, "cache", batch, window, k, grid.guidance, commit) for k, commit in settings]
             own = (device, "cache", batch, window, own_steps, grid.guidance, commits(own_commit, own_steps))
-            if grid.compile:
-                group.append(Case(*own, compiled=True))
-            if grid.bf16:
-                group.append(Case(*own, precision="bfloat16"))
-            if grid.compile and grid.bf16:
-                group.append(Case(*own, compiled=True, precision="bfloat16"))
+            group += [Case(*own, compiled=compiled, precision=precision) for compiled, precision in variants(grid)]
             group.append(Case(device, "matmul", batch, 0, 0))
             time_group(f"{device} throughput B={batch}", group, model, grid, throughputs[device], counted, log)
             fast += group
         for batch in grid.window_batch_sizes if grid.windows else []:
             for steps in grid.sampler_steps:
-                group = [
-                    Case(device, mode, batch, w, steps, commit_pass=commits(own_commit, steps)) for w in grid.windows for mode in MODES
+                commit = commits(own_commit, steps)
+                group = [Case(device, mode, batch, w, steps, commit_pass=commit) for w in grid.windows for mode in MODES]
+                group += [
+                    Case(device, "cache", batch, w, steps, commit_pass=commit, compiled=compiled, precision=precision)
+                    for compiled, precision in variants(grid)
+                    for w in grid.windows
                 ]
                 time_group(f"{device} window B={batch} k={steps}", group, model, grid, throughputs[device], counted, log)
                 slow += group
@@ -626,6 +629,13 @@ def run_speed(sizes: ModelConfig, frame_size: tuple[int, int], devices: list[str
         "machine": machine(devices, throughputs, load_before),
         "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def variants(grid: SpeedGrid) -> list[tuple[bool, str]]:
+    """The (compiled, precision) settings a run times beside eager float32: compiled with
+    ``compile``, bfloat16 with ``bf16``, and both with both."""
+    both = [(True, "bfloat16")] if grid.compile and grid.bf16 else []
+    return [(True, "float32")] * grid.compile + [(False, "bfloat16")] * grid.bf16 + both
 
 
 def time_group(label: str, cases: list[Case], model: WorldModel, grid: SpeedGrid, flops_per_s: float, counted: dict, log) -> None:
@@ -717,7 +727,8 @@ TARGETS = {
         f"B={TARGET_BATCH} in batch_sizes",
     ),
     "growth": Target(
-        f"with the cache, step time grows at most {GROWTH_LIMIT:g}x from W={GROWTH_WINDOWS[0]} to W={GROWTH_WINDOWS[1]} (same B, k)",
+        f"with the cache, step time grows at most {GROWTH_LIMIT:g}x from W={GROWTH_WINDOWS[0]} to W={GROWTH_WINDOWS[1]} "
+        "(same B, k and setting: eager or compiled, float32 or bf16)",
         GROWTH_LIMIT,
         True,
         f"W={GROWTH_WINDOWS[0]} and W={GROWTH_WINDOWS[1]} in windows",
@@ -791,18 +802,22 @@ def throughput_targets(cases: list[Case], own_steps: int, own_commit: bool = Tru
 
 def window_targets(cases: list[Case]) -> list[dict]:
     """The growth and speedup targets for every (device, B, k) where their cases were timed: the
-    measured ratio, and the ratio of estimated FLOPs that the arithmetic alone would give."""
-    timed = {(c.device, c.mode, c.batch, c.window, c.steps): c for c in cases if not c.skipped}
-    pairs = (
-        ("growth", ("cache", GROWTH_WINDOWS[1]), ("cache", GROWTH_WINDOWS[0])),
-        ("speedup", ("recompute", SPEEDUP_WINDOW), ("cache", SPEEDUP_WINDOW)),
-    )
+    measured ratio, and the ratio of estimated FLOPs that the arithmetic alone would give. Growth
+    is read for each setting of the cache (eager or compiled, float32 or bfloat16) on its own;
+    speedup sets the eager float32 cache against recomputation, which is timed so alone."""
+    timed = {(c.device, c.mode, c.batch, c.window, c.steps, c.compiled, c.precision): c for c in cases if not c.skipped}
     results = []
-    for device, batch, steps in sorted({(c.device, c.batch, c.steps) for c in cases}):
+    for device, batch, steps, compiled, precision in sorted({(c.device, c.batch, c.steps, c.compiled, c.precision) for c in cases}):
+        setting = (compiled, precision)
+        pairs = [("growth", ("cache", GROWTH_WINDOWS[1]), ("cache", GROWTH_WINDOWS[0]))]
+        if setting == (False, "float32"):
+            pairs.append(("speedup", ("recompute", SPEEDUP_WINDOW), ("cache", SPEEDUP_WINDOW)))
         for name, (mode_a, window_a), (mode_b, window_b) in pairs:
-            slow, fast = timed.get((device, mode_a, batch, window_a, steps)), timed.get((device, mode_b, batch, window_b, steps))
+            slow = timed.get((device, mode_a, batch, window_a, steps, *setting))
+            fast = timed.get((device, mode_b, batch, window_b, steps, *setting))
             if slow and fast:
-                results.append(result(name, device, batch, steps, paired_ratio(slow, fast), slow.flops / fast.flops))
+                extra = dict(compiled=compiled, precision=precision) if setting != (False, "float32") else {}
+                results.append(result(name, device, batch, steps, paired_ratio(slow, fast), slow.flops / fast.flops, **extra))
     return results
 
 
@@ -976,14 +991,15 @@ def window_lines(report: dict) -> list[str]:
             "`cache` is `WorldSimulator.step` (k denoising passes of the new frame against the cached last W frames, "
             "plus one commit pass); `recompute` runs the DiT over the last W frames plus the new one for each of the "
             "k sampler steps. Neither uses guidance. Both decode every frame, and from the same noise they make the same "
-            "frames while an env's history fits in its window (`tests/test_speed_bench.py`)."
+            "frames while an env's history fits in its window (`tests/test_speed_bench.py`). Compiled, bf16: the cache "
+            "as the throughput section times it so (recomputation is timed eager in float32 only)."
         ),
         "",
         "| device | B | W | k | engine | ms/step | steps/s | frames/s per env | frames/s total |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["rows"]:
-        head = f"| {r['device']} | {r['batch']} | {r['window']} | {r['steps']} | {r['mode']} |"
+        head = f"| {r['device']} | {r['batch']} | {r['window']} | {r['steps']} | {r['mode']}{how_run(r)} |"
         if r["skipped"]:
             lines.append(f"{head} skipped: {r['skipped']} | | | |")
         else:
@@ -1059,7 +1075,7 @@ def target_row(r: dict) -> str:
 
 def plot(report: dict, path: Path) -> None:
     """Total frames/s against B, one panel per device, one line per k; then against W, one panel
-    per (device, k), one colour per B (solid: cache, dashed: recompute)."""
+    per (device, k), one colour per B (solid: cache, dashed: recompute, dotted: the cache compiled or in bf16)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1071,9 +1087,18 @@ def plot(report: dict, path: Path) -> None:
     count = len(devices) + len(panels)
     fig, axes = plt.subplots(1, count, figsize=(max(6.0, 4.5 * count), 4.2), squeeze=False)
     for ax, device in zip(axes[0], devices):
-        for colour, steps in enumerate(sorted({r["steps"] for r in fast if r["device"] == device})):
-            points = sorted((r["batch"], r["frames_per_s"], r["passes"]) for r in fast if (r["device"], r["steps"]) == (device, steps))
-            ax.plot([p[0] for p in points], [p[1] for p in points], "-o", color=f"C{colour}", label=f"k={steps} ({points[0][2]} passes)")
+        # One line per sampler setting (k, commit pass) and way of running it (eager float32: solid).
+        settings = sorted({(r["steps"], r.get("commit_pass", True), how_run(r)) for r in fast if r["device"] == device})
+        colours = {key: f"C{i}" for i, key in enumerate(sorted({(k, commit) for k, commit, _ in settings}))}
+        for steps, commit, how in settings:
+            points = sorted(
+                (r["batch"], r["frames_per_s"], r["passes"])
+                for r in fast
+                if (r["device"], r["steps"], r.get("commit_pass", True), how_run(r)) == (device, steps, commit, how)
+            )
+            style_ = "-o" if not how else ":" + MARKERS[how]
+            label = f"k={steps}{'' if commit else ' no commit'} ({points[0][2]} passes){how}"
+            ax.plot([p[0] for p in points], [p[1] for p in points], style_, color=colours[steps, commit], label=label)
         style(ax, report["grid"]["batch_sizes"], "envs B", f"{device}, W={report['model']['window']}")
     for ax, (device, steps) in zip(axes[0][len(devices) :], panels):
         window_panel(ax, report, device, steps)
@@ -1092,11 +1117,22 @@ def window_panel(ax, report: dict, device: str, steps: int) -> None:
             points = sorted(
                 (r["window"], r["frames_per_s"])
                 for r in rows
-                if (r["device"], r["steps"], r["batch"], r["mode"]) == (device, steps, batch, mode)
+                if (r["device"], r["steps"], r["batch"], r["mode"]) == (device, steps, batch, mode) and not how_run(r)
             )
             if points:
                 ax.plot(*zip(*points), line, marker="o", color=f"C{colour}", label=f"B={batch} {mode}")
+        for setting in sorted({how_run(r) for r in rows if how_run(r)}):  # the cache's other settings: dotted
+            points = sorted(
+                (r["window"], r["frames_per_s"])
+                for r in rows
+                if (r["device"], r["steps"], r["batch"]) == (device, steps, batch) and how_run(r) == setting
+            )
+            if points:
+                ax.plot(*zip(*points), ":", marker=MARKERS[setting], color=f"C{colour}", label=f"B={batch} cache{setting}")
     style(ax, report["grid"]["windows"], "window W (frames)", f"{device}, k={steps}")
+
+
+MARKERS = {", compiled": "^", ", bf16": "s", ", compiled, bf16": "D"}  # the plots' markers for how_run's settings
 
 
 def style(ax, ticks: list[int], xlabel: str, title: str) -> None:
