@@ -1112,23 +1112,18 @@ def plot(report: dict, path: Path) -> None:
 
 def window_panel(ax, report: dict, device: str, steps: int) -> None:
     rows = [r for r in report["rows"] if not r["skipped"]]
+    # Each engine as timed plain (solid: cache, dashed: recompute), then the cache's other settings (dotted).
+    lines = [(mode, "") for mode in MODES] + [("cache", how) for how in sorted({how_run(r) for r in rows} - {""})]
     for colour, batch in enumerate(sorted({r["batch"] for r in report["rows"]})):
-        for mode, line in zip(MODES, ("-", "--")):
+        for mode, how in lines:
             points = sorted(
                 (r["window"], r["frames_per_s"])
                 for r in rows
-                if (r["device"], r["steps"], r["batch"], r["mode"]) == (device, steps, batch, mode) and not how_run(r)
+                if (r["device"], r["steps"], r["batch"], r["mode"], how_run(r)) == (device, steps, batch, mode, how)
             )
+            line = ":" if how else {"cache": "-", "recompute": "--"}[mode]
             if points:
-                ax.plot(*zip(*points), line, marker="o", color=f"C{colour}", label=f"B={batch} {mode}")
-        for setting in sorted({how_run(r) for r in rows if how_run(r)}):  # the cache's other settings: dotted
-            points = sorted(
-                (r["window"], r["frames_per_s"])
-                for r in rows
-                if (r["device"], r["steps"], r["batch"]) == (device, steps, batch) and how_run(r) == setting
-            )
-            if points:
-                ax.plot(*zip(*points), ":", marker=MARKERS[setting], color=f"C{colour}", label=f"B={batch} cache{setting}")
+                ax.plot(*zip(*points), line, marker=MARKERS.get(how, "o"), color=f"C{colour}", label=f"B={batch} {mode}{how}")
     style(ax, report["grid"]["windows"], "window W (frames)", f"{device}, k={steps}")
 
 
