@@ -2,8 +2,10 @@
 
 :func:`dyna` repeats, ``iterations`` times: collect real episodes with the current policy (uniformly
 random at first) until its share of the ``real_steps`` budget is used -> fine-tune the world model
-on all real data so far (``worldsim train`` with ``init=``; with ``model_steps=0`` the given model
-dreams every round as it is) -> train the agent in the new model's dream
+on all real data so far (``worldsim train`` with ``init=``: the last round's model, or with
+``model_init="given"`` the given one every round; ``model_data`` adds collections to every round's
+data, e.g. some of the given model's own training data as rehearsal; with ``model_steps=0`` the given
+model dreams every round as it is) -> train the agent in the new model's dream
 (:func:`~worldsim.agents.imagination.train_in_dream`'s pieces; the same SB3 agent learns on) ->
 evaluate it in the real world. In the dream, episodes start from real frames drawn from all the
 rounds' collections (``replay_starts``) and are truncated after ``imagination_horizon`` steps (15;
@@ -42,7 +44,12 @@ from worldsim.training.checkpoint import MetricsWriter, newest
 if TYPE_CHECKING:
     from worldsim.training.config import TrainConfig
 
+MODEL_INITS = ("last", "given")  # DynaSettings.model_init
+
 COLUMNS = ("step", "real_steps", "mean_return", "std_return", "dream_steps", "model", "seconds")
+# Dyna's also: the mean length and (unscaled) return of the round's last 100 dream episodes, as the agent
+# plays them at the round's end (truncated at imagination_horizon).
+DYNA_COLUMNS = (*COLUMNS, "dream_length", "dream_return")
 
 
 # train.* keys that Dyna sets from its own settings (and the model's window) in every round.
@@ -70,6 +77,13 @@ class DynaSettings:
     # to end a dream at a reach on scripted push data (with model_terminal_repeats 32): {termination_weight: 10,
     # reward_weight: 10, head_rollout_prob: 0.5, rollout_steps: 3, noise: {clean_prob: 0.5}}.
     model_train: dict[str, Any] = field(default_factory=dict)
+    # Which model a round fine-tunes: "last" (the last round's, so the rounds' training adds up) or "given"
+    # (the given model, every round afresh on all real data so far: the rounds' drift does not add up).
+    model_init: str = "last"
+    # Collections mixed into every round's fine-tuning beside the real ones (rehearsal: e.g. a share of the
+    # given model's own training data, so that the rounds keep what it learned of episodes unlike the
+    # agent's). Like the given model's training data they are not counted as real steps, so fresh=true refuses them.
+    model_data: list[str] = field(default_factory=list)
     dream_steps: int = 20_000  # agent steps in the dream per round (all envs together)
     num_envs: int = 16  # dream envs, and the model-free agent's real envs
     eval_episodes: int = 10
@@ -102,6 +116,17 @@ class DynaSettings:
         check_precision(self.precision)
         if self.fresh and self.model_steps == 0:
             raise UserError("fresh=true trains a new world model in the first round, so model_steps must be >= 1, got 0")
+        if self.model_init not in MODEL_INITS:
+            raise UserError(f"model_init must be one of {', '.join(MODEL_INITS)}, got {self.model_init!r}")
+        if self.fresh and self.model_init == "given":
+            raise UserError("fresh=true starts round 1 from random weights; with model_init=given every round would: use model_init=last")
+        if not (isinstance(self.model_data, list) and all(isinstance(path, str) and path for path in self.model_data)):
+            raise UserError(f"model_data must be a list of collection folders, got {self.model_data!r}")
+        if self.fresh and self.model_data:
+            raise UserError(
+                "fresh=true counts every frame a world model learns from in the real-step budget, so model_data must be empty, "
+                f"got {self.model_data}"
+            )
         if self.imagination_horizon is not None and not is_integer(self.imagination_horizon, 1):
             raise UserError(
                 f"imagination_horizon must be an integer >= 1 or null (the real episode length), got {self.imagination_horizon!r}"
@@ -163,6 +188,16 @@ def stream_seed(seed: int, *stream: int) -> int:
     return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0])
 
 
+def check_model_data(paths: list[str], env_id: str) -> None:
+    """Each of ``model_data`` is a collection of the world model's world."""
+    from worldsim.data.collection import Collection
+
+    for path in paths:
+        world = Collection(path).settings.get("env_id")
+        if world != env_id:
+            raise UserError(f"model_data collection {path} holds episodes of {world}, not of the world model's {env_id}")
+
+
 def collect_steps(env_id: str, out: Path, steps: int, env_kwargs: dict, policy: str, algo: str, seed: int) -> int:
     """Collects whole episodes of ``policy`` into the collection ``out`` until it holds at least
     ``steps`` steps (only the last episode goes over); returns the steps it holds."""
@@ -200,9 +235,10 @@ def dyna(
     if rows:
         current = rows[-1]["model"]
     model = load(current, device)
+    check_model_data(settings.model_data, model.config.env_id)
     real = real_world(model, world_kwargs)
     env_id, context = model.config.env_id, model.config.context_frames
-    log = MetricsWriter(out / "dyna.csv", COLUMNS, keep_until=len(rows))
+    log = MetricsWriter(out / "dyna.csv", DYNA_COLUMNS, keep_until=len(rows))
     real_used = int(rows[-1]["real_steps"]) if rows else 0
     start = time.perf_counter() - (float(rows[-1]["seconds"]) if rows else 0.0)  # seconds go on counting after a resume
     for k in range(len(rows), settings.iterations):
@@ -222,8 +258,11 @@ def dyna(
             if trained is not None:  # killed after this round's training: its model stands
                 current = str(trained)
             else:
-                start_from = None if settings.fresh and k == 0 else current
-                result = train(collections, run, settings.model_steps, sizes, train_cfg, device=device, progress=progress, init=start_from)
+                start_from = model_path if settings.model_init == "given" else current
+                if settings.fresh and k == 0:
+                    start_from = None
+                data = collections + list(settings.model_data)
+                result = train(data, run, settings.model_steps, sizes, train_cfg, device=device, progress=progress, init=start_from)
                 current = str(result.checkpoint)
             model = load(current, device)
         replay = collections if settings.replay_starts else None
@@ -258,6 +297,8 @@ def dyna(
             "dream_steps": settings.dream_steps * (k + 1),
             "model": current,
             "seconds": time.perf_counter() - start,
+            "dream_length": float(np.mean([e["l"] for e in agent.ep_info_buffer])) if agent.ep_info_buffer else "",
+            "dream_return": float(np.mean([e["r"] for e in agent.ep_info_buffer])) if agent.ep_info_buffer else "",
         }
         log.write(row)
         rows.append(row)

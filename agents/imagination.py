@@ -27,7 +27,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecNormalize, VecTransposeImage
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecMonitor, VecNormalize, VecTransposeImage
 
 from worldsim.atomic import atomic_write
 from worldsim.data.image_policy import FrameCNN, FrameStacker, policy_kwargs  # noqa: F401 (FrameCNN: its documented home too)
@@ -79,6 +79,8 @@ def wrap(env, frame_stack: int, normalize_reward: bool, gamma: float = 0.99, sta
     ``gamma``-discounted return; ``statistics`` (the VecNormalize of an earlier env) carries on."""
     check_wrappers(frame_stack, normalize_reward)
     venv = env if isinstance(env, VecEnv) else DummyVecEnv([lambda: env])
+    if not isinstance(venv, VecMonitor):  # the episodes' lengths and unscaled returns, in SB3's ep_info_buffer
+        venv = VecMonitor(venv)
     height, width, channels = venv.observation_space.shape
     # SB3 takes an image's smallest axis for its channels: more stacked channels than rows would be read as rows.
     if channels * frame_stack >= min(height, width):

@@ -145,7 +145,8 @@ def test_dream_trained_and_model_free_agents_are_built_alike(tmp_path, monkeypat
     dream, free = built
     assert dream.observation_space == free.observation_space and dream.observation_space.shape == (3 * frame_stack, 16, 16)
     assert [p.shape for p in dream.policy.parameters()] == [p.shape for p in free.policy.parameters()]
-    expected = [*(["VecNormalize"] if normalize_reward else []), "VecTransposeImage", *(["VecFrameStack"] if frame_stack > 1 else [])]
+    stack = ["VecFrameStack"] if frame_stack > 1 else []
+    expected = [*(["VecNormalize"] if normalize_reward else []), "VecTransposeImage", *stack, "VecMonitor"]
     assert wrappers(dream.get_env()) == wrappers(free.get_env()) == expected
     assert dream.n_envs == free.n_envs == 9
     for key in HYPERPARAMETERS["ppo"]:
@@ -202,6 +203,50 @@ def test_dyna_fresh_trains_a_new_world_model_in_its_first_round(tmp_path):
         DynaSettings(model_train={"batch_size": 4})
     with pytest.raises(ValueError, match="fresh must be true or false"):
         DynaSettings(fresh="yes")
+
+
+def test_dyna_rounds_can_fine_tune_the_given_model_afresh_with_rehearsal_data_and_log_their_dream_episodes(tmp_path):
+    from worldsim.agents.dyna import DynaSettings, dyna, read_rows
+    from worldsim.bench.rl import markdown, summarise
+    from worldsim.data.collect import collect
+
+    folder = str(save_tiny_world_model(tmp_path / "model"))
+    world = dict(scenario="push", frame_size=(16, 16), max_steps=10)
+    kept = str(tmp_path / "kept")
+    collect("worldsim/Balls-v0", kept, 3, {"frame_size": (16, 16), "max_steps": 10}, ["push"], policy="random", progress=False)
+    settings = DynaSettings(**DYNA, model_init="given", model_data=[kept])
+    rows = dyna(folder, "ppo", tmp_path / "a", settings, progress=False, **world)
+    runs = [json.loads((tmp_path / "a" / "world" / f"iter_{k:03d}" / "config.json").read_text()) for k in (0, 1)]
+    assert [run["init"] for run in runs] == [folder, folder]  # not round 1's model: every round starts from the given one
+    assert [run["data"] for run in runs] == [[str(tmp_path / "a" / "real" / "iter_000"), kept]] + [
+        [str(tmp_path / "a" / "real" / f"iter_{k:03d}") for k in (0, 1)] + [kept]
+    ]
+    assert [int(r["real_steps"]) for r in rows] == [20, 40]  # the rehearsal frames are not real steps of the budget
+    # The dream episodes are cut at the imagination horizon (15 steps).
+    logged = read_rows(tmp_path / "a" / "dyna.csv")
+    assert all(1 <= row["dream_length"] <= 15 and isinstance(row["dream_return"], float) for row in logged)
+    marks = summarise([rows, rows])
+    assert marks[1]["dream_length"] == pytest.approx(rows[1]["dream_length"])
+    report = {"world": "worldsim/Balls-v0", "world_kwargs": {}, "command": "c", "seconds": 60.0, "algo": "ppo", "seeds": 1,
+              "settings": asdict(settings), "model": "m", "targets": [], "hyperparameters": {},
+              "curves": {"dyna": marks, "model-free": []}}  # fmt: skip
+    text = markdown(report)
+    assert f"2 world-model training steps of the given model on all real data so far and the collections {kept} (not counted)" in text
+    assert f"| 2 | 40 | {marks[1]['mean_return']:.2f} ± 0.00 | {marks[1]['dream_length']:.1f} / " in text
+    del marks[1]["dream_length"]  # a run from before the dream episodes were logged
+    assert "| 2 | 40 | " in markdown(report) and "± 0.00 | - | - | - |" in markdown(report)
+    with pytest.raises(UserError, match="model_init must be one of last, given, got 'first'"):
+        DynaSettings(model_init="first")
+    with pytest.raises(UserError, match="with model_init=given every round would"):
+        DynaSettings(fresh=True, model_init="given")
+    with pytest.raises(UserError, match="so model_data must be empty"):
+        DynaSettings(fresh=True, model_data=[kept])
+    with pytest.raises(UserError, match="model_data must be a list of collection folders, got 'kept'"):
+        DynaSettings(model_data="kept")
+    cartpole = str(tmp_path / "cartpole")
+    collect("worldsim/CartPole-v0", cartpole, 1, {"frame_size": (16, 16)}, policy="random", progress=False)
+    with pytest.raises(UserError, match=f"model_data collection {cartpole} holds episodes of worldsim/CartPole-v0, not of"):
+        dyna(folder, "ppo", tmp_path / "b", DynaSettings(**DYNA, model_data=[cartpole]), progress=False, **world)
 
 
 def test_dyna_with_no_model_steps_dreams_in_the_given_model_every_round(tmp_path):

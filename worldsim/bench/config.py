@@ -88,6 +88,8 @@ class RLConfig(BenchConfig):
     model_lr: float = 3e-4
     model_terminal_repeats: int = 8
     model_train: dict[str, Any] = field(default_factory=dict)
+    model_init: str = "last"
+    model_data: list[str] = field(default_factory=list)
     fresh: bool = False
     dream_steps: int = 20_000
     num_envs: int = 16

@@ -87,15 +87,18 @@ def summarise(per_seed: list[list[dict]]) -> list[dict]:
     for k in range(marks):
         means = np.array([float(rows[k]["mean_return"]) for rows in per_seed])
         steps = np.array([float(rows[k]["real_steps"]) for rows in per_seed])
-        out.append(
-            {
-                "real_steps": float(steps.mean()),
-                "mean_return": float(means.mean()),
-                "std_return": float(means.std()),
-                "min_return": float(means.min()),
-                "max_return": float(means.max()),
-            }
-        )
+        mark = {
+            "real_steps": float(steps.mean()),
+            "mean_return": float(means.mean()),
+            "std_return": float(means.std()),
+            "min_return": float(means.min()),
+            "max_return": float(means.max()),
+        }
+        for key in ("dream_length", "dream_return"):  # Dyna's, where every seed logged it (runs from before did not)
+            values = [rows[k].get(key) for rows in per_seed]
+            if all(isinstance(value, (int, float)) for value in values):
+                mark[key] = float(np.mean(values))
+        out.append(mark)
     return out
 
 
@@ -157,7 +160,10 @@ def world_training(settings: dict) -> str:
     """The rounds' world-model step of the header's loop ("" when the model is not fine-tuned)."""
     if settings["model_steps"] == 0:
         return ""
-    return f"{settings['model_steps']} world-model training steps on all real data so far ({fine_tuning(settings)}) -> "
+    start = "of the given model" if settings.get("model_init", "last") == "given" else "of the last round's model"
+    rehearsal = settings.get("model_data") or []
+    data = "all real data so far" + (f" and the collections {', '.join(map(str, rehearsal))} (not counted)" if rehearsal else "")
+    return f"{settings['model_steps']} world-model training steps {start} on {data} ({fine_tuning(settings)}) -> "
 
 
 def fine_tuning(settings: dict) -> str:
@@ -206,8 +212,8 @@ def markdown(report: dict) -> str:
         "",
         "## Real return against real steps",
         "",
-        "| mark | dyna real steps | dyna return | model-free real steps | model-free return |",
-        "| --- | --- | --- | --- | --- |",
+        "| mark | dyna real steps | dyna return | dyna's dream episodes: length / return | model-free real steps | model-free return |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     dream, free = report["curves"]["dyna"], report["curves"]["model-free"]
     for k in range(max(len(dream), len(free))):
@@ -215,8 +221,19 @@ def markdown(report: dict) -> str:
         for curve in (dream, free):
             row = curve[k] if k < len(curve) else None
             cells += ["-", "-"] if row is None else [f"{row['real_steps']:.0f}", f"{row['mean_return']:.2f} ± {row['std_return']:.2f}"]
+            if curve is dream:
+                logged = row is not None and "dream_length" in row
+                cells.append(f"{row['dream_length']:.1f} / {row['dream_return']:.1f}" if logged else "-")
         lines.append(f"| {k + 1} | {' | '.join(cells)} |")
-    lines += ["", "Plot: `rl.png`.", ""]
+    horizon = report["settings"].get("imagination_horizon")
+    lines += [
+        "",
+        f"Dream episodes: the mean length and return of the last 100 of each round (cut at {horizon or 'the real length'} steps), "
+        "as the round's final agent plays them; mean over seeds (`-`: not logged by runs from before).",
+        "",
+        "Plot: `rl.png`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
