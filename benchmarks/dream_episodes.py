@@ -2,7 +2,7 @@
 
     python benchmarks/dream_episodes.py --model cartpole [--episodes 16] [--max-steps 100] \
         [--seed 4000000] [--world-kwargs '{"scenario": "push"}'] [--sampler-steps K] [--precision bfloat16] \
-        [--policies P.zip ...] [--out FOLDER]
+        [--policies P.zip ...] [--frame-ends] [--out FOLDER]
 
 For the uniformly random policy and for every constant action it runs ``episodes`` real episodes
 (seeds ``seed, seed + 1, ...``) and as many dream episodes (``episodes`` dream envs reset with
@@ -11,7 +11,11 @@ mean length and return of each (:func:`worldsim.bench.rl.episodes_real_and_dream
 for each saved SB3 PPO policy of ``--policies`` (deterministic, its own stacked frames; e.g. one trained
 on the real env by ``benchmarks/agent_defaults.py --save``), the dream
 with the model's own sampler steps or ``--sampler-steps``, in ``--precision`` (the simulator's). An agent
-trained in the dream learns what the dream pays. Prints a markdown table and, with ``--out``,
+trained in the dream learns what the dream pays. ``--frame-ends`` (worlds whose frames show their ends:
+cartpole) also gives the dream episodes' length had each ended at its first frame whose pixels show
+an end (the pole past 12 degrees, read by ``envs.cartpole.parse``, about 0.2 s a frame): a dream
+episode that outlasts its frames' end is the termination head's miss, one that does not is the
+dynamics' forgiveness. Prints a markdown table and, with ``--out``,
 writes it (``dream_episodes.md``) with a JSON of the figures.
 """
 
@@ -39,6 +43,7 @@ def main() -> None:
     parser.add_argument("--sampler-steps", type=int, default=None, help="sampler steps per dream frame (default: the model's)")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32", help="the dream simulator's passes")
     parser.add_argument("--policies", nargs="+", default=[], help="saved SB3 PPO policies (.zip) to run in both as well")
+    parser.add_argument("--frame-ends", action="store_true", help="also end dream episodes where a frame shows an end")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     model = load(args.model)
@@ -50,7 +55,14 @@ def main() -> None:
     if bad:
         parser.error(f"--policies takes saved SB3 policy files (.zip); {bad[0]!r} is not one")
     rows = episodes_real_and_dreamed(
-        model, args.episodes, args.seed, args.max_steps, policies=args.policies, precision=args.precision, **args.world_kwargs
+        model,
+        args.episodes,
+        args.seed,
+        args.max_steps,
+        policies=args.policies,
+        precision=args.precision,
+        frame_ends=args.frame_ends,
+        **args.world_kwargs,
     )
     text = episodes_markdown(
         rows,

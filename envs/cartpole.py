@@ -64,6 +64,7 @@ def make_pixel_cartpole(frame_size: tuple[int, int] = (64, 64), render_mode: str
 
 SUPERSAMPLE = 4
 TRACK_WIDTH = 4.8  # metres: the cart ends the episode when its centre leaves [-2.4, 2.4]
+FALL_ANGLE = 12 * 2 * math.pi / 360  # radians: CartPole-v1 ends the episode past this tilt
 POLE_LENGTH = 1.0  # CartPole-v1's pole (half-length 0.5)
 CART_SIZE = (0.5, 0.3)  # width, height in metres
 BACKGROUND, TRACK, CART, POLE = (255, 255, 255), (150, 150, 150), (30, 30, 30), (150, 80, 20)
@@ -117,6 +118,14 @@ def parse(frame: np.ndarray) -> tuple[float, float]:
         angle = fit.best([(x, float(a)) for a in np.arange(angle - 0.06, angle + 0.0601, 0.003)])[1]
         x = fit.best([(float(v), angle) for v in np.arange(x - 0.06, x + 0.0601, 0.003)])[0]
     return fit.refine(x, angle, (0.002, 0.0005))
+
+
+def shows_end(frame: np.ndarray) -> bool:
+    """Whether ``frame`` (uint8 ``[H, W, 3]``), read by :func:`parse`, shows a state CartPole-v1
+    ends at: the pole past 12 degrees or the cart's centre off the track. For a dreamed frame, the
+    end the pixels show, whatever the model's termination head says."""
+    x, angle = parse(frame)
+    return abs(angle) > FALL_ANGLE or abs(x) > TRACK_WIDTH / 2
 
 
 def drawing_error(frame: np.ndarray) -> float:

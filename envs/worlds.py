@@ -30,6 +30,8 @@ field                  read by
 ``heads_policy``       ``bench fidelity``: the policy of the reward/termination head episodes
 ``balls``              frames show balls that :func:`worldsim.metrics.parse_balls` reads
                        (``bench physics``, long-rollout validity, ``worldsim demo``)
+``shows_end``          ``shows_end(frame) -> bool``: whether a frame's pixels show a state the
+                       env ends at (``benchmarks/dream_episodes.py --frame-ends``); None: not read
 ``rl_scenario``        ``bench rl``: the task agents learn when ``scenario=all``
 ``rl_return_target``   ``bench rl``: the real return the dream-trained agent must reach (None: beat
                        model-free at the last mark)
@@ -87,6 +89,7 @@ class World:
     rollout_policy: Mapping[str, str] = field(default_factory=dict)
     heads_policy: str = "auto"
     balls: bool = False
+    shows_end: Callable[[Any], bool] | None = None
     rl_scenario: str | None = None
     rl_return_target: float | None = None
 
@@ -149,6 +152,7 @@ WORLDS: tuple[World, ...] = (
         scripted=cartpole.balance_pole,
         # The balancing policy rarely lets the pole fall; the termination head must see ends.
         heads_policy="random",
+        shows_end=cartpole.shows_end,
         rl_return_target=475.0,
     ),
 )

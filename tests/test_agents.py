@@ -341,6 +341,35 @@ def test_real_and_dream_episodes_compare_lengths_and_returns_per_fixed_policy():
     assert "| always 4 | 3.0 | 1.0 |" in episodes_markdown(always, "header")
 
 
+def test_frame_ends_end_dream_episodes_where_the_world_reads_an_end_off_a_frame(monkeypatch):
+    import dataclasses
+
+    import worldsim.bench.rl as rl
+    from worldsim.envs.worlds import world as world_of_id
+
+    world = dict(scenario="push", frame_size=(16, 16))
+    with pytest.raises(UserError, match="frames show its ends; worldsim/Balls-v0 has none"):
+        rl.episodes_real_and_dreamed(tiny_world_model(), episodes=2, seed=0, max_steps=3, frame_ends=True, **world)
+    frames = []
+
+    def reads(shown_at: int):
+        def shows_end(frame):
+            frames.append(frame.shape)
+            return len(frames) >= shown_at
+
+        return lambda env_id: dataclasses.replace(world_of_id(env_id), shows_end=shows_end)
+
+    monkeypatch.setattr(rl, "world", reads(1))  # every frame shows an end: each episode ends at its first step
+    rows = rl.episodes_real_and_dreamed(tiny_world_model(), episodes=2, seed=0, max_steps=3, frame_ends=True, **world)
+    assert all(r["dream_length"] == 3 and r["dream_length_frames"] == 1 for r in rows)
+    assert len(frames) == 2 * 6 and set(frames) == {(16, 16, 3)}  # each env's first frame, then no more reading
+    assert "| always 4 | 3.0 | 3.0 | 1.0 |" in rl.episodes_markdown(rows, "header")
+    frames.clear()
+    monkeypatch.setattr(rl, "world", reads(10**6))  # no frame does: the head's ends stand
+    ended = rl.episodes_real_and_dreamed(tiny_world_model(terminates=True), episodes=2, seed=0, max_steps=3, frame_ends=True, **world)
+    assert all(r["dream_length"] == 1 and r["dream_length_frames"] == 1 for r in ended) and not frames  # ended: none read
+
+
 def test_a_saved_policy_plays_real_and_dream_episodes_on_its_own_stacked_frames(tmp_path, monkeypatch):
     from worldsim.bench.rl import episodes_real_and_dreamed
     from worldsim.data.policies import SB3Policy

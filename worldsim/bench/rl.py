@@ -291,11 +291,22 @@ def real_episodes(
 
 
 def dream_episodes(
-    model, policy: str, episodes: int, seed: int, max_steps: int, device: str = "cpu", precision: str = "float32", **world_kwargs
-) -> tuple[np.ndarray, np.ndarray]:
+    model,
+    policy: str,
+    episodes: int,
+    seed: int,
+    max_steps: int,
+    device: str = "cpu",
+    precision: str = "float32",
+    shows_end: Callable[[np.ndarray], bool] | None = None,
+    **world_kwargs,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Lengths and returns of the first episode of each of ``episodes`` dream envs (reset with
     ``seed``: each starts from its real twin's context) under ``policy``, cut at ``max_steps``;
-    ``precision``: the simulator's."""
+    ``precision``: the simulator's. With ``shows_end`` (a world's
+    :attr:`~worldsim.envs.worlds.World.shows_end`), also the lengths had each episode also ended at
+    its first frame whose pixels show an end (else None): the same episodes, read off the frames, so
+    a gap between the two is the termination head's misses, not the dynamics'."""
     from worldsim.envs.dream import DreamVectorEnv
 
     envs = DreamVectorEnv(episodes, model, device, horizon=max_steps, precision=precision, **world_kwargs)
@@ -304,8 +315,9 @@ def dream_episodes(
     nets = saved_policies(policy, episodes, spaces, seed)
     spaces.close()
     rng = np.random.default_rng(seed)
-    lengths, returns = np.zeros(episodes), np.zeros(episodes)
+    lengths, returns, frame_lengths = np.zeros(episodes), np.zeros(episodes), np.zeros(episodes)
     running = np.ones(episodes, dtype=bool)
+    shown = np.zeros(episodes, dtype=bool) if shows_end is not None else np.ones(episodes, dtype=bool)
     while running.any():
         if nets:  # an env that has ended keeps being stepped (its episode no longer counts)
             actions = np.array([net(frame, {}) for net, frame in zip(nets, observations)])
@@ -314,9 +326,14 @@ def dream_episodes(
         observations, rewards, terminated, truncated, _ = envs.step(actions)
         lengths += running
         returns += np.where(running, rewards, 0.0)
+        frame_lengths += ~shown
         running &= ~(terminated | truncated)
+        shown |= ~running
+        if shows_end is not None:
+            for i in np.flatnonzero(~shown):
+                shown[i] = shows_end(observations[i])
     envs.close()
-    return lengths, returns
+    return lengths, returns, np.minimum(lengths, frame_lengths) if shows_end is not None else None
 
 
 def episodes_real_and_dreamed(
@@ -327,31 +344,53 @@ def episodes_real_and_dreamed(
     device: str = "cpu",
     policies: Sequence[str] = (),
     precision: str = "float32",
+    frame_ends: bool = False,
     **world_kwargs,
 ) -> list[dict]:
     """Per policy (uniformly random, every constant action, then each saved SB3 policy of
     ``policies``, e.g. an agent trained on the real env): mean length and return of real and dream
     episodes. Where a policy's dream episodes last longer than its real ones, the termination head
-    misses ends, and an agent trained in the dream is not taught to avoid them; where a competent
-    policy earns no more in the dream than a bad one, the dream has nothing to teach."""
+    misses ends, or the dream's dynamics forgive what the world's do not, and an agent trained in
+    the dream is not taught to avoid them; where a competent policy earns no more in the dream than
+    a bad one, the dream has nothing to teach. ``frame_ends``: also the dream episodes' mean length
+    had they ended where their frames show an end (``dream_length_frames``; the world must read
+    its frames, :attr:`~worldsim.envs.worlds.World.shows_end`), which tells the two causes apart."""
     space = model.config.action_space
     if not space.discrete:
         raise UserError(f"comparing episodes needs a discrete action space, the model has {space}")
+    shows_end = None
+    if frame_ends:
+        shows_end = world(model.config.env_id).shows_end
+        if shows_end is None:
+            raise UserError(f"frame ends need a world whose frames show its ends; {model.config.env_id} has none (cartpole has)")
     rows = []
     for policy in ["random", *map(str, range(space.n)), *policies]:
-        real = real_episodes(model, policy, episodes, seed, max_steps, **world_kwargs)
-        dream = dream_episodes(model, policy, episodes, seed, max_steps, device, precision, **world_kwargs)
+        real_lengths, real_returns = real_episodes(model, policy, episodes, seed, max_steps, **world_kwargs)
+        lengths, returns, frame_lengths = dream_episodes(
+            model, policy, episodes, seed, max_steps, device, precision, shows_end, **world_kwargs
+        )
         row = {"policy": policy if policy == "random" or policy in policies else f"always {policy}"}
-        for side, (lengths, returns) in (("real", real), ("dream", dream)):
-            row |= {f"{side}_length": float(lengths.mean()), f"{side}_return": float(returns.mean())}
+        for side, side_lengths, side_returns in (("real", real_lengths, real_returns), ("dream", lengths, returns)):
+            row |= {f"{side}_length": float(side_lengths.mean()), f"{side}_return": float(side_returns.mean())}
+        if frame_lengths is not None:
+            row["dream_length_frames"] = float(frame_lengths.mean())
         rows.append(row)
     return rows
 
 
 def episodes_markdown(rows: list[dict], header: str) -> str:
-    lines = [header, "", "| policy | real length | dream length | real return | dream return |", "| --- | --- | --- | --- | --- |"]
-    lines += [
-        f"| {r['policy']} | {r['real_length']:.1f} | {r['dream_length']:.1f} | {r['real_return']:.3f} | {r['dream_return']:.3f} |"
-        for r in rows
-    ]
+    frames = all("dream_length_frames" in r for r in rows)
+    extra = " dream length, ended where a frame shows an end |" if frames else ""
+    lines = [header, "", f"| policy | real length | dream length |{extra} real return | dream return |"]
+    lines.append("|" + " --- |" * (6 if frames else 5))
+    for r in rows:
+        extra = f" {r['dream_length_frames']:.1f} |" if frames else ""
+        lengths = f"{r['real_length']:.1f} | {r['dream_length']:.1f} |{extra}"
+        lines.append(f"| {r['policy']} | {lengths} {r['real_return']:.3f} | {r['dream_return']:.3f} |")
+    if frames:
+        lines += [
+            "",
+            "The fourth column ends each dream episode also at its first frame whose pixels show an end (read by the world's "
+            "parser): where it is shorter than the dream length, the termination head missed ends the frames show.",
+        ]
     return "\n".join(lines) + "\n"
