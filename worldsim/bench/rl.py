@@ -317,7 +317,7 @@ def dream_episodes(
     rng = np.random.default_rng(seed)
     lengths, returns, frame_lengths = np.zeros(episodes), np.zeros(episodes), np.zeros(episodes)
     running = np.ones(episodes, dtype=bool)
-    shown = np.zeros(episodes, dtype=bool) if shows_end is not None else np.ones(episodes, dtype=bool)
+    shown = np.full(episodes, shows_end is None)  # an env's end shown by its frames (or by the head: counting stops)
     while running.any():
         if nets:  # an env that has ended keeps being stepped (its episode no longer counts)
             actions = np.array([net(frame, {}) for net, frame in zip(nets, observations)])
@@ -333,7 +333,7 @@ def dream_episodes(
             for i in np.flatnonzero(~shown):
                 shown[i] = shows_end(observations[i])
     envs.close()
-    return lengths, returns, np.minimum(lengths, frame_lengths) if shows_end is not None else None
+    return lengths, returns, frame_lengths if shows_end is not None else None
 
 
 def episodes_real_and_dreamed(
@@ -380,12 +380,12 @@ def episodes_real_and_dreamed(
 
 def episodes_markdown(rows: list[dict], header: str) -> str:
     frames = all("dream_length_frames" in r for r in rows)
-    extra = " dream length, ended where a frame shows an end |" if frames else ""
-    lines = [header, "", f"| policy | real length | dream length |{extra} real return | dream return |"]
+    frame_column = " dream length, ended where a frame shows an end |" if frames else ""
+    lines = [header, "", f"| policy | real length | dream length |{frame_column} real return | dream return |"]
     lines.append("|" + " --- |" * (6 if frames else 5))
     for r in rows:
-        extra = f" {r['dream_length_frames']:.1f} |" if frames else ""
-        lengths = f"{r['real_length']:.1f} | {r['dream_length']:.1f} |{extra}"
+        frame_cell = f" {r['dream_length_frames']:.1f} |" if frames else ""
+        lengths = f"{r['real_length']:.1f} | {r['dream_length']:.1f} |{frame_cell}"
         lines.append(f"| {r['policy']} | {lengths} {r['real_return']:.3f} | {r['dream_return']:.3f} |")
     if frames:
         lines += [
